@@ -1,0 +1,409 @@
+//! Events a controller records, numbered per controller and hash-chained so tampering shows.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+use crate::decision::{Decision, Reason, Warnings};
+use crate::door::Side;
+use crate::id::{CardUid, ControllerId, DoorId, PersonId, ZoneId};
+use crate::level::SecurityLevel;
+use crate::time::Timestamp;
+
+/// One person's access decision at a door, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRecord {
+    /// The door.
+    pub door: DoorId,
+    /// Entry or exit side.
+    pub side: Side,
+    /// The level decided at, when the door was known.
+    pub level: Option<SecurityLevel>,
+    /// The reason code (which also says granted, denied or pending).
+    pub reason: Reason,
+    /// The card holder, when known.
+    pub person: Option<PersonId>,
+    /// The card read.
+    pub card: Option<CardUid>,
+    /// The escort, for escorted admissions.
+    pub escort: Option<PersonId>,
+    /// Warnings (soft anti-passback, exit without entry).
+    pub warnings: Warnings,
+}
+
+/// How long a door has been held open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeldStage {
+    /// Buzzer at the door: close it.
+    PreAlarm,
+    /// Alarm at the security desk.
+    Alarm,
+}
+
+/// Kinds of device a controller watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    /// A PC/SC card reader.
+    CardReader,
+    /// A biometric module.
+    Biometric,
+    /// The GPIO board.
+    Gpio,
+    /// The central service, as seen from the controller.
+    Central,
+}
+
+/// A device by kind and configured name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRef {
+    /// What it is.
+    pub kind: DeviceKind,
+    /// Its name in the controller's config (e.g. the PC/SC reader name).
+    pub name: String,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// An access decision (card, finger, escort, request-to-exit).
+    Access(AccessRecord),
+    /// The door opened without a grant.
+    DoorForced {
+        /// The door.
+        door: DoorId,
+    },
+    /// The door stayed open too long.
+    DoorHeldOpen {
+        /// The door.
+        door: DoorId,
+        /// Pre-alarm or alarm.
+        stage: HeldStage,
+    },
+    /// A door that was held open or forced is closed again.
+    DoorClosed {
+        /// The door.
+        door: DoorId,
+    },
+    /// Someone went through a flapper gate.
+    GatePassage {
+        /// The gate.
+        door: DoorId,
+        /// Direction.
+        side: Side,
+    },
+    /// A gate opened for one grant and closed without a passage.
+    GateUnused {
+        /// The gate.
+        door: DoorId,
+    },
+    /// Two passages on one grant.
+    Tailgating {
+        /// The gate.
+        door: DoorId,
+    },
+    /// A passage through a closed gate.
+    ForcedPassage {
+        /// The gate.
+        door: DoorId,
+    },
+    /// The fire alarm input changed.
+    FireAlarm {
+        /// The zone whose doors it releases.
+        zone: ZoneId,
+        /// Alarm on or off.
+        active: bool,
+    },
+    /// A tamper switch changed.
+    Tamper {
+        /// The device.
+        device: DeviceRef,
+        /// Tampered or closed again.
+        active: bool,
+    },
+    /// A device came online.
+    DeviceOnline {
+        /// The device.
+        device: DeviceRef,
+    },
+    /// A device went offline.
+    DeviceOffline {
+        /// The device.
+        device: DeviceRef,
+    },
+    /// A new policy snapshot was applied.
+    PolicyApplied {
+        /// Its version.
+        version: u64,
+    },
+}
+
+impl EventKind {
+    /// Whether the security desk should see this as an alarm.
+    pub fn is_alarm(&self) -> bool {
+        match self {
+            EventKind::Access(a) => a.reason.is_alarm(),
+            EventKind::DoorForced { .. }
+            | EventKind::Tailgating { .. }
+            | EventKind::ForcedPassage { .. }
+            | EventKind::DoorHeldOpen {
+                stage: HeldStage::Alarm,
+                ..
+            } => true,
+            EventKind::FireAlarm { active, .. } | EventKind::Tamper { active, .. } => *active,
+            EventKind::DeviceOffline { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+impl Decision {
+    /// One access record per person this decision is about: the subject, then
+    /// each companion admitted with them.
+    pub fn access_records(&self) -> Vec<AccessRecord> {
+        let main = AccessRecord {
+            door: self.door,
+            side: self.side,
+            level: self.level,
+            reason: self.reason,
+            person: self.subject.map(|s| s.person),
+            card: self.card,
+            escort: self.escort,
+            warnings: self.warnings,
+        };
+        let escort = self.subject.map(|s| s.person);
+        let companions = self.companions.iter().map(|c| AccessRecord {
+            person: Some(c.subject.person),
+            card: Some(c.subject.card),
+            reason: c.reason,
+            escort: (c.reason == Reason::GrantedWithEscort)
+                .then_some(escort)
+                .flatten(),
+            warnings: Warnings::default(),
+            ..main.clone()
+        });
+        core::iter::once(main.clone()).chain(companions).collect()
+    }
+}
+
+/// An event before sealing: who recorded it, its number, when, what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// The recording controller.
+    pub controller: ControllerId,
+    /// Per-controller sequence number, from 1, without gaps.
+    pub seq: u64,
+    /// When it happened (controller clock, UTC).
+    pub at: Timestamp,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// A SHA-256 link of the event hash chain.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ChainLink(pub [u8; 32]);
+
+impl ChainLink {
+    /// The link before a controller's first event.
+    pub const GENESIS: ChainLink = ChainLink([0; 32]);
+}
+
+impl fmt::Display for ChainLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ChainLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChainLink({self})")
+    }
+}
+
+impl core::str::FromStr for ChainLink {
+    type Err = EventError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = s.as_bytes();
+        if bytes.len() != 64 {
+            return Err(EventError::BadLink);
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            let hex = |c: u8| (c as char).to_digit(16).ok_or(EventError::BadLink);
+            out[i] = (hex(pair[0])? << 4 | hex(pair[1])?) as u8;
+        }
+        Ok(Self(out))
+    }
+}
+
+impl Serialize for ChainLink {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            self.0.serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ChainLink {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let s = <&str>::deserialize(deserializer)?;
+            s.parse().map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 32]>::deserialize(deserializer).map(ChainLink)
+        }
+    }
+}
+
+/// Why an event could not be sealed or a link read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// The event could not be encoded for hashing.
+    #[error("event cannot be encoded: {0}")]
+    Encode(String),
+    /// A chain link is 64 hexadecimal digits.
+    #[error("a chain link is 64 hexadecimal digits")]
+    BadLink,
+}
+
+/// An event with its place in the chain: `link = SHA-256(domain ‖ prev ‖ postcard(event))`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedEvent {
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+    /// The previous event's link (genesis for the first).
+    pub prev: ChainLink,
+    /// This event's link.
+    pub link: ChainLink,
+}
+
+/// Computes an event's link from the previous one.
+///
+/// The bytes hashed are `"tobira-event-v1"`, the previous link, then the
+/// postcard encoding of the [`Event`]; its kind is internally tagged, so the
+/// encoding carries the kind's snake_case name (not a variant number) and stays
+/// stable when kinds are added. Any other implementation must hash the same bytes.
+pub fn chain_link(prev: &ChainLink, event: &Event) -> Result<ChainLink, EventError> {
+    let body =
+        postcard::to_allocvec(event).map_err(|e| EventError::Encode(alloc::format!("{e}")))?;
+    let digest = Sha256::new()
+        .chain_update(b"tobira-event-v1")
+        .chain_update(prev.0)
+        .chain_update(&body)
+        .finalize();
+    Ok(ChainLink(digest.into()))
+}
+
+/// A controller's position in its chain: the next sequence number and the last link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chain {
+    /// The controller.
+    pub controller: ControllerId,
+    /// The number the next event gets.
+    pub next_seq: u64,
+    /// The last event's link.
+    pub last: ChainLink,
+}
+
+impl Chain {
+    /// A controller's chain before its first event.
+    pub fn genesis(controller: ControllerId) -> Self {
+        Self {
+            controller,
+            next_seq: 1,
+            last: ChainLink::GENESIS,
+        }
+    }
+
+    /// Numbers and links the next event. The chain advances only on success.
+    pub fn seal(&mut self, at: Timestamp, kind: EventKind) -> Result<SealedEvent, EventError> {
+        let event = Event {
+            controller: self.controller,
+            seq: self.next_seq,
+            at,
+            kind,
+        };
+        let link = chain_link(&self.last, &event)?;
+        let sealed = SealedEvent {
+            event,
+            prev: self.last,
+            link,
+        };
+        self.next_seq += 1;
+        self.last = link;
+        Ok(sealed)
+    }
+}
+
+/// Where and how a chain of events is broken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainBreak {
+    /// Events are missing or repeated.
+    #[error("expected event {expected}, found {found}")]
+    Gap {
+        /// The expected sequence number.
+        expected: u64,
+        /// The one found.
+        found: u64,
+    },
+    /// An event does not point at its predecessor.
+    #[error("event {seq} does not follow the previous event's link")]
+    Prev {
+        /// The event.
+        seq: u64,
+    },
+    /// An event's content does not hash to its link: it was altered.
+    #[error("event {seq} was altered: its content does not match its link")]
+    Altered {
+        /// The event.
+        seq: u64,
+    },
+    /// An event comes from another controller.
+    #[error("event {seq} is from another controller")]
+    Controller {
+        /// The event.
+        seq: u64,
+    },
+}
+
+/// Checks that `events` continue the chain at `from` without gap or alteration.
+/// Returns the chain position after the last event.
+pub fn verify_chain<'a>(
+    from: Chain,
+    events: impl IntoIterator<Item = &'a SealedEvent>,
+) -> Result<Chain, ChainBreak> {
+    let mut at = from;
+    for e in events {
+        let seq = e.event.seq;
+        if e.event.controller != at.controller {
+            return Err(ChainBreak::Controller { seq });
+        }
+        if seq != at.next_seq {
+            return Err(ChainBreak::Gap {
+                expected: at.next_seq,
+                found: seq,
+            });
+        }
+        if e.prev != at.last {
+            return Err(ChainBreak::Prev { seq });
+        }
+        match chain_link(&e.prev, &e.event) {
+            Ok(link) if link == e.link => {}
+            _ => return Err(ChainBreak::Altered { seq }),
+        }
+        at.next_seq += 1;
+        at.last = e.link;
+    }
+    Ok(at)
+}

@@ -1,0 +1,1 @@
+//! Device layer: drivers and simulators for card readers, fingerprint modules and GPIO.
