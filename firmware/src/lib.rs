@@ -15,6 +15,7 @@ extern crate std;
 pub mod card;
 pub mod decide;
 pub mod decision;
+pub mod delta;
 pub mod door;
 pub mod door_machine;
 pub mod event;
@@ -35,6 +36,7 @@ pub use decision::{
     Awaiting, BiometricResult, Companion, Decision, Pending, Reason, Request, Subject, Verdict,
     Warnings,
 };
+pub use delta::{DeltaError, SnapshotDelta};
 pub use door::{Door, DoorKind, ReaderSide, Side};
 pub use door_machine::{DoorMachine, DoorSignal, DoorTimings, LockKind};
 pub use event::{

@@ -113,3 +113,83 @@ fn threat_levels_raise_zones_but_not_grounds() {
     assert_eq!(level(OFFICE), SecurityLevel::L4);
     assert_eq!(level(MACHINE), SecurityLevel::L4);
 }
+
+#[test]
+fn a_delta_marks_a_card_lost_and_moves_the_version() {
+    let snap = city_hall();
+    let mut lost = *snap.card(&card_of(SUZUKI)).unwrap();
+    lost.state = CardState::Lost;
+    let delta = SnapshotDelta {
+        from: 7,
+        to: 8,
+        issued_at: Timestamp(snap.issued_at().0 + 1_000),
+        cards: vec![lost],
+        ..SnapshotDelta::default()
+    };
+    let next = snap.apply_delta(&delta).unwrap();
+    assert_eq!(next.version(), 8);
+    assert_eq!(next.card(&card_of(SUZUKI)).unwrap().state, CardState::Lost);
+    assert_eq!(
+        snap.card(&card_of(SUZUKI)).unwrap().state,
+        CardState::Active
+    );
+    // The same delta twice, or one from another version, does not apply.
+    assert!(matches!(
+        next.apply_delta(&delta),
+        Err(DeltaError::Version {
+            held: 8,
+            delta_from: 7
+        })
+    ));
+    let backwards = SnapshotDelta {
+        from: 8,
+        to: 8,
+        ..delta.clone()
+    };
+    assert!(matches!(
+        next.apply_delta(&backwards),
+        Err(DeltaError::Backwards { .. })
+    ));
+}
+
+#[test]
+fn a_delta_removes_people_with_their_cards_and_bookings_and_sets_threats() {
+    let snap = city_hall();
+    let delta = SnapshotDelta {
+        from: 7,
+        to: 9,
+        removed_people: vec![KOBAYASHI],
+        threat: Some(ThreatLevel::Elevated),
+        zone_threats: vec![(MACHINE, ThreatLevel::Lockdown)],
+        ..SnapshotDelta::default()
+    };
+    let next = snap.apply_delta(&delta).unwrap();
+    assert!(next.person(KOBAYASHI).is_none());
+    assert!(next.card(&card_of(KOBAYASHI)).is_none());
+    assert!(next.bookings_of(KOBAYASHI).is_empty());
+    assert_eq!(
+        next.threat_for(next.zone(OFFICE).unwrap()),
+        ThreatLevel::Elevated
+    );
+    assert_eq!(
+        next.threat_for(next.zone(MACHINE).unwrap()),
+        ThreatLevel::Lockdown
+    );
+    // A delta whose result is inconsistent is refused, and the old snapshot stays usable.
+    let dangling = SnapshotDelta {
+        from: 7,
+        to: 10,
+        cards: vec![Card {
+            uid: uid(150),
+            person: PersonId(4040),
+            state: CardState::Active,
+            valid_from: None,
+            valid_until: None,
+        }],
+        ..SnapshotDelta::default()
+    };
+    assert!(matches!(
+        snap.apply_delta(&dangling),
+        Err(DeltaError::Snapshot(_))
+    ));
+}

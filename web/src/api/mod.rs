@@ -1,0 +1,361 @@
+//! The JSON API under `/api/v1`: routes, the OpenAPI document, and the
+//! response sets every handler documents.
+
+mod access;
+mod cards;
+mod doors;
+mod events;
+mod people;
+mod review;
+mod sites;
+mod zones;
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde::Deserialize;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::Ref;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, RefOr};
+use utoipa::{IntoParams, OpenApi};
+
+use crate::error::{ErrorBody, WebError};
+use crate::json::Body;
+use crate::store::queries::{AlarmState, Order, ReasonCode};
+use crate::store::resources::{CardState, Id, Level, Millis, Outcome, PersonKind, Uid};
+use crate::AppState;
+
+/// A JSON request body that must be an object (serde would also take a
+/// struct's fields from an array); malformed input is a 4xx JSON error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Input<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Input<T> {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Body(value) = Body::<serde_json::Value>::from_request(req, state).await?;
+        crate::store::resources::from_object(value)
+            .map(Input)
+            .map_err(WebError::BadRequest)
+    }
+}
+
+fn bounded_cursor<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let cursor = String::deserialize(d)?;
+    if cursor.chars().count() > 200 {
+        return Err(serde::de::Error::custom(
+            "cursor longer than 200 characters",
+        ));
+    }
+    Ok(Some(cursor))
+}
+
+/// Paging parameters of list endpoints.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// The `next` value of the previous page.
+    #[param(max_length = 200)]
+    #[serde(default, deserialize_with = "bounded_cursor")]
+    pub cursor: Option<String>,
+}
+
+impl Paging {
+    fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
+}
+
+fn error_response(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+        )
+        .build()
+        .into()
+}
+
+fn error_set(codes: &[u16]) -> BTreeMap<String, RefOr<Response>> {
+    codes
+        .iter()
+        .map(|code| {
+            let description = match code {
+                400 => "Malformed request or value out of range",
+                401 => "Missing, unknown or expired token",
+                403 => "The token's role does not allow this",
+                404 => "No such resource",
+                409 => "Conflicts with existing data (duplicate, still referred to, illegal transition)",
+                413 => "Request body too large",
+                _ => "Internal error (details are logged, never shown)",
+            };
+            (code.to_string(), error_response(description))
+        })
+        .collect()
+}
+
+macro_rules! error_sets {
+    ($($(#[$m:meta])* $name:ident = [$($code:literal),*];)*) => {
+        $(
+            $(#[$m])*
+            #[derive(Debug)]
+            pub struct $name;
+            impl utoipa::IntoResponses for $name {
+                fn responses() -> BTreeMap<String, RefOr<Response>> {
+                    error_set(&[$($code),*])
+                }
+            }
+        )*
+    };
+}
+
+error_sets! {
+    /// Errors of a read without a path id.
+    ReadErrors = [400, 401, 500];
+    /// Errors of a read of one resource.
+    GetErrors = [400, 401, 404, 500];
+    /// Errors of a create.
+    CreateErrors = [400, 401, 403, 409, 413, 500];
+    /// Errors of an update of one resource.
+    UpdateErrors = [400, 401, 403, 404, 409, 413, 500];
+    /// Errors of a delete or a body-less action on one resource.
+    ActionErrors = [400, 401, 403, 404, 409, 500];
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("tbr_…")
+                    .description(Some("API token from `tobira central token create`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document of `/api/v1`.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tobira central service API",
+        version = "1",
+        description = "Configuration, card lifecycle, events, occupancy, alarms and audit of a Tobira access-control estate. Authenticate with `Authorization: Bearer tbr_…`."
+    ),
+    paths(
+        sites::list_sites, sites::create_site, sites::get_site, sites::update_site, sites::delete_site,
+        sites::set_site_threat, sites::list_holidays, sites::put_holiday, sites::delete_holiday,
+        zones::list_zones, zones::create_zone, zones::get_zone, zones::update_zone, zones::delete_zone,
+        zones::set_zone_threat,
+        zones::list_schedules, zones::create_schedule, zones::get_schedule, zones::update_schedule,
+        zones::delete_schedule,
+        doors::list_doors, doors::create_door, doors::get_door, doors::update_door, doors::delete_door,
+        doors::list_controllers, doors::create_controller, doors::get_controller,
+        people::list_people, people::create_person, people::get_person, people::update_person,
+        people::delete_person,
+        people::list_enrollments, people::create_enrollment, people::delete_enrollment,
+        cards::list_cards, cards::create_card, cards::get_card, cards::update_card,
+        cards::report_lost, cards::suspend, cards::revoke, cards::return_card, cards::reactivate,
+        access::list_groups, access::create_group, access::get_group, access::update_group,
+        access::delete_group, access::list_members, access::add_member, access::remove_member,
+        access::list_grants, access::create_grant, access::get_grant, access::update_grant,
+        access::delete_grant,
+        access::list_bookings, access::create_booking, access::get_booking, access::update_booking,
+        access::delete_booking,
+        events::search_events, events::export_events, events::occupancy,
+        review::list_alarms, review::ack_alarm, review::list_audit, review::verify_audit,
+    ),
+    components(schemas(ErrorBody, Id, Level, Millis, Uid, PersonKind, CardState, Outcome, ReasonCode, Order, AlarmState)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "structure", description = "Sites, zones, schedules, holidays, doors, controllers, threat levels"),
+        (name = "people", description = "People, biometric enrollments, cards and their lifecycle"),
+        (name = "access", description = "Access groups, members, grants, room bookings"),
+        (name = "events", description = "Event search, CSV export, level-4 occupancy"),
+        (name = "review", description = "Alarms and the admin audit log"),
+    )
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+fn openapi_text() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            // Serialising a derived document cannot fail in practice; if it
+            // did, answer with valid JSON that says so rather than panic.
+            .unwrap_or_else(|e| {
+                serde_json::json!({"error": "internal", "message": e.to_string()}).to_string()
+            })
+    })
+}
+
+async fn openapi_json() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_text())
+}
+
+/// A known path with a method it does not have: 405 with a JSON body (axum
+/// adds the `Allow` header).
+async fn method_not_allowed() -> impl IntoResponse {
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(ErrorBody {
+            error: "method_not_allowed".into(),
+            message: "this path does not support that method".into(),
+        }),
+    )
+}
+
+/// Routes under `/api/v1`.
+pub fn router() -> Router<AppState> {
+    routes().method_not_allowed_fallback(method_not_allowed)
+}
+
+fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .route(
+            "/api/v1/sites",
+            get(sites::list_sites).post(sites::create_site),
+        )
+        .route(
+            "/api/v1/sites/{id}",
+            get(sites::get_site)
+                .put(sites::update_site)
+                .delete(sites::delete_site),
+        )
+        .route("/api/v1/sites/{id}/threat", put(sites::set_site_threat))
+        .route("/api/v1/sites/{id}/holidays", get(sites::list_holidays))
+        .route(
+            "/api/v1/sites/{id}/holidays/{date}",
+            put(sites::put_holiday).delete(sites::delete_holiday),
+        )
+        .route(
+            "/api/v1/zones",
+            get(zones::list_zones).post(zones::create_zone),
+        )
+        .route(
+            "/api/v1/zones/{id}",
+            get(zones::get_zone)
+                .put(zones::update_zone)
+                .delete(zones::delete_zone),
+        )
+        .route("/api/v1/zones/{id}/threat", put(zones::set_zone_threat))
+        .route(
+            "/api/v1/schedules",
+            get(zones::list_schedules).post(zones::create_schedule),
+        )
+        .route(
+            "/api/v1/schedules/{id}",
+            get(zones::get_schedule)
+                .put(zones::update_schedule)
+                .delete(zones::delete_schedule),
+        )
+        .route(
+            "/api/v1/doors",
+            get(doors::list_doors).post(doors::create_door),
+        )
+        .route(
+            "/api/v1/doors/{id}",
+            get(doors::get_door)
+                .put(doors::update_door)
+                .delete(doors::delete_door),
+        )
+        .route(
+            "/api/v1/controllers",
+            get(doors::list_controllers).post(doors::create_controller),
+        )
+        .route("/api/v1/controllers/{id}", get(doors::get_controller))
+        .route(
+            "/api/v1/people",
+            get(people::list_people).post(people::create_person),
+        )
+        .route(
+            "/api/v1/people/{id}",
+            get(people::get_person)
+                .put(people::update_person)
+                .delete(people::delete_person),
+        )
+        .route(
+            "/api/v1/enrollments",
+            get(people::list_enrollments).post(people::create_enrollment),
+        )
+        .route(
+            "/api/v1/enrollments/{module_id}/{slot}",
+            axum::routing::delete(people::delete_enrollment),
+        )
+        .route(
+            "/api/v1/cards",
+            get(cards::list_cards).post(cards::create_card),
+        )
+        .route(
+            "/api/v1/cards/{uid}",
+            get(cards::get_card).put(cards::update_card),
+        )
+        .route("/api/v1/cards/{uid}/lost", post(cards::report_lost))
+        .route("/api/v1/cards/{uid}/suspend", post(cards::suspend))
+        .route("/api/v1/cards/{uid}/revoke", post(cards::revoke))
+        .route("/api/v1/cards/{uid}/return", post(cards::return_card))
+        .route("/api/v1/cards/{uid}/reactivate", post(cards::reactivate))
+        .route(
+            "/api/v1/groups",
+            get(access::list_groups).post(access::create_group),
+        )
+        .route(
+            "/api/v1/groups/{id}",
+            get(access::get_group)
+                .put(access::update_group)
+                .delete(access::delete_group),
+        )
+        .route("/api/v1/groups/{id}/members", get(access::list_members))
+        .route(
+            "/api/v1/groups/{id}/members/{person_id}",
+            put(access::add_member).delete(access::remove_member),
+        )
+        .route(
+            "/api/v1/grants",
+            get(access::list_grants).post(access::create_grant),
+        )
+        .route(
+            "/api/v1/grants/{id}",
+            get(access::get_grant)
+                .put(access::update_grant)
+                .delete(access::delete_grant),
+        )
+        .route(
+            "/api/v1/bookings",
+            get(access::list_bookings).post(access::create_booking),
+        )
+        .route(
+            "/api/v1/bookings/{id}",
+            get(access::get_booking)
+                .put(access::update_booking)
+                .delete(access::delete_booking),
+        )
+        .route("/api/v1/events", get(events::search_events))
+        .route("/api/v1/events.csv", get(events::export_events))
+        .route("/api/v1/occupancy", get(events::occupancy))
+        .route("/api/v1/alarms", get(review::list_alarms))
+        .route("/api/v1/alarms/{id}/ack", post(review::ack_alarm))
+        .route("/api/v1/audit", get(review::list_audit))
+        .route("/api/v1/audit/verify", get(review::verify_audit))
+}

@@ -1,0 +1,26 @@
+//! The central service: store (SQLite or PostgreSQL), controller sync (signed
+//! snapshots, deltas, long-poll, event ingest), and the JSON API.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod server;
+pub mod store;
+pub mod sync;
+
+use std::sync::Arc;
+
+use tobira_protocol::PolicySigner;
+
+pub use server::{router, serve, ServeOptions};
+pub use store::Store;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// The central policy signing key.
+    pub signer: Arc<PolicySigner>,
+}

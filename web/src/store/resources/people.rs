@@ -1,0 +1,353 @@
+//! People (kind, name, organisation) and their biometric enrollments.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{
+    id_cursor, page_size, paged, stored_id, Change, Id, Millis, Name, Page, PersonKind, Tx,
+};
+use crate::store::{now_ms, ChangeScope, Store, StoreError, StoreResult};
+
+/// A person known to the site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Person {
+    /// The person's id.
+    pub id: Id,
+    /// Staff, contractor, visitor or citizen.
+    pub kind: PersonKind,
+    /// Their name.
+    pub name: String,
+    /// Their organisation (department, company).
+    pub organisation: Option<String>,
+    /// When they were added.
+    pub created_at: Millis,
+}
+
+/// What a client sends to create or update a person.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonInput {
+    /// Staff, contractor, visitor or citizen.
+    pub kind: PersonKind,
+    /// Their name.
+    pub name: Name,
+    /// Their organisation (department, company).
+    #[serde(default)]
+    pub organisation: Option<Name>,
+}
+
+/// A biometric template enrolled for a person in one module's slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Enrollment {
+    /// Whose template it is.
+    pub person_id: Id,
+    /// The biometric module holding it.
+    pub module_id: Id,
+    /// The slot in the module's flash.
+    #[schema(minimum = 0, maximum = 65535)]
+    pub slot: u16,
+    /// When it was enrolled.
+    pub enrolled_at: Millis,
+}
+
+/// What a client sends to record an enrollment. One slot holds one person's
+/// template; a person has at most one slot per module.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentInput {
+    /// Whose template it is.
+    pub person_id: Id,
+    /// The biometric module holding it.
+    pub module_id: Id,
+    /// The slot in the module's flash.
+    #[schema(minimum = 0, maximum = 65535)]
+    pub slot: u16,
+}
+
+type PersonRow = (i64, String, String, Option<String>, i64);
+
+const PERSON_COLUMNS: &str = "SELECT id, kind, name, organisation, created_at FROM people";
+
+fn person(row: PersonRow) -> StoreResult<Person> {
+    Ok(Person {
+        id: stored_id(row.0)?,
+        kind: PersonKind::parse(&row.1)?,
+        name: row.2,
+        organisation: row.3,
+        created_at: Millis::new(row.4)
+            .ok_or_else(|| StoreError::Corrupt("person created_at".into()))?,
+    })
+}
+
+fn enrollment(row: (i64, i64, i64, i64)) -> StoreResult<Enrollment> {
+    Ok(Enrollment {
+        person_id: stored_id(row.0)?,
+        module_id: stored_id(row.1)?,
+        slot: u16::try_from(row.2).map_err(|_| StoreError::Corrupt(format!("slot {}", row.2)))?,
+        enrolled_at: Millis::new(row.3).ok_or_else(|| StoreError::Corrupt("enrolled_at".into()))?,
+    })
+}
+
+impl Store {
+    /// Records a person-scoped policy change and stamps the people it touches.
+    pub(crate) async fn person_change(
+        &self,
+        tx: &mut Tx,
+        subject: &str,
+        people: &[i64],
+    ) -> StoreResult<Option<(u64, bool)>> {
+        let version = self
+            .record_change(tx, ChangeScope::Person, subject, false)
+            .await?;
+        self.touch_people(tx, people, version).await?;
+        Ok(Some((version, false)))
+    }
+
+    /// People by id, optionally of one kind.
+    pub async fn list_people(
+        &self,
+        kind: Option<PersonKind>,
+        limit: Option<i64>,
+        cursor: Option<&str>,
+    ) -> StoreResult<Page<Person>> {
+        let limit = page_size(limit)?;
+        let rows: Vec<PersonRow> = sqlx::query_as(&format!(
+            "{PERSON_COLUMNS} WHERE id > $1 AND ($2 = '' OR kind = $2) ORDER BY id LIMIT $3"
+        ))
+        .bind(id_cursor(cursor)?)
+        .bind(kind.map_or("", PersonKind::as_str))
+        .bind(limit + 1)
+        .fetch_all(self.pool())
+        .await?;
+        let items = rows
+            .into_iter()
+            .map(person)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(paged(items, limit, |p| p.id.to_string()))
+    }
+
+    /// One person.
+    pub async fn person(&self, id: Id) -> StoreResult<Person> {
+        let row: Option<PersonRow> = sqlx::query_as(&format!("{PERSON_COLUMNS} WHERE id = $1"))
+            .bind(id.get())
+            .fetch_optional(self.pool())
+            .await?;
+        person(row.ok_or_else(|| StoreError::NotFound(format!("person {id}")))?)
+    }
+
+    /// Adds a person.
+    pub async fn create_person(&self, actor: &str, input: &PersonInput) -> StoreResult<Person> {
+        let mut tx = self.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO people (kind, name, organisation, created_at, changed_version) VALUES ($1, $2, $3, $4, 0) RETURNING id",
+        )
+        .bind(input.kind.as_str())
+        .bind(input.name.as_str())
+        .bind(input.organisation.as_ref().map(|o| o.as_str().to_string()))
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = stored_id(id)?;
+        let target = format!("person:{id}");
+        let version = self.person_change(&mut tx, &target, &[id.get()]).await?;
+        let detail = serde_json::json!({"kind": input.kind, "name": input.name, "organisation": input.organisation});
+        self.finish(
+            tx,
+            Change {
+                actor,
+                action: "person.create",
+                target,
+                detail,
+                version,
+            },
+        )
+        .await?;
+        self.person(id).await
+    }
+
+    /// Replaces a person's kind, name and organisation.
+    pub async fn update_person(
+        &self,
+        actor: &str,
+        id: Id,
+        input: &PersonInput,
+    ) -> StoreResult<Person> {
+        let mut tx = self.begin().await?;
+        let done =
+            sqlx::query("UPDATE people SET kind = $1, name = $2, organisation = $3 WHERE id = $4")
+                .bind(input.kind.as_str())
+                .bind(input.name.as_str())
+                .bind(input.organisation.as_ref().map(|o| o.as_str().to_string()))
+                .bind(id.get())
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("person {id}")));
+        }
+        let target = format!("person:{id}");
+        let version = self.person_change(&mut tx, &target, &[id.get()]).await?;
+        let detail = serde_json::json!({"kind": input.kind, "name": input.name, "organisation": input.organisation});
+        self.finish(
+            tx,
+            Change {
+                actor,
+                action: "person.update",
+                target,
+                detail,
+                version,
+            },
+        )
+        .await?;
+        self.person(id).await
+    }
+
+    /// Removes a person who holds no cards (cards keep their history; return
+    /// them instead). Their memberships, enrollments and bookings go with them.
+    pub async fn delete_person(&self, actor: &str, id: Id) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let bookings: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM bookings WHERE person_id = $1")
+                .bind(id.get())
+                .fetch_one(&mut *tx)
+                .await?;
+        let done = sqlx::query("DELETE FROM people WHERE id = $1")
+            .bind(id.get())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::conflict_or(e, "the person still has cards"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("person {id}")));
+        }
+        let target = format!("person:{id}");
+        if bookings > 0 {
+            self.record_change(&mut tx, ChangeScope::Booking, &target, false)
+                .await?;
+        }
+        let version = self.person_change(&mut tx, &target, &[]).await?;
+        self.finish(
+            tx,
+            Change {
+                actor,
+                action: "person.delete",
+                target,
+                detail: serde_json::json!({}),
+                version,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Enrollments, optionally of one person or module, by module and slot.
+    pub async fn list_enrollments(
+        &self,
+        person: Option<Id>,
+        module: Option<Id>,
+        limit: Option<i64>,
+        cursor: Option<&str>,
+    ) -> StoreResult<Page<Enrollment>> {
+        let limit = page_size(limit)?;
+        let (after_module, after_slot) = match cursor {
+            None => (0, -1),
+            Some(c) => c
+                .split_once('.')
+                .and_then(|(m, s)| Some((m.parse::<i64>().ok()?, s.parse::<i64>().ok()?)))
+                .filter(|(m, s)| (0..=super::MAX_ID).contains(m) && (0..=65535).contains(s))
+                .ok_or_else(|| StoreError::Invalid("bad cursor".into()))?,
+        };
+        let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT person_id, module_id, slot, enrolled_at FROM enrollments WHERE (module_id > $1 OR (module_id = $1 AND slot > $2)) AND ($3 = 0 OR person_id = $3) AND ($4 = 0 OR module_id = $4) ORDER BY module_id, slot LIMIT $5",
+        )
+        .bind(after_module)
+        .bind(after_slot)
+        .bind(person.map_or(0, Id::get))
+        .bind(module.map_or(0, Id::get))
+        .bind(limit + 1)
+        .fetch_all(self.pool())
+        .await?;
+        let items = rows
+            .into_iter()
+            .map(enrollment)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(paged(items, limit, |e| {
+            format!("{}.{}", e.module_id, e.slot)
+        }))
+    }
+
+    /// Records that a person's template is in a module's slot.
+    pub async fn create_enrollment(
+        &self,
+        actor: &str,
+        input: &EnrollmentInput,
+    ) -> StoreResult<Enrollment> {
+        let at = now_ms();
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO enrollments (person_id, module_id, slot, enrolled_at) VALUES ($1, $2, $3, $4)")
+            .bind(input.person_id.get())
+            .bind(input.module_id.get())
+            .bind(i64::from(input.slot))
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                StoreError::conflict_or(e, "the slot is taken, the person is already enrolled on that module, or no such person")
+            })?;
+        let target = format!("person:{}", input.person_id);
+        let version = self
+            .person_change(&mut tx, &target, &[input.person_id.get()])
+            .await?;
+        let detail = serde_json::json!({"module_id": input.module_id, "slot": input.slot});
+        self.finish(
+            tx,
+            Change {
+                actor,
+                action: "enrollment.create",
+                target,
+                detail,
+                version,
+            },
+        )
+        .await?;
+        Ok(Enrollment {
+            person_id: input.person_id,
+            module_id: input.module_id,
+            slot: input.slot,
+            enrolled_at: Millis::new(at).ok_or_else(|| StoreError::Corrupt("clock".into()))?,
+        })
+    }
+
+    /// Removes the enrollment in a module's slot.
+    pub async fn delete_enrollment(&self, actor: &str, module: Id, slot: u16) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let person: Option<i64> = sqlx::query_scalar(
+            "SELECT person_id FROM enrollments WHERE module_id = $1 AND slot = $2",
+        )
+        .bind(module.get())
+        .bind(i64::from(slot))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let person = person.ok_or_else(|| {
+            StoreError::NotFound(format!("enrollment in slot {slot} of module {module}"))
+        })?;
+        sqlx::query("DELETE FROM enrollments WHERE module_id = $1 AND slot = $2")
+            .bind(module.get())
+            .bind(i64::from(slot))
+            .execute(&mut *tx)
+            .await?;
+        let target = format!("person:{person}");
+        let version = self.person_change(&mut tx, &target, &[person]).await?;
+        let detail = serde_json::json!({"module_id": module, "slot": slot});
+        self.finish(
+            tx,
+            Change {
+                actor,
+                action: "enrollment.delete",
+                target,
+                detail,
+                version,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,131 @@
+//! The controllers' sync API (`/sync/v1`): signed snapshots and deltas, a
+//! long-poll for urgent changes, and event upload.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tobira_protocol::{
+    EventBatch, EventReceipt, PolicyMessage, SnapshotNeeded, WatchAnswer, DELTA_PATH, EVENTS_PATH,
+    MAX_BATCH, SNAPSHOT_PATH, WATCH_PATH,
+};
+
+use crate::auth::ControllerCaller;
+use crate::error::{WebError, WebResult};
+use crate::json::{Body, QueryParams};
+use crate::store::policy::DeltaAnswer;
+use crate::AppState;
+
+/// Longest a long-poll is held open.
+pub const MAX_WAIT_MS: u64 = 30_000;
+
+/// Routes under `/sync/v1`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(SNAPSHOT_PATH, get(snapshot))
+        .route(DELTA_PATH, get(delta))
+        .route(WATCH_PATH, get(watch))
+        .route(EVENTS_PATH, post(events))
+}
+
+async fn snapshot(
+    State(state): State<AppState>,
+    ControllerCaller(controller): ControllerCaller,
+) -> WebResult<Response> {
+    let snapshot = state.store.snapshot_for(controller).await?;
+    let version = snapshot.version;
+    let signed = state
+        .signer
+        .sign(&PolicyMessage::Snapshot {
+            controller,
+            snapshot,
+        })
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    state
+        .store
+        .note_controller_version(controller, version)
+        .await?;
+    Ok(Json(signed).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Since {
+    since: u64,
+    #[serde(default)]
+    wait_ms: Option<u64>,
+}
+
+async fn delta(
+    State(state): State<AppState>,
+    ControllerCaller(controller): ControllerCaller,
+    QueryParams(q): QueryParams<Since>,
+) -> WebResult<Response> {
+    match state.store.delta_for(controller, q.since).await? {
+        DeltaAnswer::UpToDate => Ok(StatusCode::NO_CONTENT.into_response()),
+        DeltaAnswer::SnapshotNeeded(reason) => Ok((
+            StatusCode::CONFLICT,
+            Json(SnapshotNeeded {
+                version: state.store.policy_version().version,
+                reason,
+            }),
+        )
+            .into_response()),
+        DeltaAnswer::Delta(delta) => {
+            let version = delta.to;
+            let signed = state
+                .signer
+                .sign(&PolicyMessage::Delta { controller, delta })
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            state
+                .store
+                .note_controller_version(controller, version)
+                .await?;
+            Ok(Json(signed).into_response())
+        }
+    }
+}
+
+async fn watch(
+    State(state): State<AppState>,
+    ControllerCaller(_controller): ControllerCaller,
+    QueryParams(q): QueryParams<Since>,
+) -> WebResult<Json<WatchAnswer>> {
+    let mut versions = state.store.watch_versions();
+    let wait = Duration::from_millis(q.wait_ms.unwrap_or(MAX_WAIT_MS).min(MAX_WAIT_MS));
+    let answer = |v: crate::store::PolicyVersion| WatchAnswer {
+        version: v.version,
+        urgent: v.last_urgent > q.since,
+    };
+    let current = *versions.borrow_and_update();
+    if current.version != q.since {
+        return Ok(Json(answer(current)));
+    }
+    // Wake on the next published change, or answer "no change" when the wait ends.
+    let _ = tokio::time::timeout(wait, versions.changed()).await;
+    let now = *versions.borrow();
+    Ok(Json(answer(now)))
+}
+
+async fn events(
+    State(state): State<AppState>,
+    ControllerCaller(controller): ControllerCaller,
+    Body(batch): Body<EventBatch>,
+) -> WebResult<Json<EventReceipt>> {
+    if batch.events.len() > MAX_BATCH {
+        return Err(WebError::BadRequest(format!(
+            "at most {MAX_BATCH} events per batch"
+        )));
+    }
+    let outcome = state.store.ingest(controller, &batch.events).await?;
+    Ok(Json(EventReceipt {
+        stored_through: outcome.stored_through,
+        stored: outcome.stored,
+        duplicates: outcome.duplicates,
+        chain_break: (!outcome.breaks.is_empty()).then(|| outcome.breaks.join("; ")),
+    }))
+}

@@ -1,0 +1,1633 @@
+//! The JSON API over real HTTP: a router on 127.0.0.1:0 with a temp-dir SQLite
+//! store (and, under `scripts/with-postgres`, a fresh PostgreSQL database),
+//! driven with reqwest.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tobira_protocol::PolicySigner;
+use tobira_web::store::auth::Role;
+use tobira_web::{AppState, Store};
+
+struct Server {
+    base: String,
+    store: Store,
+    signer: Arc<PolicySigner>,
+    admin: String,
+    http: reqwest::Client,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Every scenario runs on SQLite, and on PostgreSQL when the suite runs beside one.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, dir) = super::support::sqlite().await;
+                    super::$name(super::start(store, Some(dir)).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(store) = super::support::postgres().await {
+                        super::$name(super::start(store, None).await).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    api_configuration_reaches_controller_snapshots_and_deltas,
+    openapi_document_is_public_strict_and_complete,
+    structure_crud_with_defaults_conflicts_and_threat_levels,
+    card_lifecycle_is_urgent_recorded_and_refuses_illegal_moves,
+    groups_grants_bookings_and_enrollments,
+    controllers_are_registered_by_admins_with_credentials_shown_once,
+    roles_are_enforced_and_every_error_is_json,
+    hostile_requests_get_4xx_json,
+    events_search_pages_stably_exports_csv_and_counts_who_is_inside,
+    csv_export_streams_every_row_across_pages,
+    alarms_are_listed_and_acknowledged_once
+);
+
+async fn start(store: Store, dir: Option<tempfile::TempDir>) -> Server {
+    let signer = Arc::new(PolicySigner::generate());
+    let state = AppState {
+        store: store.clone(),
+        signer: signer.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, tobira_web::router(state))
+            .await
+            .unwrap();
+    });
+    let admin = store
+        .create_token("test", "t", Role::Admin, 1)
+        .await
+        .unwrap();
+    Server {
+        base: format!("http://{addr}/api/v1"),
+        store,
+        signer,
+        admin,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl Server {
+    async fn token(&self, role: Role) -> String {
+        self.store
+            .create_token("test", role.as_str(), role, 1)
+            .await
+            .unwrap()
+    }
+
+    async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = resp.text().await.unwrap();
+        if text.is_empty() {
+            return (status, Value::Null);
+        }
+        assert!(
+            ctype.unwrap_or_default().starts_with("application/json"),
+            "{status} {path}: {text}"
+        );
+        (status, serde_json::from_str(&text).unwrap())
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let token = self.admin.clone();
+        self.call_as(Some(&token), method, path, body).await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (s, v) = self.call(Method::GET, path, None).await;
+        assert_eq!(s, StatusCode::OK, "GET {path}: {v}");
+        v
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let (s, v) = self.call(Method::POST, path, Some(body)).await;
+        assert!(
+            s == StatusCode::CREATED || s == StatusCode::OK,
+            "POST {path}: {s} {v}"
+        );
+        v
+    }
+
+    async fn put(&self, path: &str, body: Value) -> Value {
+        let (s, v) = self.call(Method::PUT, path, Some(body)).await;
+        assert_eq!(s, StatusCode::OK, "PUT {path}: {v}");
+        v
+    }
+
+    async fn expect(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        status: StatusCode,
+    ) -> Value {
+        let (s, v) = self.call(method.clone(), path, body).await;
+        assert_eq!(s, status, "{method} {path}: {v}");
+        if status.is_client_error() {
+            assert!(v["error"].is_string() && v["message"].is_string(), "{v}");
+        }
+        v
+    }
+
+    /// A site with a level-2 lobby and a level-4 machine room joined by a door.
+    async fn building(&self) -> (i64, i64, i64, i64) {
+        let site = self.post("/sites", json!({"name": "Main hall"})).await["id"]
+            .as_i64()
+            .unwrap();
+        let lobby = self
+            .post(
+                "/zones",
+                json!({"site_id": site, "name": "Lobby", "level": 2}),
+            )
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        let machine = self
+            .post(
+                "/zones",
+                json!({"site_id": site, "name": "Machine room", "level": 4}),
+            )
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        let door = self
+            .post(
+                "/doors",
+                json!({"name": "MR door", "kind": "door", "outside_zone_id": lobby, "inside_zone_id": machine,
+                       "entry_reader": {"biometric": 7}, "exit_reader": {}}),
+            )
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        (site, lobby, machine, door)
+    }
+}
+
+async fn openapi_document_is_public_strict_and_complete(s: Server) {
+    let resp = s
+        .http
+        .get(format!("{}/openapi.json", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let doc: Value = resp.json().await.unwrap();
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let schemas = &doc["components"]["schemas"];
+    for input in [
+        "SiteInput",
+        "ZoneInput",
+        "DoorInput",
+        "PersonInput",
+        "CardInput",
+        "GrantInput",
+        "BookingInput",
+        "ZoneSettings",
+    ] {
+        assert_eq!(
+            schemas[input]["additionalProperties"],
+            json!(false),
+            "{input}"
+        );
+    }
+    assert_eq!(schemas["Id"]["maximum"], json!(4294967295_i64));
+    assert_eq!(schemas["Level"]["maximum"], json!(4));
+    // Patterns in the document are the ones the code checks.
+    let tz = &schemas["SiteInput"]["properties"]["time_zone"];
+    assert!(
+        tz.to_string()
+            .contains(&json!(tobira_web::store::resources::sites::TIME_ZONE_PATTERN).to_string()),
+        "{tz}"
+    );
+    assert_eq!(
+        schemas["Uid"]["pattern"],
+        tobira_web::store::resources::UID_PATTERN
+    );
+    assert_eq!(
+        schemas["Name"]["pattern"],
+        tobira_web::store::resources::TEXT_PATTERN
+    );
+    let reasons = schemas["ReasonCode"]["enum"].as_array().unwrap().len();
+    assert_eq!(reasons, tobira_firmware::Reason::ALL.len());
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 30, "{}", paths.len());
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            for code in ["400", "401", "500"] {
+                assert!(responses.contains_key(code), "{method} {path} lacks {code}");
+            }
+            if method != "get" {
+                assert!(responses.contains_key("403"), "{method} {path} lacks 403");
+            }
+            if op.get("requestBody").is_some() {
+                assert!(
+                    responses.contains_key("413") || method == "post" && path.contains("/cards/"),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+}
+
+async fn structure_crud_with_defaults_conflicts_and_threat_levels(s: Server) {
+    let (site, lobby, machine, door) = s.building().await;
+
+    let zone = s.get(&format!("/zones/{machine}")).await;
+    assert_eq!(zone["level"], 4);
+    assert_eq!(zone["settings"]["anti_passback"], "hard");
+    assert_eq!(zone["settings"]["kinds"]["citizen"], "refused");
+    assert_eq!(zone["settings"]["threat"], "normal");
+    let door_json = s.get(&format!("/doors/{door}")).await;
+    assert_eq!(door_json["entry_reader"]["biometric"], 7);
+    assert_eq!(door_json["exit_reader"]["biometric"], Value::Null);
+    assert_eq!(door_json["fire_egress"], false);
+
+    // Update keeps the zone's threat level; settings given are validated.
+    let mut settings = zone["settings"].clone();
+    settings["escort_window_ms"] = json!(5);
+    s.expect(
+        Method::PUT,
+        &format!("/zones/{machine}"),
+        Some(json!({"site_id": site, "name": "MR", "level": 4, "settings": settings})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let renamed = s
+        .put(
+            &format!("/zones/{machine}"),
+            json!({"site_id": site, "name": "MR", "level": 3}),
+        )
+        .await;
+    assert_eq!(renamed["settings"]["anti_passback"], "soft");
+
+    // Lists page deterministically.
+    for n in 0..3 {
+        s.post(
+            "/zones",
+            json!({"site_id": site, "name": format!("Room {n}"), "level": 1}),
+        )
+        .await;
+    }
+    let first = s.get("/zones?limit=2").await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    let next = first["next"].as_str().unwrap().to_string();
+    let second = s.get(&format!("/zones?limit=2&cursor={next}")).await;
+    assert_eq!(
+        second["items"][0]["id"].as_i64().unwrap(),
+        first["items"][1]["id"].as_i64().unwrap() + 1
+    );
+    let all = s.get(&format!("/zones?site={site}&limit=500")).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 5);
+    assert_eq!(all["next"], Value::Null);
+
+    // Schedules: windows are checked.
+    s.expect(
+        Method::POST,
+        "/schedules",
+        Some(json!({"name": "bad", "windows": [{"days": 31, "start": 600, "end": 500}]})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let sched = s
+        .post(
+            "/schedules",
+            json!({"name": "Office", "windows": [{"days": 31, "start": 510, "end": 1035}]}),
+        )
+        .await;
+    let sid = sched["id"].as_i64().unwrap();
+    s.put(
+        &format!("/zones/{lobby}"),
+        json!({"site_id": site, "name": "Lobby", "level": 1, "opening_schedule_id": sid}),
+    )
+    .await;
+    s.expect(
+        Method::DELETE,
+        &format!("/schedules/{sid}"),
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+
+    // A door joins two different zones that exist.
+    s.expect(
+        Method::POST,
+        "/doors",
+        Some(
+            json!({"name": "x", "kind": "door", "outside_zone_id": lobby, "inside_zone_id": lobby}),
+        ),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    s.expect(Method::POST, "/doors", Some(json!({"name": "x", "kind": "flapper_gate", "outside_zone_id": lobby, "inside_zone_id": 999})),
+        StatusCode::CONFLICT).await;
+    // A door stays within one site (a controller's snapshot holds its own site only).
+    let other_site = s.post("/sites", json!({"name": "Annex"})).await["id"]
+        .as_i64()
+        .unwrap();
+    let far = s
+        .post(
+            "/zones",
+            json!({"site_id": other_site, "name": "Far", "level": 3}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    s.expect(
+        Method::POST,
+        "/doors",
+        Some(json!({"name": "x", "kind": "door", "outside_zone_id": lobby, "inside_zone_id": far})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    s.expect(
+        Method::PUT,
+        &format!("/zones/{lobby}"),
+        Some(json!({"site_id": other_site, "name": "Lobby", "level": 2})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+
+    // Holidays.
+    s.put(
+        &format!("/sites/{site}/holidays/2026-11-23"),
+        json!({"name": "勤労感謝の日"}),
+    )
+    .await;
+    s.put(
+        &format!("/sites/{site}/holidays/2026-11-23"),
+        json!({"name": "Labour Thanksgiving Day"}),
+    )
+    .await;
+    let hol = s.get(&format!("/sites/{site}/holidays")).await;
+    assert_eq!(
+        hol["items"],
+        json!([{"site_id": site, "date": "2026-11-23", "name": "Labour Thanksgiving Day"}])
+    );
+    s.expect(
+        Method::PUT,
+        &format!("/sites/{site}/holidays/2026-02-30"),
+        Some(json!({"name": "x"})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    s.expect(
+        Method::PUT,
+        "/sites/999/holidays/2026-02-03",
+        Some(json!({"name": "x"})),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+
+    // A site in use cannot go; a door can.
+    s.expect(
+        Method::DELETE,
+        &format!("/sites/{site}"),
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    s.expect(
+        Method::DELETE,
+        &format!("/doors/{door}"),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    s.expect(
+        Method::GET,
+        &format!("/doors/{door}"),
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+
+    // Threat levels: admin only, urgent.
+    let facilities = s.token(Role::Facilities).await;
+    let (st, _) = s
+        .call_as(
+            Some(&facilities),
+            Method::PUT,
+            &format!("/sites/{site}/threat"),
+            Some(json!({"threat": "lockdown"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let before = s.store.policy_version();
+    let site_json = s
+        .put(
+            &format!("/sites/{site}/threat"),
+            json!({"threat": "lockdown"}),
+        )
+        .await;
+    assert_eq!(site_json["threat"], "lockdown");
+    let after = s.store.policy_version();
+    assert!(after.version > before.version && after.last_urgent == after.version);
+    let z = s
+        .put(
+            &format!("/zones/{lobby}/threat"),
+            json!({"threat": "elevated"}),
+        )
+        .await;
+    assert_eq!(z["settings"]["threat"], "elevated");
+    let z = s
+        .put(
+            &format!("/zones/{lobby}"),
+            json!({"site_id": site, "name": "Lobby", "level": 1}),
+        )
+        .await;
+    assert_eq!(
+        z["settings"]["threat"], "elevated",
+        "an update keeps the threat level"
+    );
+}
+
+async fn card_lifecycle_is_urgent_recorded_and_refuses_illegal_moves(s: Server) {
+    let person = s
+        .post(
+            "/people",
+            json!({"kind": "staff", "name": "山田 太郎", "organisation": "情報政策課"}),
+        )
+        .await;
+    let pid = person["id"].as_i64().unwrap();
+    assert_eq!(person["kind"], "staff");
+    let card = s
+        .post("/cards", json!({"uid": "04a23b1c", "person_id": pid}))
+        .await;
+    assert_eq!(card["uid"], "04A23B1C");
+    assert_eq!(card["state"], "active");
+    s.expect(
+        Method::POST,
+        "/cards",
+        Some(json!({"uid": "04A23B1C", "person_id": pid})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    s.expect(
+        Method::POST,
+        "/cards",
+        Some(json!({"uid": "0102030405060708", "person_id": 4242})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    s.expect(
+        Method::POST,
+        "/cards",
+        Some(json!({"uid": "0102", "person_id": pid})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    let changed: i64 =
+        sqlx::query_scalar("SELECT changed_version FROM cards WHERE uid = '04A23B1C'")
+            .fetch_one(s.store.pool())
+            .await
+            .unwrap();
+    assert!(changed > 0);
+
+    let operator = s.token(Role::Operator).await;
+    let (st, lost) = s
+        .call_as(
+            Some(&operator),
+            Method::POST,
+            "/cards/04A23B1C/lost",
+            Some(json!({"note": "reported at reception"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{lost}");
+    assert_eq!(lost["state"], "lost");
+    let v = s.store.policy_version();
+    assert_eq!(v.last_urgent, v.version, "a lost card is an urgent change");
+    let changed: i64 =
+        sqlx::query_scalar("SELECT changed_version FROM cards WHERE uid = '04A23B1C'")
+            .fetch_one(s.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(changed as u64, v.version);
+
+    s.expect(
+        Method::POST,
+        "/cards/04A23B1C/lost",
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    s.expect(
+        Method::POST,
+        "/cards/04A23B1C/suspend",
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    let (st, back) = s
+        .call(
+            Method::POST,
+            "/cards/04A23B1C/reactivate",
+            Some(Value::Null),
+        )
+        .await;
+    assert_eq!(
+        (st, back["state"].as_str()),
+        (StatusCode::OK, Some("active"))
+    );
+    s.post("/cards/04A23B1C/suspend", json!({})).await;
+    s.post(
+        "/cards/04A23B1C/return",
+        json!({"note": "replaced by 04A23B1D"}),
+    )
+    .await;
+    s.expect(
+        Method::POST,
+        "/cards/04A23B1C/reactivate",
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    s.expect(
+        Method::POST,
+        "/cards/04A23B1C/revoke",
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    s.expect(
+        Method::POST,
+        "/cards/04A23B1C/lost",
+        Some(json!({"note": 5})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    s.expect(
+        Method::POST,
+        "/cards/04A23B1C/lost",
+        Some(json!({"nope": "x"})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    s.expect(
+        Method::POST,
+        "/cards/0A0B0C0D/lost",
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    s.expect(
+        Method::POST,
+        "/cards/zz/lost",
+        None,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    let detail = s.get("/cards/04A23B1C").await;
+    let states: Vec<&str> = detail["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["active", "lost", "active", "suspended", "returned"]
+    );
+    assert_eq!(detail["history"][1]["note"], "reported at reception");
+    assert_eq!(detail["history"][1]["actor"], "token:operator");
+
+    // Validity: checked, and a window that has ended is urgent.
+    s.expect(
+        Method::PUT,
+        "/cards/04A23B1C",
+        Some(json!({"valid_from": 10, "valid_until": 5})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let c2 = s
+        .post(
+            "/cards",
+            json!({"uid": "01020304050607", "person_id": pid, "valid_until": 253402300799999_i64}),
+        )
+        .await;
+    assert_eq!(c2["valid_until"], 253402300799999_i64);
+    s.put("/cards/01020304050607", json!({"valid_until": 1000}))
+        .await;
+    let v = s.store.policy_version();
+    assert_eq!(v.last_urgent, v.version);
+    let page = s.get(&format!("/cards?person={pid}&state=active")).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+
+    // A person with cards cannot be deleted; one without can.
+    s.expect(
+        Method::DELETE,
+        &format!("/people/{pid}"),
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    let other = s
+        .post("/people", json!({"kind": "visitor", "name": "Guest"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    s.expect(
+        Method::DELETE,
+        &format!("/people/{other}"),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+
+    // Every change is in the audit log, and the chain verifies.
+    let audit = s.get("/audit?limit=500").await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "person.create",
+        "card.issue",
+        "card.report_lost",
+        "card.reactivate",
+        "card.suspend",
+        "card.return",
+        "card.update",
+        "person.delete",
+    ] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    let page = s.get("/audit?limit=2").await;
+    let next = page["next"].as_str().unwrap().to_string();
+    let page2 = s.get(&format!("/audit?limit=2&cursor={next}")).await;
+    assert_eq!(
+        page2["items"][0]["seq"].as_i64().unwrap(),
+        next.parse::<i64>().unwrap() - 1
+    );
+    assert_eq!(s.get("/audit/verify").await["ok"], true);
+    sqlx::query("UPDATE admin_audit SET detail = '{\"forged\":1}' WHERE seq = 3")
+        .execute(s.store.pool())
+        .await
+        .unwrap();
+    let verify = s.get("/audit/verify").await;
+    assert_eq!(
+        (verify["ok"].clone(), verify["broken_at"].clone()),
+        (json!(false), json!(3))
+    );
+}
+
+async fn groups_grants_bookings_and_enrollments(s: Server) {
+    let (_site, lobby, machine, door) = s.building().await;
+    let pid = s
+        .post("/people", json!({"kind": "staff", "name": "A"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let citizen = s
+        .post("/people", json!({"kind": "citizen", "name": "B"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let gid = s.post("/groups", json!({"name": "Infra"})).await["id"]
+        .as_i64()
+        .unwrap();
+
+    s.expect(
+        Method::PUT,
+        &format!("/groups/{gid}/members/{pid}"),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    s.expect(
+        Method::PUT,
+        &format!("/groups/{gid}/members/{pid}"),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    s.expect(
+        Method::PUT,
+        &format!("/groups/{gid}/members/9999"),
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let members = s.get(&format!("/groups/{gid}/members")).await;
+    assert_eq!(members["items"][0]["id"], pid);
+    let changed: i64 = sqlx::query_scalar("SELECT changed_version FROM people WHERE id = $1")
+        .bind(pid)
+        .fetch_one(s.store.pool())
+        .await
+        .unwrap();
+    assert!(changed > 0);
+
+    s.expect(
+        Method::POST,
+        "/grants",
+        Some(json!({"group_id": gid, "zones": [machine, 999]})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    s.expect(
+        Method::POST,
+        "/grants",
+        Some(json!({"group_id": gid, "zones": []})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let grant = s
+        .post(
+            "/grants",
+            json!({"group_id": gid, "zones": [machine, lobby, machine], "valid_from": 0}),
+        )
+        .await;
+    assert_eq!(
+        grant["zones"],
+        json!([lobby.min(machine), lobby.max(machine)])
+    );
+    let gr = grant["id"].as_i64().unwrap();
+    s.expect(
+        Method::DELETE,
+        &format!("/zones/{machine}"),
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(
+        s.get(&format!("/grants?group={gid}")).await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    s.expect(Method::POST, "/bookings",
+        Some(json!({"person_id": citizen, "room_zone_id": lobby, "path": [door], "start_at": 2000, "end_at": 1000})),
+        StatusCode::BAD_REQUEST).await;
+    s.expect(Method::POST, "/bookings",
+        Some(json!({"person_id": citizen, "room_zone_id": lobby, "path": [door], "start_at": 0, "end_at": 40 * 86_400_000_i64})),
+        StatusCode::BAD_REQUEST).await;
+    let before = s.store.policy_version().version;
+    let booking = s.post("/bookings", json!({"person_id": citizen, "room_zone_id": lobby, "path": [door], "start_at": 1000, "end_at": 3_600_000})).await;
+    assert!(s.store.policy_version().version > before);
+    let bid = booking["id"].as_i64().unwrap();
+    s.expect(
+        Method::DELETE,
+        &format!("/doors/{door}"),
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    s.expect(
+        Method::DELETE,
+        &format!("/bookings/{bid}"),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+
+    let e = s
+        .post(
+            "/enrollments",
+            json!({"person_id": pid, "module_id": 7, "slot": 3}),
+        )
+        .await;
+    assert_eq!(e["slot"], 3);
+    s.expect(
+        Method::POST,
+        "/enrollments",
+        Some(json!({"person_id": citizen, "module_id": 7, "slot": 3})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    s.expect(
+        Method::POST,
+        "/enrollments",
+        Some(json!({"person_id": pid, "module_id": 7, "slot": 4})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    s.expect(
+        Method::POST,
+        "/enrollments",
+        Some(json!({"person_id": pid, "module_id": 7, "slot": 70000})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        s.get(&format!("/enrollments?person={pid}")).await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    s.expect(
+        Method::DELETE,
+        "/enrollments/7/3",
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    s.expect(
+        Method::DELETE,
+        "/enrollments/7/3",
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+
+    s.expect(
+        Method::DELETE,
+        &format!("/groups/{gid}/members/{pid}"),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    s.expect(
+        Method::DELETE,
+        &format!("/groups/{gid}/members/{pid}"),
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    s.expect(
+        Method::DELETE,
+        &format!("/groups/{gid}"),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    s.expect(
+        Method::GET,
+        &format!("/grants/{gr}"),
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}
+
+async fn controllers_are_registered_by_admins_with_credentials_shown_once(s: Server) {
+    let site = s
+        .post(
+            "/sites",
+            json!({"name": "Annex", "time_zone": "Asia/Tokyo"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let facilities = s.token(Role::Facilities).await;
+    let (st, _) = s
+        .call_as(
+            Some(&facilities),
+            Method::POST,
+            "/controllers",
+            Some(json!({"site_id": site, "name": "1F"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let created = s
+        .post("/controllers", json!({"site_id": site, "name": "1F east"}))
+        .await;
+    assert_eq!(created["public_key"], s.signer.public_key().to_hex());
+    let id = created["controller"]["id"].as_i64().unwrap();
+    let secret = created["secret"].as_str().unwrap();
+    assert_eq!(created["authorization"], format!("Bearer {id}.{secret}"));
+    let listed = s.get("/controllers").await;
+    assert_eq!(listed["items"][0]["name"], "1F east");
+    assert!(listed["items"][0].get("secret").is_none());
+    s.expect(
+        Method::POST,
+        "/controllers",
+        Some(json!({"site_id": 999, "name": "x"})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    s.expect(Method::GET, "/controllers/999", None, StatusCode::NOT_FOUND)
+        .await;
+}
+
+async fn roles_are_enforced_and_every_error_is_json(s: Server) {
+    let security = s.token(Role::Security).await;
+    let (st, body) = s
+        .call_as(
+            Some(&security),
+            Method::POST,
+            "/sites",
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "forbidden");
+    let (st, _) = s
+        .call_as(Some(&security), Method::GET, "/sites", None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = s
+        .call_as(Some(&security), Method::GET, "/audit", None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    for (method, path) in [
+        (Method::GET, "/sites"),
+        (Method::POST, "/sites"),
+        (Method::GET, "/events"),
+        (Method::GET, "/events.csv"),
+    ] {
+        let (st, body) = s
+            .call_as(None, method, path, Some(json!({"name": "x"})))
+            .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"], "unauthorized");
+    }
+    let (st, _) = s
+        .call_as(Some("tbr_0000"), Method::GET, "/sites", None)
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let operator = s.token(Role::Operator).await;
+    let (st, _) = s
+        .call_as(
+            Some(&operator),
+            Method::POST,
+            "/people",
+            Some(json!({"kind": "staff", "name": "x"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+}
+
+async fn hostile_requests_get_4xx_json(s: Server) {
+    let site = s.post("/sites", json!({"name": "S"})).await["id"]
+        .as_i64()
+        .unwrap();
+    let bad = StatusCode::BAD_REQUEST;
+    for body in [
+        json!({"name": "x", "admin": true}),
+        json!({"name": 5}),
+        json!({"name": ""}),
+        json!({"name": "   "}),
+        json!({"name": "a\u{0}b"}),
+        json!({"name": "x".repeat(201)}),
+        json!({"name": "x", "time_zone": "../../etc/passwd"}),
+        json!([1, 2]),
+        json!(null),
+    ] {
+        s.expect(Method::POST, "/sites", Some(body), bad).await;
+    }
+    for body in [
+        json!({"site_id": site, "name": "z", "level": 5}),
+        json!({"site_id": site, "name": "z", "level": -1}),
+        json!({"site_id": site, "name": "z", "level": 1.5}),
+        json!({"site_id": 0, "name": "z", "level": 1}),
+        json!({"site_id": 4294967296_i64, "name": "z", "level": 1}),
+        json!({"site_id": 1e300, "name": "z", "level": 1}),
+        json!({"site_id": "1", "name": "z", "level": 1}),
+        json!({"site_id": site, "name": "z", "level": 1, "settings": {"anti_passback": "off"}}),
+    ] {
+        s.expect(Method::POST, "/zones", Some(body), bad).await;
+    }
+    s.expect(
+        Method::POST,
+        "/people",
+        Some(json!({"kind": "alien", "name": "x"})),
+        bad,
+    )
+    .await;
+    // serde would take a struct's fields from an array; the schema says object.
+    s.expect(Method::POST, "/sites", Some(json!(["x"])), bad)
+        .await;
+    s.expect(
+        Method::POST,
+        "/schedules",
+        Some(json!({"name": "w", "windows": [[31, 0, 60]]})),
+        bad,
+    )
+    .await;
+    s.expect(
+        Method::POST,
+        "/zones",
+        Some(json!({"site_id": site, "name": "z", "level": 1, "settings": ["off", false]})),
+        bad,
+    )
+    .await;
+    let lobby = s
+        .post("/zones", json!({"site_id": site, "name": "L", "level": 1}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let room = s
+        .post("/zones", json!({"site_id": site, "name": "R", "level": 2}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    s.expect(Method::POST, "/doors",
+        Some(json!({"name": "d", "kind": "door", "outside_zone_id": lobby, "inside_zone_id": room, "entry_reader": []})), bad).await;
+    s.expect(
+        Method::POST,
+        "/cards/04A23B1C/lost",
+        Some(json!([null])),
+        bad,
+    )
+    .await;
+    s.expect(
+        Method::POST,
+        "/bookings",
+        Some(json!({"person_id": 1, "room_zone_id": 1, "start_at": -5, "end_at": 10})),
+        bad,
+    )
+    .await;
+    let resp = s.http.post(format!("{}/bookings", s.base)).bearer_auth(&s.admin).header("content-type", "application/json")
+        .body(r#"{"person_id": 1, "room_zone_id": 1, "start_at": 0, "end_at": 99999999999999999999999}"#).send().await.unwrap();
+    assert_eq!(resp.status(), bad);
+    for path in [
+        "/sites/0",
+        "/sites/-3",
+        "/sites/4294967296",
+        "/sites/99999999999999999999999",
+        "/sites/abc",
+        "/cards/04:A2:3B:1C",
+        "/cards/0102",
+    ] {
+        s.expect(Method::GET, path, None, bad).await;
+    }
+    s.expect(
+        Method::GET,
+        "/sites/4294967295",
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    for query in ["limit=0", "limit=501", "limit=x", "cursor=zz", "cursor=-1"] {
+        s.expect(Method::GET, &format!("/sites?{query}"), None, bad)
+            .await;
+    }
+    for query in [
+        "cursor=%%%",
+        "cursor=bm9wZQ",
+        "level=9",
+        "outcome=maybe",
+        "reason=because",
+        "from=10&to=5",
+        "card=xyz",
+        "from=-1",
+    ] {
+        s.expect(Method::GET, &format!("/events?{query}"), None, bad)
+            .await;
+    }
+    s.expect(
+        Method::GET,
+        "/events.csv?utc_offset_minutes=100000",
+        None,
+        bad,
+    )
+    .await;
+
+    // A method the path does not have: 405, JSON, with the methods it has.
+    let resp = s
+        .http
+        .delete(format!("{}/cards/04A23B1C", s.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(resp.headers()["allow"], "GET,HEAD,PUT");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "method_not_allowed"
+    );
+
+    // Malformed JSON and a missing content type.
+    let resp = s
+        .http
+        .post(format!("{}/sites", s.base))
+        .bearer_auth(&s.admin)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), bad);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "bad_request");
+    let resp = s
+        .http
+        .post(format!("{}/sites", s.base))
+        .bearer_auth(&s.admin)
+        .body("{\"name\": \"x\"}")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error());
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "bad_request");
+
+    // 10 MB bodies are refused, with JSON, on JSON and note endpoints alike.
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(10 * 1024 * 1024));
+    for path in ["/sites", "/cards/04A23B1C/lost"] {
+        let resp = s
+            .http
+            .post(format!("{}{path}", s.base))
+            .bearer_auth(&s.admin)
+            .header("content-type", "application/json")
+            .body(huge.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        assert_eq!(resp.json::<Value>().await.unwrap()["error"], "too_large");
+    }
+
+    // Nothing above changed anything but the one site and its two zones.
+    assert_eq!(s.get("/sites").await["items"].as_array().unwrap().len(), 1);
+    assert_eq!(s.get("/zones").await["items"].as_array().unwrap().len(), 2);
+    assert_eq!(s.get("/doors").await["items"], json!([]));
+}
+
+/// Inserts an access event as ingest would store it: (controller, seq, at),
+/// (door, zone, side), (outcome, reason), (person, card).
+async fn insert_event(
+    store: &Store,
+    (controller, seq, at): (i64, i64, i64),
+    (door, zone, side): (i64, i64, &str),
+    (outcome, reason): (&str, &str),
+    (person, card): (i64, &str),
+) {
+    sqlx::query(
+        "INSERT INTO events (controller_id, seq, at, kind, door_id, zone_id, side, level, reason, outcome, person_id, card, body, prev, link, received_at) \
+         VALUES ($1, $2, $3, 'access', $4, $5, $6, 4, $7, $8, $9, $10, $11, 'p', 'l', $12)",
+    )
+    .bind(controller)
+    .bind(seq)
+    .bind(at)
+    .bind(door)
+    .bind(zone)
+    .bind(side)
+    .bind(reason)
+    .bind(outcome)
+    .bind(person)
+    .bind(card)
+    .bind(json!({"type": "access", "seq": seq}).to_string())
+    .bind(at + 5)
+    .execute(store.pool())
+    .await
+    .unwrap();
+}
+
+async fn events_search_pages_stably_exports_csv_and_counts_who_is_inside(s: Server) {
+    let (_site, _lobby, machine, door) = s.building().await;
+    let a = s
+        .post(
+            "/people",
+            json!({"kind": "staff", "name": "=cmd|' /C calc'!A0"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let b = s
+        .post("/people", json!({"kind": "contractor", "name": "鈴木"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let t0 = 1_795_392_720_000_i64; // 2026-11-23T00:12:00Z
+                                    // a: in; b: in, out; a denied once; two controllers, same instant for a tie.
+    insert_event(
+        &s.store,
+        (1, 1, t0),
+        (door, machine, "entry"),
+        ("granted", "granted"),
+        (a, "04A23B1C"),
+    )
+    .await;
+    insert_event(
+        &s.store,
+        (1, 2, t0 + 1000),
+        (door, machine, "entry"),
+        ("granted", "granted"),
+        (b, "04A23B1D"),
+    )
+    .await;
+    insert_event(
+        &s.store,
+        (2, 1, t0 + 1000),
+        (door, machine, "entry"),
+        ("denied", "anti_passback"),
+        (a, "04A23B1C"),
+    )
+    .await;
+    insert_event(
+        &s.store,
+        (1, 3, t0 + 2000),
+        (door, machine, "exit"),
+        ("granted", "granted"),
+        (b, "04A23B1D"),
+    )
+    .await;
+    insert_event(
+        &s.store,
+        (1, 4, t0 + 3000),
+        (door, machine, "entry"),
+        ("pending", "biometric_required"),
+        (b, "04A23B1D"),
+    )
+    .await;
+
+    let all = s.get(&format!("/events?zone={machine}")).await;
+    let keys: Vec<(i64, i64)> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["controller_id"].as_i64().unwrap(),
+                e["seq"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(keys, [(1, 4), (1, 3), (2, 1), (1, 2), (1, 1)]);
+    assert_eq!(all["items"][4]["person_name"], "=cmd|' /C calc'!A0");
+    assert_eq!(all["items"][4]["door_name"], "MR door");
+    assert_eq!(all["items"][4]["body"]["type"], "access");
+
+    // Walk pages of 2 while a newer event arrives: no repeats, nothing skipped.
+    let mut walked = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/events?zone={machine}&limit=2&cursor={c}"),
+            None => format!("/events?zone={machine}&limit=2"),
+        };
+        let page = s.get(&path).await;
+        for e in page["items"].as_array().unwrap() {
+            walked.push((
+                e["controller_id"].as_i64().unwrap(),
+                e["seq"].as_i64().unwrap(),
+            ));
+        }
+        if walked.len() == 2 {
+            insert_event(
+                &s.store,
+                (3, 1, t0 + 9000),
+                (door, machine, "exit"),
+                ("granted", "granted"),
+                (a, "04A23B1C"),
+            )
+            .await;
+        }
+        match page["next"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(walked, keys);
+    let asc = s
+        .get(&format!("/events?zone={machine}&order=asc&limit=1"))
+        .await;
+    assert_eq!(
+        (
+            asc["items"][0]["controller_id"].as_i64(),
+            asc["items"][0]["seq"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+
+    // Filters.
+    let count = |v: &Value| v["items"].as_array().unwrap().len();
+    assert_eq!(count(&s.get(&format!("/events?person={a}")).await), 3);
+    assert_eq!(count(&s.get("/events?card=04A23B1D").await), 3);
+    assert_eq!(count(&s.get("/events?outcome=denied").await), 1);
+    assert_eq!(count(&s.get("/events?reason=anti_passback").await), 1);
+    assert_eq!(
+        count(
+            &s.get(&format!(
+                "/events?door={door}&level=4&from={}&to={}",
+                t0 + 1000,
+                t0 + 2000
+            ))
+            .await
+        ),
+        2
+    );
+    assert_eq!(count(&s.get("/events?level=3").await), 0);
+
+    // Occupancy: a went in and (after the walk above) out again; b went in, out, and is pending.
+    insert_event(
+        &s.store,
+        (3, 2, t0 + 10_000),
+        (door, machine, "entry"),
+        ("granted", "granted"),
+        (b, "04A23B1D"),
+    )
+    .await;
+    let occ = s.get("/occupancy").await;
+    assert_eq!(occ.as_array().unwrap().len(), 1);
+    assert_eq!(occ[0]["zone_id"], machine);
+    let inside: Vec<i64> = occ[0]["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["person_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(inside, [b]);
+    assert_eq!(occ[0]["people"][0]["name"], "鈴木");
+    assert_eq!(occ[0]["people"][0]["since"], t0 + 10_000);
+
+    // CSV: BOM, header, oldest first, local time, formula cells defused.
+    let resp = s
+        .http
+        .get(format!("{}/events.csv?person={a}", s.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let bytes = resp.bytes().await.unwrap();
+    assert!(bytes.starts_with("\u{feff}".as_bytes()));
+    let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with("at,at_ms,controller_id,seq,kind"));
+    assert!(
+        lines[1].starts_with("2026-11-23T09:12:00.000+09:00,1795392720000,1,1,access"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[1].contains("'=cmd"), "{}", lines[1]);
+    let utc = s
+        .http
+        .get(format!(
+            "{}/events.csv?person={a}&utc_offset_minutes=0&order=desc",
+            s.base
+        ))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(utc.contains("\r\n2026-11-23T00:12:09.000+00:00,"), "{utc}");
+}
+
+async fn csv_export_streams_every_row_across_pages(s: Server) {
+    let mut tx = s.store.begin().await.unwrap();
+    for seq in 1..=2500_i64 {
+        sqlx::query("INSERT INTO events (controller_id, seq, at, kind, body, prev, link, received_at) VALUES (1, $1, $2, 'door_forced', '{}', 'p', 'l', 0)")
+            .bind(seq).bind(seq * 10).execute(&mut *tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let text = s
+        .http
+        .get(format!("{}/events.csv", s.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rows: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(rows.len(), 2501);
+    assert!(
+        rows[2500].contains(",25000,1,2500,door_forced,"),
+        "{}",
+        rows[2500]
+    );
+}
+
+async fn alarms_are_listed_and_acknowledged_once(s: Server) {
+    for (at, kind) in [(100, "door_forced"), (200, "chain_break")] {
+        sqlx::query("INSERT INTO alarms (at, kind, controller_id, door_id, message) VALUES ($1, $2, 1, NULL, 'm')")
+            .bind(at as i64).bind(kind).execute(s.store.pool()).await.unwrap();
+    }
+    let open = s.get("/alarms").await;
+    assert_eq!(open["items"][0]["kind"], "chain_break");
+    let id = open["items"][1]["id"].as_i64().unwrap();
+    let security = s.token(Role::Security).await;
+    let (st, _) = s
+        .call_as(
+            Some(&security),
+            Method::POST,
+            &format!("/alarms/{id}/ack"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let operator = s.token(Role::Operator).await;
+    let (st, acked) = s
+        .call_as(
+            Some(&operator),
+            Method::POST,
+            &format!("/alarms/{id}/ack"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(acked["acknowledged_by"], "token:operator");
+    s.expect(
+        Method::POST,
+        &format!("/alarms/{id}/ack"),
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    s.expect(Method::POST, "/alarms/999/ack", None, StatusCode::NOT_FOUND)
+        .await;
+    assert_eq!(s.get("/alarms").await["items"].as_array().unwrap().len(), 1);
+    let newest = s.get("/alarms?state=all&limit=1").await;
+    let next = newest["next"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.get(&format!("/alarms?state=all&cursor={next}")).await["items"][0]["id"],
+        id
+    );
+    let audit = s.get("/audit").await;
+    assert_eq!(audit["items"][0]["action"], "alarm.ack");
+}
+
+/// What the API stores is what the snapshot builder reads: configure a site
+/// over HTTP, then check the controller's signed-snapshot contents and deltas.
+async fn api_configuration_reaches_controller_snapshots_and_deltas(s: Server) {
+    use tobira_firmware::{
+        CardState, ControllerId, DoorId, ModuleId, SecurityLevel, TemplateSlot, ZoneId,
+    };
+    use tobira_web::store::policy::DeltaAnswer;
+
+    let site = s.post("/sites", json!({"name": "City Hall"})).await["id"]
+        .as_i64()
+        .unwrap();
+    let hours = s
+        .post(
+            "/schedules",
+            json!({"name": "Office", "windows": [{"days": 31, "start": 510, "end": 1035}]}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let lobby = s
+        .post(
+            "/zones",
+            json!({"site_id": site, "name": "Lobby", "level": 1, "opening_schedule_id": hours}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let machine = s
+        .post("/zones", json!({"site_id": site, "name": "MR", "level": 4}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let created = s
+        .post("/controllers", json!({"site_id": site, "name": "1F"}))
+        .await;
+    let controller = created["controller"]["id"].as_i64().unwrap();
+    let door = s
+        .post(
+            "/doors",
+            json!({"name": "MR", "kind": "door", "outside_zone_id": lobby, "inside_zone_id": machine,
+                   "controller_id": controller, "entry_reader": {"biometric": 7}, "exit_reader": {"biometric": 8},
+                   "fire_egress": true}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let person = s
+        .post("/people", json!({"kind": "staff", "name": "Sato"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let citizen = s
+        .post("/people", json!({"kind": "citizen", "name": "Tanaka"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    s.post("/cards", json!({"uid": "04A0B0C0", "person_id": person}))
+        .await;
+    let group = s.post("/groups", json!({"name": "Infra"})).await["id"]
+        .as_i64()
+        .unwrap();
+    s.expect(
+        Method::PUT,
+        &format!("/groups/{group}/members/{person}"),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    s.post(
+        "/grants",
+        json!({"group_id": group, "zones": [machine], "schedule_id": hours}),
+    )
+    .await;
+    s.post(
+        "/enrollments",
+        json!({"person_id": person, "module_id": 7, "slot": 3}),
+    )
+    .await;
+    s.put(
+        &format!("/sites/{site}/holidays/2026-11-23"),
+        json!({"name": "勤労感謝の日"}),
+    )
+    .await;
+    let far_future = 253_402_000_000_000_i64;
+    s.post(
+        "/bookings",
+        json!({"person_id": citizen, "room_zone_id": machine, "path": [door], "start_at": far_future, "end_at": far_future + 3_600_000}),
+    )
+    .await;
+
+    let cid = ControllerId(u32::try_from(controller).unwrap());
+    let snap = s.store.snapshot_for(cid).await.unwrap();
+    let snapshot = tobira_firmware::Snapshot::new(snap.clone()).unwrap();
+    let z = |id: i64| ZoneId(u32::try_from(id).unwrap());
+    let mr = snapshot.zone(z(machine)).unwrap();
+    assert_eq!(mr.level, SecurityLevel::L4);
+    assert_eq!(
+        mr.settings,
+        tobira_firmware::ZoneSettings::for_level(SecurityLevel::L4)
+    );
+    assert_eq!(
+        snapshot
+            .zone(z(lobby))
+            .unwrap()
+            .opening_schedule
+            .map(|s| i64::from(s.0)),
+        Some(hours)
+    );
+    let d = snapshot.door(DoorId(u32::try_from(door).unwrap())).unwrap();
+    assert_eq!(d.entry_reader.unwrap().biometric, Some(ModuleId(7)));
+    assert_eq!(d.exit_reader.unwrap().biometric, Some(ModuleId(8)));
+    assert!(d.fire_egress);
+    let uid: tobira_firmware::CardUid = "04A0B0C0".parse().unwrap();
+    assert_eq!(snapshot.card(&uid).unwrap().state, CardState::Active);
+    let sato = snapshot
+        .person(snapshot.card(&uid).unwrap().person)
+        .unwrap();
+    assert_eq!(sato.slot_on(ModuleId(7)), Some(TemplateSlot(3)));
+    assert_eq!(sato.grants.len(), 1);
+    assert!(snapshot.grant(sato.grants[0]).unwrap().covers(z(machine)));
+    assert_eq!(snap.schedules[0].windows[0].start, 510);
+    assert!(snapshot
+        .holidays()
+        .is_holiday(tobira_firmware::LocalDate::new(2026, 11, 23).unwrap()));
+    assert_eq!(snap.bookings.len(), 1);
+
+    // A lost card and a threat level travel as a delta.
+    let before = s.store.policy_version().version;
+    s.post("/cards/04A0B0C0/lost", json!({})).await;
+    s.put(
+        &format!("/zones/{machine}/threat"),
+        json!({"threat": "high"}),
+    )
+    .await;
+    match s.store.delta_for(cid, before).await.unwrap() {
+        DeltaAnswer::Delta(delta) => {
+            assert_eq!(delta.cards.len(), 1);
+            assert_eq!(delta.cards[0].state, CardState::Lost);
+            assert!(delta
+                .zone_threats
+                .contains(&(z(machine), tobira_firmware::ThreatLevel::High)));
+        }
+        other => panic!("expected a delta, got {other:?}"),
+    }
+}

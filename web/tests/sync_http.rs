@@ -1,0 +1,365 @@
+//! The controllers' sync API over real HTTP: signed snapshots, tampering,
+//! deltas in order, idempotent event batches, chain breaks, the push channel.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use support::*;
+use tobira_firmware::{CardState, Chain, ControllerId, Snapshot};
+use tobira_protocol::{
+    controller_authorization, EventBatch, EventReceipt, PolicyKey, PolicyMessage, PolicySigner,
+    ProtocolError, SignedPolicy, WatchAnswer,
+};
+use tobira_web::{AppState, Store};
+
+struct Central {
+    base: String,
+    store: Store,
+    key: PolicyKey,
+    c1: String,
+    c2: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Central {
+    async fn start() -> Central {
+        let (store, dir) = sqlite().await;
+        let (c1, c2) = seed(&store).await;
+        let signer = PolicySigner::generate();
+        let key = signer.public_key();
+        let state = AppState {
+            store: store.clone(),
+            signer: Arc::new(signer),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, tobira_web::router(state))
+                .await
+                .unwrap();
+        });
+        Central {
+            base: format!("http://{addr}"),
+            store,
+            key,
+            c1: controller_authorization(C1, &c1),
+            c2: controller_authorization(C2, &c2),
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    fn get(&self, path: &str, auth: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", auth)
+    }
+
+    async fn snapshot(&self, controller: ControllerId, auth: &str) -> Snapshot {
+        let envelope: SignedPolicy = self
+            .get("/sync/v1/snapshot", auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match self.key.open(&envelope, controller).unwrap() {
+            PolicyMessage::Snapshot { snapshot, .. } => Snapshot::new(snapshot).unwrap(),
+            other => panic!("expected a snapshot, got {other:?}"),
+        }
+    }
+
+    async fn post_events(&self, auth: &str, batch: &EventBatch) -> (StatusCode, String) {
+        let r = self
+            .http
+            .post(format!("{}/sync/v1/events", self.base))
+            .header("Authorization", auth)
+            .json(batch)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn health_and_authentication() {
+    let c = Central::start().await;
+    let r = c
+        .http
+        .get(format!("{}/healthz", c.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    for auth in [
+        "",
+        "Bearer 1.wrong",
+        "Bearer x",
+        "Basic abc",
+        &controller_authorization(ControllerId(9), "s"),
+    ] {
+        let r = c.get("/sync/v1/snapshot", auth).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{auth}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "unauthorized");
+    }
+}
+
+#[tokio::test]
+async fn a_controller_pulls_a_signed_snapshot_and_a_tampered_one_fails() {
+    let c = Central::start().await;
+    let snap = c.snapshot(C1, &c.c1).await;
+    assert_eq!(snap.data().doors.len(), 2);
+    let envelope: SignedPolicy = c
+        .get("/sync/v1/snapshot", &c.c1)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Flip a card to lost, or change one byte of the signature: refused.
+    let tampered = SignedPolicy {
+        payload: envelope
+            .payload
+            .replacen("\"state\":\"active\"", "\"state\":\"lost\"", 1),
+        ..envelope.clone()
+    };
+    assert_ne!(tampered.payload, envelope.payload);
+    assert!(matches!(
+        c.key.open(&tampered, C1),
+        Err(ProtocolError::BadSignature)
+    ));
+    let mut sig = envelope.signature.clone().into_bytes();
+    sig[0] = if sig[0] == b'0' { b'1' } else { b'0' };
+    let bad_sig = SignedPolicy {
+        signature: String::from_utf8(sig).unwrap(),
+        ..envelope.clone()
+    };
+    assert!(matches!(
+        c.key.open(&bad_sig, C1),
+        Err(ProtocolError::BadSignature)
+    ));
+    // Another controller cannot use it, and another key does not verify it.
+    assert!(matches!(
+        c.key.open(&envelope, C2),
+        Err(ProtocolError::WrongController { .. })
+    ));
+    assert!(PolicySigner::generate()
+        .public_key()
+        .open(&envelope, C1)
+        .is_err());
+}
+
+#[tokio::test]
+async fn deltas_apply_in_order() {
+    let c = Central::start().await;
+    let mut snap = c.snapshot(C1, &c.c1).await;
+    let r = c
+        .get(&format!("/sync/v1/delta?since={}", snap.version()), &c.c1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    for (uid, state, expect) in [
+        (uid_of(SATO), "lost", CardState::Lost),
+        (uid_of(YAMADA), "suspended", CardState::Suspended),
+        (uid_of(SATO), "active", CardState::Active),
+    ] {
+        set_card_state(&c.store, &uid, state).await;
+        let envelope: SignedPolicy = c
+            .get(&format!("/sync/v1/delta?since={}", snap.version()), &c.c1)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let PolicyMessage::Delta { delta, .. } = c.key.open(&envelope, C1).unwrap() else {
+            panic!("expected a delta")
+        };
+        // Applying out of order (the same delta twice) is refused by the brain.
+        let next = snap.apply_delta(&delta).unwrap();
+        assert!(next.apply_delta(&delta).is_err());
+        snap = next;
+        assert_eq!(snap.card(&uid.parse().unwrap()).unwrap().state, expect);
+    }
+    let r = c
+        .get("/sync/v1/delta?since=99999", &c.c1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    for bad in [
+        "/sync/v1/delta",
+        "/sync/v1/delta?since=-1",
+        "/sync/v1/delta?since=x",
+        "/sync/v1/delta?since=1&evil=1",
+    ] {
+        let r = c.get(bad, &c.c1).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn the_same_event_batch_posted_twice_is_stored_once_and_a_broken_chain_raises_an_alarm() {
+    let c = Central::start().await;
+    let mut chain = Chain::genesis(C1);
+    let batch = EventBatch {
+        events: events(&mut chain, 50, 1_763_000_000_000),
+    };
+    for (stored, duplicates) in [(50, 0), (0, 50)] {
+        let (status, body) = c.post_events(&c.c1, &batch).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let receipt: EventReceipt = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (receipt.stored, receipt.duplicates, receipt.stored_through),
+            (stored, duplicates, 50)
+        );
+        assert_eq!(receipt.chain_break, None);
+    }
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(c.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 50);
+    // Controller 2 uploading controller 1's events is refused outright.
+    let (status, _) = c.post_events(&c.c2, &batch).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A gap in the chain is accepted (never lose events) but raises an alarm.
+    let mut more = events(&mut chain, 5, 1_763_000_100_000);
+    more.remove(1);
+    let (status, body) = c.post_events(&c.c1, &EventBatch { events: more }).await;
+    assert_eq!(status, StatusCode::OK);
+    let receipt: EventReceipt = serde_json::from_str(&body).unwrap();
+    assert!(receipt.chain_break.unwrap().contains("missing"));
+    let alarms: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM alarms WHERE kind = 'chain_break'")
+        .fetch_one(c.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(alarms, 1);
+}
+
+#[tokio::test]
+async fn hostile_event_uploads_get_clear_errors() {
+    let c = Central::start().await;
+    let post = |body: Vec<u8>| {
+        c.http
+            .post(format!("{}/sync/v1/events", c.base))
+            .header("Authorization", &c.c1)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    for body in [
+        &b"{"[..],
+        b"[]",
+        b"{\"events\":7}",
+        b"{\"events\":[],\"x\":1}",
+        b"{\"events\":[{\"seq\":1}]}",
+    ] {
+        let r = post(body.to_vec()).await.unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::BAD_REQUEST,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+        let e: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(e["error"], "bad_request");
+    }
+    let huge = vec![b' '; 8 * 1024 * 1024];
+    let r = post(huge).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let mut chain = Chain::genesis(C1);
+    let too_many = EventBatch {
+        events: events(&mut chain, 1001, 0),
+    };
+    let (status, _) = c.post_events(&c.c1, &too_many).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_lost_card_reaches_a_watching_controller_within_a_second() {
+    let c = Central::start().await;
+    let mut snap = c.snapshot(C1, &c.c1).await;
+    let since = snap.version();
+    let watch = c
+        .get(
+            &format!("/sync/v1/watch?since={since}&wait_ms=20000"),
+            &c.c1,
+        )
+        .send();
+    let watcher = tokio::spawn(async move {
+        let answer: WatchAnswer = watch.await.unwrap().json().await.unwrap();
+        (answer, Instant::now())
+    });
+    // Give the long-poll time to be parked on the server.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reported = Instant::now();
+    set_card_state(&c.store, &uid_of(SATO), "lost").await;
+    let (answer, woke) = tokio::time::timeout(Duration::from_secs(5), watcher)
+        .await
+        .unwrap()
+        .unwrap();
+    let latency = woke.duration_since(reported);
+    assert!(answer.urgent);
+    assert!(answer.version > since);
+    let envelope: SignedPolicy = c
+        .get(&format!("/sync/v1/delta?since={since}"), &c.c1)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let PolicyMessage::Delta { delta, .. } = c.key.open(&envelope, C1).unwrap() else {
+        panic!("expected a delta")
+    };
+    snap = snap.apply_delta(&delta).unwrap();
+    let applied = reported.elapsed();
+    assert_eq!(
+        snap.card(&uid_of(SATO).parse().unwrap()).unwrap().state,
+        CardState::Lost
+    );
+    eprintln!("lost card: watch woke after {latency:?}, delta applied after {applied:?}");
+    assert!(applied < Duration::from_secs(1), "{applied:?}");
+}
+
+#[tokio::test]
+async fn a_watch_with_nothing_new_returns_when_its_wait_ends() {
+    let c = Central::start().await;
+    let v = c.store.policy_version().version;
+    let answer: WatchAnswer = c
+        .get(&format!("/sync/v1/watch?since={v}&wait_ms=50"), &c.c1)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        WatchAnswer {
+            version: v,
+            urgent: false
+        }
+    );
+    // Behind already: answers at once.
+    let answer: WatchAnswer = c
+        .get("/sync/v1/watch?since=0&wait_ms=20000", &c.c1)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer.version, v);
+}
