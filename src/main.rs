@@ -1,6 +1,7 @@
 //! The `tobira` command line: parses arguments, then hands over to a crate.
 
 mod central;
+mod controller;
 mod device;
 mod hil;
 
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// The central service: store, controller sync, JSON API.
     Central(central::CentralArgs),
+    /// A door controller (`--config FILE`), or `check` its configuration.
+    Controller(controller::ControllerArgs),
     /// Simulated devices for hardware-in-the-loop tests.
     Hil(hil::HilArgs),
     /// Talk to real (or simulated) devices directly, for integrators.
@@ -25,15 +28,24 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // A controller logs every recorded event for the technician; the other
+    // commands print their results and log only problems.
+    let default = match cli.command {
+        Command::Controller(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Central(args) => central::run(args),
+        Command::Controller(args) => controller::run(args),
         Command::Hil(args) => hil::run(args),
         Command::Device(args) => device::run(args),
     }

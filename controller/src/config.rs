@@ -1,0 +1,653 @@
+//! The controller's typed TOML configuration: doors, readers, biometric modules, pins, central service, and its checks.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tobira_firmware::{DoorTimings, GateTimings, LockKind};
+use tobira_hardware::gpio::{Polarity, Pull, MAX_BCM};
+use tobira_hardware::profile::BoardProfile;
+
+/// Environment variable that overrides `central.secret`, so the secret need
+/// not sit in a world-readable config file.
+pub const SECRET_ENV: &str = "TOBIRA_CONTROLLER_SECRET";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This controller's id, as registered with the central service.
+    pub controller: u32,
+    /// The site's IANA time zone, for schedules.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// Where the policy cache and the outbox live.
+    pub data_dir: PathBuf,
+    /// Local address of the status endpoint (technicians only: keep it on loopback or a service LAN).
+    #[serde(default = "default_status_listen")]
+    pub status_listen: SocketAddr,
+    /// The central service; absent for a standalone site run from a policy file.
+    #[serde(default)]
+    pub central: Option<CentralConfig>,
+    /// The GPIO backend.
+    pub gpio: GpioConfig,
+    /// Biometric modules.
+    #[serde(default)]
+    pub biometric: Vec<BiometricConfig>,
+    /// Doors and flapper gates.
+    #[serde(default)]
+    pub doors: Vec<DoorConfig>,
+    /// Fire alarm inputs: each releases the fire-egress doors of its zone.
+    #[serde(default)]
+    pub fire_inputs: Vec<FireInputConfig>,
+    /// Enclosure tamper switches.
+    #[serde(default)]
+    pub tamper_inputs: Vec<TamperInputConfig>,
+    /// How often door inputs are sampled, in milliseconds.
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u32,
+}
+
+fn default_poll_ms() -> u32 {
+    5
+}
+
+fn default_time_zone() -> String {
+    "Asia/Tokyo".into()
+}
+
+fn default_status_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8089))
+}
+
+/// The central service and this controller's credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentralConfig {
+    /// Base URL, e.g. `https://central.example.jp`.
+    pub url: String,
+    /// The controller secret printed by `tobira central controller add`
+    /// (or set `TOBIRA_CONTROLLER_SECRET`).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// The central service's Ed25519 public key (64 hex digits).
+    pub public_key: String,
+    /// Longest long-poll for urgent changes, in milliseconds.
+    #[serde(default = "default_watch_ms")]
+    pub watch_ms: u64,
+    /// Events per upload batch.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// Retry delays grow from this (ms)…
+    #[serde(default = "default_backoff_min")]
+    pub backoff_min_ms: u64,
+    /// …up to this (ms).
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max_ms: u64,
+}
+
+fn default_watch_ms() -> u64 {
+    25_000
+}
+fn default_batch() -> usize {
+    500
+}
+fn default_backoff_min() -> u64 {
+    500
+}
+fn default_backoff_max() -> u64 {
+    60_000
+}
+
+/// Where pins come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "backend", rename_all = "snake_case")]
+pub enum GpioConfig {
+    /// The Raspberry Pi's own GPIO (needs the `rpi` build).
+    Rpi {
+        /// A board profile by built-in name or path, for named channels.
+        #[serde(default)]
+        board: Option<String>,
+    },
+    /// The virtual GPIO board (`tobira hil gpio --socket PATH`).
+    Virtual {
+        /// Its Unix socket.
+        socket: PathBuf,
+        /// A board profile by built-in name or path, for named channels.
+        #[serde(default)]
+        board: Option<String>,
+    },
+}
+
+impl GpioConfig {
+    /// The board profile, if one is named.
+    pub fn board(&self) -> Option<&str> {
+        match self {
+            GpioConfig::Rpi { board } | GpioConfig::Virtual { board, .. } => board.as_deref(),
+        }
+    }
+}
+
+/// A pin: a channel of the board profile by name, or a BCM pin.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum PinRef {
+    /// A channel name from the board profile (`lock`, `door_contact`…).
+    Channel(String),
+    /// A pin spelled out.
+    Pin(PinSpec),
+}
+
+/// A BCM pin with its wiring.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PinSpec {
+    /// BCM number.
+    pub pin: u8,
+    /// Asserted (energised, pressed, shut…) at the low level.
+    #[serde(default)]
+    pub active_low: bool,
+    /// Internal pull resistor (inputs, `rpi` only).
+    #[serde(default)]
+    pub pull: Pull,
+    /// Debounce settle time (inputs).
+    #[serde(default)]
+    pub debounce_ms: u32,
+}
+
+/// A pin with the profile resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedPin {
+    /// BCM number.
+    pub pin: u8,
+    /// Electrical level of "asserted".
+    pub polarity: Polarity,
+    /// Pull resistor.
+    pub pull: Pull,
+    /// Debounce settle time.
+    pub debounce_ms: u32,
+}
+
+/// A biometric module on a serial port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BiometricConfig {
+    /// Its module id in the policy (doors' readers name it).
+    pub module: u32,
+    /// A name for logs and status.
+    pub name: String,
+    /// Serial device, e.g. `/dev/serial0`.
+    pub port: PathBuf,
+    /// Line speed.
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// Module address (hex, factory `FFFFFFFF`).
+    #[serde(default = "default_address")]
+    pub address: String,
+    /// Module password.
+    #[serde(default)]
+    pub password: u32,
+    /// Lowest Match score accepted.
+    #[serde(default = "default_threshold")]
+    pub match_threshold: u16,
+}
+
+fn default_baud() -> u32 {
+    tobira_hardware::fingerprint::driver::DEFAULT_BAUD
+}
+fn default_address() -> String {
+    "FFFFFFFF".into()
+}
+fn default_threshold() -> u16 {
+    50
+}
+
+impl BiometricConfig {
+    /// The address as a number.
+    pub fn address(&self) -> Result<u32, String> {
+        u32::from_str_radix(self.address.trim_start_matches("0x"), 16).map_err(|_| {
+            format!(
+                "biometric {:?}: address {:?} is not 8 hex digits",
+                self.name, self.address
+            )
+        })
+    }
+}
+
+/// Door or flapper gate.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DoorKindConfig {
+    /// A door with a strike or maglock.
+    Door,
+    /// A flapper gate.
+    FlapperGate,
+}
+
+/// One door or gate this controller drives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoorConfig {
+    /// A name for logs and status.
+    pub name: String,
+    /// The door's id in the policy.
+    pub id: u32,
+    /// Door or gate.
+    pub kind: DoorKindConfig,
+    /// PC/SC reader name (or a unique part of it) on the outside.
+    #[serde(default)]
+    pub entry_reader: Option<String>,
+    /// PC/SC reader name on the inside.
+    #[serde(default)]
+    pub exit_reader: Option<String>,
+    /// Strike (fail-secure) or maglock (fail-safe); doors only.
+    #[serde(default = "default_lock")]
+    pub lock: LockKind,
+    /// Lock relay (doors).
+    #[serde(default)]
+    pub lock_output: Option<PinRef>,
+    /// Door-closed contact, asserted while the door is shut (doors).
+    #[serde(default)]
+    pub contact: Option<PinRef>,
+    /// Request-to-exit button (doors, optional).
+    #[serde(default)]
+    pub rex: Option<PinRef>,
+    /// Gate output opening for the inward direction.
+    #[serde(default)]
+    pub open_in: Option<PinRef>,
+    /// Gate output opening for the outward direction.
+    #[serde(default)]
+    pub open_out: Option<PinRef>,
+    /// Gate passage sensor, asserted while someone is in the lane.
+    #[serde(default)]
+    pub passage: Option<PinRef>,
+    /// LED or buzzer lit while the door waits for a finger or an escort.
+    #[serde(default)]
+    pub prompt: Option<PinRef>,
+    /// Door timings.
+    #[serde(default)]
+    pub timings: DoorTimings,
+    /// Gate timings.
+    #[serde(default)]
+    pub gate_timings: GateTimings,
+}
+
+fn default_lock() -> LockKind {
+    LockKind::FailSecure
+}
+
+/// A fire alarm input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FireInputConfig {
+    /// The zone whose fire-egress doors it releases.
+    pub zone: u32,
+    /// The input, asserted in alarm.
+    pub input: PinRef,
+}
+
+/// An enclosure tamper switch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TamperInputConfig {
+    /// A name for logs and events.
+    pub name: String,
+    /// The input, asserted when the enclosure is open.
+    pub input: PinRef,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax or an unknown/missing/mistyped field (the message shows the line).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line, column and the offending text.
+        message: String,
+    },
+    /// The fields parse but do not make sense together.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads, parses and checks a configuration file; applies the secret from the environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Self::parse(&text, path)?;
+        if let Some(central) = config.central.as_mut() {
+            if let Ok(secret) = std::env::var(SECRET_ENV) {
+                central.secret = Some(secret);
+            }
+        }
+        config.check().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (no checks beyond the types).
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })
+    }
+
+    /// The board profile named by the GPIO section, if any.
+    pub fn profile(&self) -> Result<Option<BoardProfile>, String> {
+        let Some(name) = self.gpio.board() else {
+            return Ok(None);
+        };
+        let profile = if name.contains('/') || name.ends_with(".toml") {
+            BoardProfile::load(Path::new(name))
+        } else {
+            BoardProfile::builtin(name)
+        };
+        profile
+            .map(Some)
+            .map_err(|e| format!("board profile {name:?}: {e}"))
+    }
+
+    /// Resolves a pin reference against the board profile.
+    pub fn resolve(
+        &self,
+        profile: Option<&BoardProfile>,
+        pin: &PinRef,
+        output: bool,
+    ) -> Result<ResolvedPin, String> {
+        match pin {
+            PinRef::Pin(spec) => {
+                if spec.pin > MAX_BCM {
+                    return Err(format!(
+                        "BCM pin {} is not on the header (0–{MAX_BCM})",
+                        spec.pin
+                    ));
+                }
+                Ok(ResolvedPin {
+                    pin: spec.pin,
+                    polarity: if spec.active_low {
+                        Polarity::ActiveLow
+                    } else {
+                        Polarity::ActiveHigh
+                    },
+                    pull: spec.pull,
+                    debounce_ms: spec.debounce_ms,
+                })
+            }
+            PinRef::Channel(name) => {
+                let profile = profile.ok_or_else(|| {
+                    format!("pin {name:?} names a board channel but [gpio] has no board profile")
+                })?;
+                if output {
+                    let ch = profile.output(name).ok_or_else(|| {
+                        format!("board {:?} has no output channel {name:?}", profile.name)
+                    })?;
+                    Ok(ResolvedPin {
+                        pin: ch.pin,
+                        polarity: ch.polarity,
+                        pull: Pull::None,
+                        debounce_ms: 0,
+                    })
+                } else {
+                    let ch = profile.input(name).ok_or_else(|| {
+                        format!("board {:?} has no input channel {name:?}", profile.name)
+                    })?;
+                    Ok(ResolvedPin {
+                        pin: ch.pin,
+                        polarity: ch.polarity,
+                        pull: ch.pull,
+                        debounce_ms: ch.debounce_ms,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Checks what the types cannot: ids and names unique, each door has the
+    /// pins its kind needs, no pin used twice, keys and zones parse.
+    pub fn check(&self) -> Result<(), String> {
+        crate::clock::SiteClock::new(&self.time_zone).map_err(|e| e.to_string())?;
+        if let Some(central) = &self.central {
+            tobira_protocol::PolicyKey::from_hex(&central.public_key)
+                .map_err(|e| format!("central.public_key: {e}"))?;
+            if central.secret.as_deref().is_none_or(str::is_empty) {
+                return Err(format!(
+                    "central.secret is missing (set it in the file or in {SECRET_ENV})"
+                ));
+            }
+            if !(central.url.starts_with("http://") || central.url.starts_with("https://")) {
+                return Err(format!(
+                    "central.url {:?} must start with http:// or https://",
+                    central.url
+                ));
+            }
+            if central.batch == 0 || central.batch > tobira_protocol::MAX_BATCH {
+                return Err(format!(
+                    "central.batch must be 1–{}",
+                    tobira_protocol::MAX_BATCH
+                ));
+            }
+        }
+        let profile = self.profile()?;
+        let mut pins = BTreeSet::new();
+        let mut claim = |what: String, pin: &PinRef, output: bool| -> Result<(), String> {
+            let resolved = self
+                .resolve(profile.as_ref(), pin, output)
+                .map_err(|e| format!("{what}: {e}"))?;
+            if !pins.insert(resolved.pin) {
+                return Err(format!("{what}: BCM pin {} is already used", resolved.pin));
+            }
+            Ok(())
+        };
+        let mut names = BTreeSet::new();
+        let mut ids = BTreeSet::new();
+        let mut readers = BTreeSet::new();
+        for door in &self.doors {
+            let what = |part: &str| format!("door {:?}: {part}", door.name);
+            if !names.insert(door.name.as_str()) {
+                return Err(format!("door name {:?} is used twice", door.name));
+            }
+            if !ids.insert(door.id) {
+                return Err(format!("door id {} is used twice", door.id));
+            }
+            for reader in door.entry_reader.iter().chain(&door.exit_reader) {
+                if !readers.insert(reader.as_str()) {
+                    return Err(format!("reader {reader:?} is given to two door sides"));
+                }
+            }
+            fn need<'a>(
+                pin: &'a Option<PinRef>,
+                part: &str,
+                door: &DoorConfig,
+            ) -> Result<&'a PinRef, String> {
+                pin.as_ref().ok_or_else(|| {
+                    format!(
+                        "door {:?}: {part} is required for a {:?}",
+                        door.name, door.kind
+                    )
+                })
+            }
+            match door.kind {
+                DoorKindConfig::Door => {
+                    claim(
+                        what("lock_output"),
+                        need(&door.lock_output, "lock_output", door)?,
+                        true,
+                    )?;
+                    claim(
+                        what("contact"),
+                        need(&door.contact, "contact", door)?,
+                        false,
+                    )?;
+                    if let Some(rex) = &door.rex {
+                        claim(what("rex"), rex, false)?;
+                    }
+                    for (part, pin) in [
+                        ("open_in", &door.open_in),
+                        ("open_out", &door.open_out),
+                        ("passage", &door.passage),
+                    ] {
+                        if pin.is_some() {
+                            return Err(what(&format!("{part} is for flapper gates")));
+                        }
+                    }
+                    let t = door.timings;
+                    if t.unlock_ms == 0 || t.held_prealarm_ms > t.held_alarm_ms {
+                        return Err(what(
+                            "timings need unlock_ms > 0 and held_prealarm_ms ≤ held_alarm_ms",
+                        ));
+                    }
+                }
+                DoorKindConfig::FlapperGate => {
+                    claim(what("open_in"), need(&door.open_in, "open_in", door)?, true)?;
+                    claim(
+                        what("open_out"),
+                        need(&door.open_out, "open_out", door)?,
+                        true,
+                    )?;
+                    claim(
+                        what("passage"),
+                        need(&door.passage, "passage", door)?,
+                        false,
+                    )?;
+                    for (part, pin) in [
+                        ("lock_output", &door.lock_output),
+                        ("contact", &door.contact),
+                        ("rex", &door.rex),
+                    ] {
+                        if pin.is_some() {
+                            return Err(what(&format!("{part} is for doors")));
+                        }
+                    }
+                    if door.gate_timings.open_timeout_ms == 0 {
+                        return Err(what("gate_timings.open_timeout_ms must be > 0"));
+                    }
+                }
+            }
+            if let Some(prompt) = &door.prompt {
+                claim(what("prompt"), prompt, true)?;
+            }
+            if door.entry_reader.is_none() && door.exit_reader.is_none() && door.rex.is_none() {
+                return Err(what("has no reader and no request-to-exit button"));
+            }
+        }
+        let mut modules = BTreeSet::new();
+        for module in &self.biometric {
+            if !modules.insert(module.module) {
+                return Err(format!(
+                    "biometric module {} is configured twice",
+                    module.module
+                ));
+            }
+            module.address()?;
+        }
+        for fire in &self.fire_inputs {
+            claim(
+                format!("fire input of zone {}", fire.zone),
+                &fire.input,
+                false,
+            )?;
+        }
+        for tamper in &self.tamper_inputs {
+            claim(
+                format!("tamper input {:?}", tamper.name),
+                &tamper.input,
+                false,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The state database's path.
+    pub fn state_path(&self) -> PathBuf {
+        self.data_dir.join("controller.sqlite")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+controller = 7
+data_dir = "/tmp/x"
+
+[gpio]
+backend = "virtual"
+socket = "/tmp/gpio.sock"
+board = "generic"
+
+[[doors]]
+name = "staff office"
+id = 3
+kind = "door"
+entry_reader = "Virtual PCD 00 00"
+lock_output = "lock"
+contact = "door_contact"
+rex = "rex"
+"#;
+
+    #[test]
+    fn a_good_config_checks_and_names_resolve_through_the_profile() {
+        let c = Config::parse(GOOD, Path::new("c.toml")).unwrap();
+        c.check().unwrap();
+        assert_eq!(c.time_zone, "Asia/Tokyo");
+        let p = c.profile().unwrap();
+        let lock = c
+            .resolve(p.as_ref(), c.doors[0].lock_output.as_ref().unwrap(), true)
+            .unwrap();
+        assert_eq!((lock.pin, lock.polarity), (17, Polarity::ActiveLow));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let bad = GOOD.replace("kind = \"door\"", "kind = \"door\"\nunlock_secs = 5");
+        let err = Config::parse(&bad, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 14"), "{err}");
+        assert!(err.contains("unlock_secs"), "{err}");
+        let bad = GOOD.replace("id = 3", "id = \"three\"");
+        let err = Config::parse(&bad, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 12"), "{err}");
+    }
+
+    #[test]
+    fn inconsistent_configs_are_refused() {
+        let twice = GOOD.replace("rex = \"rex\"", "rex = \"door_contact\"");
+        let c = Config::parse(&twice, Path::new("c.toml")).unwrap();
+        assert!(c.check().unwrap_err().contains("already used"));
+        let no_lock = GOOD.replace("lock_output = \"lock\"\n", "");
+        let c = Config::parse(&no_lock, Path::new("c.toml")).unwrap();
+        assert!(c.check().unwrap_err().contains("lock_output is required"));
+        let zone = GOOD.replace("data_dir", "time_zone = \"Asia/Nowhere\"\ndata_dir");
+        let c = Config::parse(&zone, Path::new("c.toml")).unwrap();
+        assert!(c.check().unwrap_err().contains("Asia/Nowhere"));
+        let channel = GOOD.replace("contact = \"door_contact\"", "contact = \"doorbell\"");
+        let c = Config::parse(&channel, Path::new("c.toml")).unwrap();
+        assert!(c.check().unwrap_err().contains("doorbell"));
+    }
+}

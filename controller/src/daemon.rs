@@ -1,0 +1,331 @@
+//! Starting and stopping the controller: opens state, devices and pins, runs the tasks, shuts down safely on SIGTERM/SIGINT.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tobira_firmware::{ControllerId, ModuleId, Side, Snapshot, SnapshotData, ZoneId};
+use tobira_protocol::{PolicyKey, PolicyMessage, SignedPolicy};
+use tokio::sync::{mpsc, watch};
+
+use crate::clock::{now_utc, SiteClock};
+use crate::config::Config;
+use crate::devices;
+use crate::doors::DoorUnit;
+use crate::engine::{Engine, InputRole, ReaderBinding, WatchedInput};
+use crate::outbox::Outbox;
+use crate::pins::Gpio;
+use crate::policy::PolicyStore;
+use crate::state::{self, StateError};
+use crate::status::{self, StatusBoard};
+
+/// Why the controller could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The state database.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The data directory.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The policy file.
+    #[error("policy file {path}: {message}")]
+    PolicyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Configuration that only shows at start (profile, time zone).
+    #[error("{0}")]
+    Config(String),
+    /// The GPIO backend could not be opened: no door can be driven.
+    #[error("{0}")]
+    Gpio(String),
+    /// The status endpoint could not listen.
+    #[error("status endpoint {addr}: {source}")]
+    Status {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Runs the controller until SIGTERM or SIGINT.
+pub async fn run(config: Config, policy_file: Option<PathBuf>) -> Result<(), StartError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signals = tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let result = run_until(config, policy_file, stop_rx).await;
+    signals.abort();
+    result
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; stop with SIGKILL only");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Runs the controller until `stop` turns true.
+pub async fn run_until(
+    config: Config,
+    policy_file: Option<PathBuf>,
+    stop: watch::Receiver<bool>,
+) -> Result<(), StartError> {
+    let clock = SiteClock::new(&config.time_zone).map_err(|e| StartError::Config(e.to_string()))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let controller = ControllerId(config.controller);
+    let pool = state::open(&config.state_path()).await?;
+    let outbox = Outbox::open(pool.clone(), controller).await?;
+    let policy = PolicyStore::load(pool.clone()).await?;
+    let started = now_utc();
+    let board = StatusBoard::new(config.controller, started);
+    let depth = outbox.depth().await?;
+    let chain = outbox.chain().await;
+    board.update(|s| {
+        s.outbox_depth = depth;
+        s.last_seq = chain.next_seq.saturating_sub(1);
+        s.sync.central = config.central.as_ref().map(|c| c.url.clone());
+    });
+    tracing::info!(
+        controller = controller.0,
+        policy_version = policy.version(),
+        outbox = depth,
+        next_seq = chain.next_seq,
+        "state loaded"
+    );
+    if let Some(path) = &policy_file {
+        load_policy_file(path, &config, &policy).await?;
+    }
+
+    let profile = config.profile().map_err(StartError::Config)?;
+    let gpio = Gpio::open(&config.gpio).map_err(|e| StartError::Gpio(e.0))?;
+    board.device("gpio", "gpio", true, None, started);
+    let mut doors = Vec::new();
+    let mut readers = Vec::new();
+    for door in &config.doors {
+        match DoorUnit::build(door, &config, profile.as_ref(), &gpio, &board, started) {
+            Ok(unit) => {
+                let index = doors.len();
+                for (side, reader) in [
+                    (Side::Entry, &door.entry_reader),
+                    (Side::Exit, &door.exit_reader),
+                ] {
+                    if let Some(pattern) = reader {
+                        readers.push(ReaderBinding {
+                            pattern: pattern.clone(),
+                            door: index,
+                            side,
+                        });
+                    }
+                }
+                doors.push(unit);
+            }
+            // One door's broken pins must not take the others down.
+            Err(e) => {
+                tracing::error!(door = %door.name, error = %e, "door not started");
+                board.update(|s| {
+                    let d = s.doors.entry(door.name.clone()).or_default();
+                    d.id = door.id;
+                    d.state = "not started".into();
+                    d.fault = Some(e);
+                });
+            }
+        }
+    }
+    let mut inputs = Vec::new();
+    let roles = config
+        .fire_inputs
+        .iter()
+        .map(|f| {
+            (
+                format!("fire input of zone {}", f.zone),
+                &f.input,
+                InputRole::Fire(ZoneId(f.zone)),
+            )
+        })
+        .chain(config.tamper_inputs.iter().map(|t| {
+            (
+                format!("tamper {}", t.name),
+                &t.input,
+                InputRole::Tamper(t.name.clone()),
+            )
+        }));
+    for (name, pin, role) in roles {
+        let opened = config
+            .resolve(profile.as_ref(), pin, false)
+            .and_then(|r| gpio.input(&name, r, false).map_err(|e| e.0));
+        match opened {
+            // Start from "not asserted" so an alarm already active at start is recorded.
+            Ok(pin) => inputs.push(WatchedInput {
+                role,
+                pin,
+                last: false,
+            }),
+            Err(e) => tracing::error!(input = %name, error = %e, "input not started"),
+        }
+    }
+
+    let (device_tx, device_rx) = mpsc::channel(256);
+    let mut modules = BTreeMap::new();
+    for module in &config.biometric {
+        board.device(
+            &module.name,
+            "biometric",
+            false,
+            Some("opening".into()),
+            started,
+        );
+        let handle = devices::spawn_biometric(module.clone(), device_tx.clone(), stop.clone());
+        modules.insert(ModuleId(module.module), handle);
+    }
+    let reader_task = if readers.is_empty() {
+        None
+    } else {
+        let names = readers.iter().map(|r| r.pattern.clone()).collect();
+        Some(tokio::spawn(devices::run_readers(
+            names,
+            device_tx.clone(),
+            stop.clone(),
+        )))
+    };
+    drop(device_tx);
+
+    let listener =
+        status::bind(config.status_listen)
+            .await
+            .map_err(|source| StartError::Status {
+                addr: config.status_listen,
+                source,
+            })?;
+    let status_addr = listener.local_addr().unwrap_or(config.status_listen);
+    let status_task = {
+        let board = board.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let until = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = status::serve(listener, board, until).await {
+                tracing::error!(error = %e, "status endpoint failed");
+            }
+        })
+    };
+    let sync_task = config.central.clone().map(|central| {
+        tokio::spawn(crate::sync::run(
+            central,
+            controller,
+            policy.clone(),
+            outbox.clone(),
+            board.clone(),
+            stop.clone(),
+        ))
+    });
+    tracing::info!(status = %status_addr, doors = doors.len(), "controller running");
+    let engine = Engine {
+        controller,
+        clock,
+        policy,
+        outbox,
+        board,
+        doors,
+        readers,
+        modules,
+        inputs,
+        poll: Duration::from_millis(u64::from(config.poll_ms.max(1))),
+    };
+    engine.run(device_rx, stop.clone()).await;
+    // The sync client makes its last bounded attempt to ship the outbox.
+    if let Some(task) = sync_task {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+    if let Some(task) = reader_task {
+        let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(3), status_task).await;
+    pool.close().await;
+    tracing::info!("controller stopped");
+    Ok(())
+}
+
+/// Loads a snapshot from a file: a signed envelope as the central service
+/// serves it (verified against `central.public_key` when one is configured),
+/// or, for a standalone controller without a central service, plain snapshot JSON.
+pub async fn load_policy_file(
+    path: &Path,
+    config: &Config,
+    policy: &PolicyStore,
+) -> Result<(), StartError> {
+    let fail = |message: String| StartError::PolicyFile {
+        path: path.to_owned(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let data = parse_policy(&text, config).map_err(fail)?;
+    let snapshot = Snapshot::new(data).map_err(|e| fail(format!("not a valid snapshot: {e}")))?;
+    let held = policy.version();
+    if snapshot.version() < held {
+        return Err(fail(format!(
+            "version {} is older than the cached version {held}; refusing to roll back",
+            snapshot.version()
+        )));
+    }
+    if snapshot.version() == held && held != 0 {
+        tracing::info!(version = held, "policy file matches the cached version");
+        return Ok(());
+    }
+    let version = snapshot.version();
+    policy.replace(snapshot, now_utc(), false).await?;
+    tracing::info!(version, file = %path.display(), "policy loaded from file");
+    Ok(())
+}
+
+/// Reads a policy file's text: a signed envelope or, for standalone controllers, plain snapshot JSON.
+pub fn parse_policy(text: &str, config: &Config) -> Result<SnapshotData, String> {
+    if let Ok(envelope) = serde_json::from_str::<SignedPolicy>(text) {
+        let Some(central) = &config.central else {
+            return Err(
+                "a signed policy needs central.public_key in the config to verify it".into(),
+            );
+        };
+        let key = PolicyKey::from_hex(&central.public_key).map_err(|e| e.to_string())?;
+        return match key
+            .open(&envelope, ControllerId(config.controller))
+            .map_err(|e| e.to_string())?
+        {
+            PolicyMessage::Snapshot { snapshot, .. } => Ok(snapshot),
+            PolicyMessage::Delta { .. } => Err("a delta is not a snapshot".into()),
+        };
+    }
+    if config.central.is_some() {
+        return Err(
+            "this controller has a central public key: the policy file must be signed".into(),
+        );
+    }
+    serde_json::from_str(text).map_err(|e| format!("not a snapshot: {e}"))
+}

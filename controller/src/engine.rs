@@ -1,0 +1,552 @@
+//! The decision loop: one task that owns the brain's memory and the doors, turns device inputs into decisions, records them, then acts.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tobira_firmware::{
+    decide, free_access, Awaiting, BiometricResult, CardUid, ControllerId, Decision, DeviceKind,
+    DeviceRef, DoorId, EventKind, Memory, ModuleId, Moment, Request, Side, Snapshot, Timestamp,
+    Verdict, ZoneId,
+};
+use tobira_hardware::card::ReaderEvent;
+use tokio::sync::{mpsc, watch};
+
+use crate::clock::SiteClock;
+use crate::devices::{BiometricHandle, DeviceInput, VerifyJob};
+use crate::doors::DoorUnit;
+use crate::outbox::Outbox;
+use crate::pins::Input;
+use crate::policy::{Current, PolicyStore};
+use crate::status::StatusBoard;
+
+/// A configured reader name (or unique part of the PC/SC name) and the door side it serves.
+#[derive(Debug, Clone)]
+pub struct ReaderBinding {
+    /// What the config says.
+    pub pattern: String,
+    /// Index into the doors.
+    pub door: usize,
+    /// Which side.
+    pub side: Side,
+}
+
+/// A watched input that is not part of a door: fire alarm or tamper switch.
+#[derive(Debug)]
+pub struct WatchedInput {
+    /// What it reports.
+    pub role: InputRole,
+    /// The pin.
+    pub pin: Input,
+    /// The level last seen.
+    pub last: bool,
+}
+
+/// What a watched input means.
+#[derive(Debug, Clone)]
+pub enum InputRole {
+    /// Fire alarm for a zone.
+    Fire(ZoneId),
+    /// Enclosure tamper switch.
+    Tamper(String),
+}
+
+/// Everything the loop owns.
+#[derive(Debug)]
+pub struct Engine {
+    /// This controller.
+    pub controller: ControllerId,
+    /// The site clock.
+    pub clock: SiteClock,
+    /// Where the policy comes from.
+    pub policy: PolicyStore,
+    /// The outbox.
+    pub outbox: Outbox,
+    /// The status board.
+    pub board: StatusBoard,
+    /// Doors and gates.
+    pub doors: Vec<DoorUnit>,
+    /// Reader names to door sides.
+    pub readers: Vec<ReaderBinding>,
+    /// Biometric modules by policy id.
+    pub modules: BTreeMap<ModuleId, BiometricHandle>,
+    /// Fire and tamper inputs.
+    pub inputs: Vec<WatchedInput>,
+    /// How often inputs are sampled.
+    pub poll: Duration,
+}
+
+/// How many recent latencies the status endpoint summarises.
+const LATENCY_WINDOW: usize = 1024;
+
+struct Loop {
+    e: Engine,
+    snapshot: Arc<Snapshot>,
+    version: u64,
+    memory: Memory,
+    latencies: VecDeque<f64>,
+    decisions: BTreeMap<&'static str, u64>,
+    last_release_check: Timestamp,
+}
+
+impl Engine {
+    /// Runs until `shutdown` turns true; then puts every output in its safe state.
+    pub async fn run(
+        self,
+        mut devices: mpsc::Receiver<DeviceInput>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut policy_rx = self.policy.subscribe();
+        let current = policy_rx.borrow_and_update().clone();
+        let mut l = Loop {
+            snapshot: Arc::clone(&current.snapshot),
+            version: current.snapshot.version(),
+            memory: Memory::new(),
+            latencies: VecDeque::with_capacity(LATENCY_WINDOW),
+            decisions: BTreeMap::new(),
+            last_release_check: Timestamp(0),
+            e: self,
+        };
+        l.policy_in_force(&current);
+        for r in &l.e.readers {
+            l.e.board.device(
+                &r.pattern,
+                "card_reader",
+                false,
+                Some("not seen on pcscd yet".into()),
+                l.e.clock.now().utc,
+            );
+        }
+        let mut tick = tokio::time::interval(l.e.poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                input = devices.recv() => match input {
+                    Some(input) => l.device(input).await,
+                    None => break,
+                },
+                changed = policy_rx.changed() => {
+                    if changed.is_err() { break; }
+                    let current = policy_rx.borrow_and_update().clone();
+                    l.new_policy(current).await;
+                }
+                _ = tick.tick() => l.tick().await,
+            }
+        }
+        for door in &mut l.e.doors {
+            door.safe_state();
+        }
+        tracing::info!("doors in their safe state");
+    }
+}
+
+impl Loop {
+    fn now(&self) -> Moment {
+        self.e.clock.now()
+    }
+
+    fn policy_in_force(&mut self, current: &Current) {
+        if current.confirmed_at.0 > 0 {
+            self.memory.confirm_policy(current.confirmed_at);
+        }
+        let snap = &current.snapshot;
+        self.e.board.update(|s| {
+            s.policy.version = snap.version();
+            s.policy.issued_at_ms = snap.issued_at().0;
+            s.policy.confirmed_at_ms = current.confirmed_at.0;
+        });
+    }
+
+    async fn new_policy(&mut self, current: Current) {
+        self.policy_in_force(&current);
+        let version = current.snapshot.version();
+        self.snapshot = Arc::clone(&current.snapshot);
+        if version != self.version {
+            self.version = version;
+            tracing::info!(version, "policy applied");
+            let now = self.now();
+            self.record(now.utc, vec![EventKind::PolicyApplied { version }])
+                .await;
+            self.refresh_releases(&now);
+        }
+    }
+
+    async fn device(&mut self, input: DeviceInput) {
+        match input {
+            DeviceInput::Reader(ReaderEvent::Tap(tap)) => {
+                let Some(binding) = self.binding(&tap.reader) else {
+                    tracing::warn!(reader = %tap.reader, "card on a reader no door is configured for; ignored");
+                    return;
+                };
+                let Ok(uid) = CardUid::new(&tap.uid) else {
+                    tracing::warn!(reader = %tap.reader, "card identifier of unsupported length; ignored");
+                    return;
+                };
+                let door = self.e.doors[binding.door].id;
+                let now = self.now();
+                let request = Request::Card {
+                    door,
+                    side: binding.side,
+                    uid,
+                };
+                let decision = decide(&self.snapshot, &self.memory, &request, &now);
+                self.act(decision, now, Some(tap.at)).await;
+            }
+            DeviceInput::Reader(ReaderEvent::ReadFailed { reader, error }) => {
+                tracing::warn!(%reader, %error, "card could not be read; present it again");
+                self.e.board.update(|s| {
+                    if let Some(d) = s
+                        .devices
+                        .iter_mut()
+                        .find(|(n, _)| reader.contains(n.as_str()))
+                    {
+                        d.1.error = Some(format!("last read failed: {error}"));
+                    }
+                });
+            }
+            DeviceInput::Reader(ReaderEvent::ReaderAdded(name)) => {
+                self.reader_online(&name, true, None).await
+            }
+            DeviceInput::Reader(ReaderEvent::ReaderRemoved(name)) => {
+                self.reader_online(&name, false, Some("unplugged or gone from pcscd".into()))
+                    .await
+            }
+            DeviceInput::Reader(ReaderEvent::ServiceUnavailable(error)) => {
+                tracing::error!(%error, "PC/SC service unavailable; card readers offline");
+                let patterns: Vec<String> =
+                    self.e.readers.iter().map(|r| r.pattern.clone()).collect();
+                for p in patterns {
+                    self.reader_online(&p, false, Some(format!("pcscd: {error}")))
+                        .await;
+                }
+            }
+            DeviceInput::Reader(ReaderEvent::CardRemoved(_)) => {}
+            DeviceInput::Finger { job, result } => {
+                let now = self.now();
+                let request = Request::Biometric {
+                    door: job.door,
+                    side: job.side,
+                    result,
+                };
+                let decision = decide(&self.snapshot, &self.memory, &request, &now);
+                self.act(decision, now, None).await;
+            }
+            DeviceInput::BiometricStatus {
+                name,
+                online,
+                error,
+            } => {
+                let now = self.now();
+                self.e
+                    .board
+                    .device(&name, "biometric", online, error, now.utc);
+                let device = DeviceRef {
+                    kind: DeviceKind::Biometric,
+                    name,
+                };
+                let kind = if online {
+                    EventKind::DeviceOnline { device }
+                } else {
+                    EventKind::DeviceOffline { device }
+                };
+                self.record(now.utc, vec![kind]).await;
+            }
+        }
+    }
+
+    fn binding(&self, reader: &str) -> Option<ReaderBinding> {
+        self.e
+            .readers
+            .iter()
+            .find(|b| reader.contains(b.pattern.as_str()))
+            .cloned()
+    }
+
+    async fn reader_online(&mut self, name: &str, online: bool, error: Option<String>) {
+        let Some(binding) = self.binding(name) else {
+            tracing::info!(reader = %name, online, "reader not used by any door");
+            return;
+        };
+        let was = self
+            .e
+            .board
+            .read()
+            .devices
+            .get(&binding.pattern)
+            .map(|d| d.online);
+        let now = self.now();
+        if online {
+            tracing::info!(reader = %name, "card reader online");
+        } else {
+            tracing::error!(reader = %name, error = error.as_deref().unwrap_or(""), "card reader offline");
+        }
+        self.e
+            .board
+            .device(&binding.pattern, "card_reader", online, error, now.utc);
+        if was != Some(online) {
+            let device = DeviceRef {
+                kind: DeviceKind::CardReader,
+                name: binding.pattern.clone(),
+            };
+            let kind = if online {
+                EventKind::DeviceOnline { device }
+            } else {
+                EventKind::DeviceOffline { device }
+            };
+            self.record(now.utc, vec![kind]).await;
+        }
+    }
+
+    /// Records a decision, then carries it out. Nothing opens unless its
+    /// event is on disk: if the outbox cannot be written the door stays shut.
+    async fn act(&mut self, decision: Decision, now: Moment, seen_at: Option<SystemTime>) {
+        self.memory.apply(&decision);
+        let verdict = decision.verdict();
+        *self.decisions.entry(verdict_word(verdict)).or_default() += 1;
+        let records: Vec<EventKind> = decision
+            .access_records()
+            .into_iter()
+            .map(EventKind::Access)
+            .collect();
+        let recorded = self.record(now.utc, records).await;
+        let Some(index) = self.door_index(decision.door) else {
+            return;
+        };
+        let words = format!(
+            "{} {:?} {}",
+            verdict_word(verdict),
+            decision.side,
+            decision.reason
+        );
+        self.e.doors[index].show_decision(words, now.utc);
+        if !recorded {
+            return;
+        }
+        match verdict {
+            Verdict::Granted => {
+                let (opened, events) = self.e.doors[index].grant(decision.side, now.utc);
+                if let Some(at) = seen_at {
+                    self.latency(crate::devices::age_ms(at));
+                }
+                if !opened {
+                    tracing::warn!(door = %self.e.doors[index].name, "granted but the gate is busy in the other direction");
+                }
+                self.record(now.utc, events).await;
+            }
+            Verdict::Pending => {
+                if let Some(pending) = decision.pending {
+                    if let Awaiting::Biometric { module, slot } = pending.awaiting {
+                        self.ask_finger(&decision, module, slot, pending.deadline, now)
+                            .await;
+                    }
+                }
+            }
+            Verdict::Denied => {}
+        }
+        self.update_prompt(index);
+    }
+
+    async fn ask_finger(
+        &mut self,
+        decision: &Decision,
+        module: ModuleId,
+        slot: tobira_firmware::TemplateSlot,
+        deadline: Timestamp,
+        now: Moment,
+    ) {
+        let left = Duration::from_millis(deadline.ms_since(now.utc));
+        let job = VerifyJob {
+            door: decision.door,
+            side: decision.side,
+            slot,
+            deadline: tokio::time::Instant::now() + left,
+        };
+        let queued = self.e.modules.get(&module).is_some_and(|m| m.verify(job));
+        if !queued {
+            tracing::error!(
+                module = module.0,
+                door = decision.door.0,
+                "no biometric module configured or it is swamped; the finger step cannot run"
+            );
+            let request = Request::Biometric {
+                door: job.door,
+                side: job.side,
+                result: BiometricResult::Unavailable,
+            };
+            let follow = decide(&self.snapshot, &self.memory, &request, &now);
+            Box::pin(self.act(follow, now, None)).await;
+        }
+    }
+
+    fn update_prompt(&mut self, index: usize) {
+        let id = self.e.doors[index].id;
+        let waiting = self.memory.waiting().iter().any(|w| w.door == id);
+        self.e.doors[index].set_prompt(waiting);
+    }
+
+    fn door_index(&self, door: DoorId) -> Option<usize> {
+        self.e.doors.iter().position(|d| d.id == door)
+    }
+
+    /// Commits events to the outbox. `false` if that failed (logged).
+    async fn record(&mut self, at: Timestamp, events: Vec<EventKind>) -> bool {
+        if events.is_empty() {
+            return true;
+        }
+        match self.e.outbox.append(at, events).await {
+            Ok(sealed) => {
+                let mut last = 0;
+                for s in &sealed {
+                    last = s.event.seq;
+                    tracing::info!(seq = s.event.seq, event = %describe(&s.event.kind), "event recorded");
+                }
+                self.e.board.update(|st| {
+                    st.last_seq = last;
+                    st.outbox_depth += sealed.len() as u64;
+                });
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record events; the door stays shut");
+                false
+            }
+        }
+    }
+
+    async fn tick(&mut self) {
+        let now = self.now();
+        let mut events = Vec::new();
+        let mut rex = Vec::new();
+        for (i, door) in self.e.doors.iter_mut().enumerate() {
+            let polled = door.poll(now.utc);
+            events.extend(polled.events);
+            if polled.rex {
+                rex.push(i);
+            }
+        }
+        let mut fire_changed = false;
+        for input in &mut self.e.inputs {
+            use embedded_hal::digital::InputPin;
+            let level = match input.pin.is_high() {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "input failed");
+                    continue;
+                }
+            };
+            if level == input.last {
+                continue;
+            }
+            input.last = level;
+            match &input.role {
+                InputRole::Fire(zone) => {
+                    tracing::warn!(zone = zone.0, active = level, "fire alarm input changed");
+                    self.memory.set_fire_alarm(*zone, level);
+                    fire_changed = true;
+                    events.push(EventKind::FireAlarm {
+                        zone: *zone,
+                        active: level,
+                    });
+                }
+                InputRole::Tamper(name) => {
+                    tracing::warn!(device = %name, active = level, "tamper switch changed");
+                    events.push(EventKind::Tamper {
+                        device: DeviceRef {
+                            kind: DeviceKind::Gpio,
+                            name: name.clone(),
+                        },
+                        active: level,
+                    });
+                }
+            }
+        }
+        self.record(now.utc, events).await;
+        for i in rex {
+            let request = Request::RequestToExit {
+                door: self.e.doors[i].id,
+            };
+            let decision = decide(&self.snapshot, &self.memory, &request, &now);
+            self.act(decision, now, None).await;
+        }
+        let expired = self.memory.expire(now.utc);
+        for decision in expired {
+            *self
+                .decisions
+                .entry(verdict_word(decision.verdict()))
+                .or_default() += 1;
+            let records = decision
+                .access_records()
+                .into_iter()
+                .map(EventKind::Access)
+                .collect();
+            self.record(now.utc, records).await;
+            if let Some(i) = self.door_index(decision.door) {
+                self.e.doors[i].show_decision(
+                    format!("denied {:?} {}", decision.side, decision.reason),
+                    now.utc,
+                );
+                self.update_prompt(i);
+            }
+        }
+        if fire_changed || now.utc.ms_since(self.last_release_check) >= 1000 {
+            self.refresh_releases(&now);
+            let decisions = self
+                .decisions
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect();
+            self.e.board.update(|s| s.decisions = decisions);
+        }
+    }
+
+    /// Level 0, opening hours and fire release hold doors open without a card.
+    fn refresh_releases(&mut self, now: &Moment) {
+        self.last_release_check = now.utc;
+        for door in &mut self.e.doors {
+            let free = free_access(&self.snapshot, &self.memory, door.id, now).is_some();
+            door.set_released(free, now.utc);
+        }
+    }
+
+    fn latency(&mut self, ms: f64) {
+        if self.latencies.len() == LATENCY_WINDOW {
+            self.latencies.pop_front();
+        }
+        self.latencies.push_back(ms);
+        let mut sorted: Vec<f64> = self.latencies.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+        let (p50, p99, n) = (at(0.5), at(0.99), sorted.len());
+        self.e.board.update(|s| {
+            s.grant_latency_ms = Some(crate::status::Latency {
+                p50,
+                p99,
+                samples: n,
+            });
+        });
+    }
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Granted => "granted",
+        Verdict::Denied => "denied",
+        Verdict::Pending => "pending",
+    }
+}
+
+fn describe(kind: &EventKind) -> String {
+    match kind {
+        EventKind::Access(a) => format!(
+            "access door={} side={:?} reason={} card={} person={}",
+            a.door.0,
+            a.side,
+            a.reason,
+            a.card.map(|c| c.to_string()).unwrap_or_default(),
+            a.person.map(|p| p.0.to_string()).unwrap_or_default()
+        ),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}

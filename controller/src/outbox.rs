@@ -1,0 +1,154 @@
+//! The event outbox: events numbered, hash-chained and committed to disk before the door acts, kept until the central service acknowledges them.
+
+use std::sync::Arc;
+
+use sqlx::SqlitePool;
+use tobira_firmware::{Chain, ChainLink, ControllerId, EventKind, SealedEvent, Timestamp};
+use tokio::sync::{Mutex, Notify};
+
+use crate::state::StateError;
+
+/// The outbox. Clones share the same chain and database.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    pool: SqlitePool,
+    chain: Arc<Mutex<Chain>>,
+    appended: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Opens the outbox and restores the chain position. A fresh database
+    /// starts the chain at its genesis.
+    pub async fn open(pool: SqlitePool, controller: ControllerId) -> Result<Self, StateError> {
+        let row: Option<(i64, i64, String)> =
+            sqlx::query_as("SELECT controller, next_seq, last_link FROM chain WHERE id = 1")
+                .fetch_optional(&pool)
+                .await?;
+        let chain = match row {
+            Some((stored, next_seq, last_link)) => {
+                if stored != i64::from(controller.0) {
+                    return Err(StateError::WrongController {
+                        expected: controller.0,
+                        found: stored,
+                    });
+                }
+                let last: ChainLink = last_link.parse().map_err(|_| StateError::Corrupt {
+                    what: "chain link",
+                    detail: last_link.clone(),
+                })?;
+                let next_seq = u64::try_from(next_seq).map_err(|_| StateError::Corrupt {
+                    what: "chain sequence number",
+                    detail: next_seq.to_string(),
+                })?;
+                Chain {
+                    controller,
+                    next_seq,
+                    last,
+                }
+            }
+            None => Chain::genesis(controller),
+        };
+        Ok(Self {
+            pool,
+            chain: Arc::new(Mutex::new(chain)),
+            appended: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Seals `kinds` in order and commits them with the new chain position in
+    /// one transaction. Returns only after the commit is on disk; on any error
+    /// nothing was recorded and the chain did not move.
+    pub async fn append(
+        &self,
+        at: Timestamp,
+        kinds: Vec<EventKind>,
+    ) -> Result<Vec<SealedEvent>, StateError> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut chain = self.chain.lock().await;
+        let mut next = *chain;
+        let mut sealed = Vec::with_capacity(kinds.len());
+        for kind in kinds {
+            sealed.push(next.seal(at, kind).map_err(|e| StateError::Corrupt {
+                what: "event",
+                detail: e.to_string(),
+            })?);
+        }
+        let mut tx = self.pool.begin().await?;
+        for event in &sealed {
+            let text = serde_json::to_string(event).map_err(|e| StateError::Corrupt {
+                what: "event",
+                detail: e.to_string(),
+            })?;
+            sqlx::query("INSERT INTO outbox (seq, at, event) VALUES (?, ?, ?)")
+                .bind(seq_i64(event.event.seq))
+                .bind(event.event.at.0)
+                .bind(text)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO chain (id, controller, next_seq, last_link) VALUES (1, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET next_seq = excluded.next_seq, last_link = excluded.last_link",
+        )
+        .bind(i64::from(next.controller.0))
+        .bind(seq_i64(next.next_seq))
+        .bind(next.last.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        *chain = next;
+        drop(chain);
+        self.appended.notify_one();
+        Ok(sealed)
+    }
+
+    /// The oldest `limit` unacknowledged events, in sequence order.
+    pub async fn pending(&self, limit: usize) -> Result<Vec<SealedEvent>, StateError> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT event FROM outbox ORDER BY seq LIMIT ?")
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(text,)| {
+                serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+                    what: "outbox event",
+                    detail: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes every event up to and including `through`, which the central
+    /// service has stored. Returns how many were deleted.
+    pub async fn acknowledge(&self, through: u64) -> Result<u64, StateError> {
+        let done = sqlx::query("DELETE FROM outbox WHERE seq <= ?")
+            .bind(seq_i64(through))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// How many events wait for the central service.
+    pub async fn depth(&self) -> Result<u64, StateError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The chain position: the next sequence number and the last link.
+    pub async fn chain(&self) -> Chain {
+        *self.chain.lock().await
+    }
+
+    /// Wakes when events were appended (the sync client pushes promptly).
+    pub fn appended(&self) -> Arc<Notify> {
+        Arc::clone(&self.appended)
+    }
+}
+
+fn seq_i64(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}

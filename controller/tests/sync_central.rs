@@ -1,0 +1,870 @@
+//! The sync client against a real central service over HTTP: signed snapshots,
+//! lost cards through watch + delta, refused policy (wrong key, tampered,
+//! misaddressed, replayed, unappliable), events exactly once through outages,
+//! prompt shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use tobira_controller::clock::now_utc;
+use tobira_controller::config::CentralConfig;
+use tobira_controller::outbox::Outbox;
+use tobira_controller::policy::PolicyStore;
+use tobira_controller::status::{Status, StatusBoard};
+use tobira_controller::sync;
+use tobira_firmware::{
+    CardState, CardUid, ControllerId, DoorId, EventKind, SealedEvent, Timestamp,
+};
+use tobira_protocol::{
+    controller_authorization, EventBatch, PolicyMessage, PolicySigner, SignedPolicy,
+    SnapshotNeeded, DELTA_PATH, EVENTS_PATH, SNAPSHOT_PATH,
+};
+use tobira_web::store::resources::cards::CardAction;
+use tobira_web::store::resources::Uid;
+use tobira_web::store::ChangeScope;
+use tobira_web::{AppState, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+const C1: ControllerId = ControllerId(1);
+const C2: ControllerId = ControllerId(2);
+const SATO: i64 = 100;
+const YAMADA: i64 = 101;
+const SITE: i64 = 1;
+
+fn uid_of(person: i64) -> String {
+    format!("04A0{person:04X}")
+}
+
+fn card_uid(person: i64) -> CardUid {
+    uid_of(person).parse().unwrap()
+}
+
+// ---------------------------------------------------------------- central
+
+/// A central service on SQLite in a temp dir, seeded with the city hall of
+/// the web tests; it listens only once `serve` is called.
+struct Central {
+    store: Store,
+    signer_hex: String,
+    public_key: String,
+    /// Controller 1's secret.
+    secret: String,
+    url: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Central {
+    async fn new() -> Central {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/central.db", dir.path().display());
+        let store = Store::connect(&url).await.unwrap();
+        let secret = seed(&store).await;
+        let signer = PolicySigner::generate();
+        Central {
+            store,
+            signer_hex: signer.to_hex(),
+            public_key: signer.public_key().to_hex(),
+            secret,
+            url: None,
+            _dir: dir,
+        }
+    }
+
+    async fn start() -> Central {
+        let mut c = Central::new().await;
+        c.serve(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        c
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let addr = listener.local_addr().unwrap();
+        let state = AppState {
+            store: self.store.clone(),
+            signer: Arc::new(PolicySigner::from_hex(&self.signer_hex).unwrap()),
+        };
+        tokio::spawn(async move {
+            axum::serve(listener, tobira_web::router(state))
+                .await
+                .unwrap();
+        });
+        self.url = Some(format!("http://{addr}"));
+    }
+
+    fn url(&self) -> String {
+        self.url.clone().expect("central is not serving")
+    }
+
+    fn version(&self) -> u64 {
+        self.store.policy_version().version
+    }
+
+    async fn card(&self, person: i64, action: CardAction) {
+        let uid = Uid::parse(&uid_of(person)).unwrap();
+        self.store
+            .card_action("test", &uid, action, None)
+            .await
+            .unwrap();
+    }
+
+    /// The signed snapshot controller 1 would get now.
+    async fn signed_snapshot(&self) -> SignedPolicy {
+        reqwest::Client::new()
+            .get(format!("{}{SNAPSHOT_PATH}", self.url()))
+            .header("Authorization", controller_authorization(C1, &self.secret))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Controller 1's stored events: (seq, link), in sequence order.
+    async fn events(&self) -> Vec<(i64, String)> {
+        sqlx::query_as("SELECT seq, link FROM events WHERE controller_id = 1 ORDER BY seq")
+            .fetch_all(self.store.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn chain_breaks(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM alarms WHERE kind = 'chain_break'")
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap()
+    }
+}
+
+/// The city hall of `web/tests/support`: controller 1 drives the office gate
+/// and the machine-room door; Sato (staff) and Yamada (visitor) hold cards.
+/// Returns controller 1's secret.
+async fn seed(store: &Store) -> String {
+    let mut tx = store.begin().await.unwrap();
+    let level = |l| serde_json::to_string(&tobira_firmware::ZoneSettings::for_level(l)).unwrap();
+    use tobira_firmware::SecurityLevel::{L1, L3, L4};
+    let statements: Vec<(&str, Vec<String>)> = vec![
+        ("INSERT INTO sites (id, name) VALUES (1, 'City Hall')", vec![]),
+        ("INSERT INTO zones (id, site_id, name, level, settings) VALUES (10, 1, 'Lobby', 1, $1)", vec![level(L1)]),
+        ("INSERT INTO zones (id, site_id, name, level, settings) VALUES (11, 1, 'Office', 3, $1)", vec![level(L3)]),
+        ("INSERT INTO zones (id, site_id, name, level, settings) VALUES (12, 1, 'Machine room', 4, $1)", vec![level(L4)]),
+        ("INSERT INTO doors (id, name, kind, outside_zone_id, inside_zone_id, entry_reader, exit_reader) VALUES (20, 'Office gate', 'flapper_gate', 10, 11, '{}', '{}')", vec![]),
+        ("INSERT INTO doors (id, name, kind, outside_zone_id, inside_zone_id, entry_reader, exit_reader, fire_egress) VALUES (21, 'Machine room', 'door', 11, 12, '{\"biometric\":7}', '{\"biometric\":8}', 1)", vec![]),
+        ("INSERT INTO people (id, kind, name, created_at, changed_version) VALUES (100, 'staff', 'Sato', 0, 0)", vec![]),
+        ("INSERT INTO people (id, kind, name, created_at, changed_version) VALUES (101, 'visitor', 'Yamada', 0, 0)", vec![]),
+        ("INSERT INTO access_groups (id, name) VALUES (30, 'staff'), (31, 'visitors')", vec![]),
+        ("INSERT INTO grants (id, group_id, zones) VALUES (50, 30, '[11,12]'), (51, 31, '[11]')", vec![]),
+        ("INSERT INTO group_members (group_id, person_id) VALUES (30, 100), (31, 101)", vec![]),
+        ("INSERT INTO enrollments (person_id, module_id, slot, enrolled_at) VALUES (100, 7, 3, 0), (100, 8, 3, 0)", vec![]),
+    ];
+    for (sql, binds) in statements {
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        q.execute(&mut *tx).await.unwrap();
+    }
+    for person in [SATO, YAMADA] {
+        sqlx::query("INSERT INTO cards (uid, person_id, state, issued_at, changed_version) VALUES ($1, $2, 'active', 0, 0)")
+            .bind(uid_of(person))
+            .bind(person)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    let v = store
+        .record_change(&mut tx, ChangeScope::Structure, "seed", false)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    store.publish(v, false);
+    let c1 = store.add_controller("test", SITE, "1F").await.unwrap();
+    let c2 = store.add_controller("test", SITE, "annex").await.unwrap();
+    assert_eq!((c1.controller, c2.controller), (1, 2));
+    let mut tx = store.begin().await.unwrap();
+    sqlx::query("UPDATE doors SET controller_id = 1 WHERE id IN (20, 21)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let v = store
+        .record_change(&mut tx, ChangeScope::Structure, "doors", false)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    store.publish(v, false);
+    c1.secret
+}
+
+// ---------------------------------------------------------------- proxy
+
+/// What the man in the middle does to policy answers.
+#[derive(Debug, Clone)]
+enum Mode {
+    /// Nothing.
+    Pass,
+    /// Un-loses lost cards in the payload, keeping the signature.
+    Tamper,
+    /// Re-signs deltas (with the real key) so that they start from the wrong version.
+    Unappliable,
+    /// Re-signs policy (with the real key) for controller 2.
+    OtherController,
+    /// Answers every delta request with 409 and every snapshot request with this old, genuine snapshot.
+    Replay(SignedPolicy),
+}
+
+/// An HTTP proxy in front of the central service that logs requests and
+/// alters policy answers according to its mode.
+struct Proxy {
+    url: String,
+    state: Arc<ProxyState>,
+}
+
+struct ProxyState {
+    upstream: String,
+    http: reqwest::Client,
+    signer: PolicySigner,
+    mode: Mutex<Mode>,
+    /// "METHOD path" of each request, in order.
+    log: Mutex<Vec<String>>,
+    /// Sequence numbers of every event posted, in order.
+    posted: Mutex<Vec<u64>>,
+    /// Policy answers altered.
+    altered: AtomicUsize,
+}
+
+impl Proxy {
+    async fn start(central: &Central) -> Proxy {
+        let state = Arc::new(ProxyState {
+            upstream: central.url(),
+            http: reqwest::Client::new(),
+            signer: PolicySigner::from_hex(&central.signer_hex).unwrap(),
+            mode: Mutex::new(Mode::Pass),
+            log: Mutex::default(),
+            posted: Mutex::default(),
+            altered: AtomicUsize::new(0),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new()
+            .fallback(forward)
+            .with_state(Arc::clone(&state));
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Proxy {
+            url: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    fn set(&self, mode: Mode) {
+        *self.state.mode.lock().unwrap() = mode;
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.state.log.lock().unwrap().clone()
+    }
+
+    fn posted(&self) -> Vec<u64> {
+        self.state.posted.lock().unwrap().clone()
+    }
+
+    fn altered(&self) -> usize {
+        self.state.altered.load(Ordering::SeqCst)
+    }
+}
+
+async fn forward(
+    axum::extract::State(p): axum::extract::State<Arc<ProxyState>>,
+    request: axum::extract::Request,
+) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_owned())
+        .unwrap_or_default();
+    let headers = request.headers().clone();
+    let body = axum::body::to_bytes(request.into_body(), 64 << 20)
+        .await
+        .unwrap();
+    p.log.lock().unwrap().push(format!("{method} {path}"));
+    if path == EVENTS_PATH {
+        let batch: EventBatch = serde_json::from_slice(&body).unwrap();
+        p.posted
+            .lock()
+            .unwrap()
+            .extend(batch.events.iter().map(|e| e.event.seq));
+    }
+    let mode = p.mode.lock().unwrap().clone();
+    if let Mode::Replay(old) = &mode {
+        if path == DELTA_PATH {
+            let needed = SnapshotNeeded {
+                version: 0,
+                reason: "replay".into(),
+            };
+            return (StatusCode::CONFLICT, Json(needed)).into_response();
+        }
+        if path == SNAPSHOT_PATH {
+            p.altered.fetch_add(1, Ordering::SeqCst);
+            return Json(old.clone()).into_response();
+        }
+    }
+    let mut upstream = p
+        .http
+        .request(method, format!("{}{path_and_query}", p.upstream))
+        .body(body.to_vec());
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
+        if let Some(value) = headers.get(&name) {
+            upstream = upstream.header(name, value);
+        }
+    }
+    let answer = upstream.send().await.unwrap();
+    let status = answer.status();
+    let mut body = answer.bytes().await.unwrap().to_vec();
+    if status == StatusCode::OK && (path == DELTA_PATH || path == SNAPSHOT_PATH) {
+        body = p.alter(&mode, body);
+    }
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+impl ProxyState {
+    fn alter(&self, mode: &Mode, body: Vec<u8>) -> Vec<u8> {
+        let mut envelope: SignedPolicy = serde_json::from_slice(&body).unwrap();
+        let message: PolicyMessage = serde_json::from_str(&envelope.payload).unwrap();
+        let altered = match (mode, message) {
+            (Mode::Tamper, _) => {
+                let payload = envelope
+                    .payload
+                    .replace("\"state\":\"lost\"", "\"state\":\"active\"");
+                let changed = payload != envelope.payload;
+                envelope.payload = payload;
+                changed.then_some(envelope)
+            }
+            (
+                Mode::Unappliable,
+                PolicyMessage::Delta {
+                    controller,
+                    mut delta,
+                },
+            ) => {
+                delta.from += 1;
+                Some(
+                    self.signer
+                        .sign(&PolicyMessage::Delta { controller, delta })
+                        .unwrap(),
+                )
+            }
+            (Mode::OtherController, PolicyMessage::Delta { delta, .. }) => Some(
+                self.signer
+                    .sign(&PolicyMessage::Delta {
+                        controller: C2,
+                        delta,
+                    })
+                    .unwrap(),
+            ),
+            (Mode::OtherController, PolicyMessage::Snapshot { snapshot, .. }) => Some(
+                self.signer
+                    .sign(&PolicyMessage::Snapshot {
+                        controller: C2,
+                        snapshot,
+                    })
+                    .unwrap(),
+            ),
+            _ => None,
+        };
+        match altered {
+            Some(envelope) => {
+                self.altered.fetch_add(1, Ordering::SeqCst);
+                serde_json::to_vec(&envelope).unwrap()
+            }
+            None => body,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- controller
+
+/// A controller's state database, policy cache, outbox and status board.
+struct Door {
+    policy: PolicyStore,
+    outbox: Outbox,
+    board: StatusBoard,
+    _dir: tempfile::TempDir,
+}
+
+impl Door {
+    async fn open() -> Door {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = tobira_controller::state::open(&dir.path().join("controller.sqlite"))
+            .await
+            .unwrap();
+        Door {
+            policy: PolicyStore::load(pool.clone()).await.unwrap(),
+            outbox: Outbox::open(pool, C1).await.unwrap(),
+            board: StatusBoard::new(C1.0, now_utc()),
+            _dir: dir,
+        }
+    }
+
+    fn status(&self) -> Status {
+        self.board.read()
+    }
+
+    fn card_state(&self, person: i64) -> Option<CardState> {
+        self.policy
+            .current()
+            .snapshot
+            .card(&card_uid(person))
+            .map(|c| c.state)
+    }
+
+    async fn append(&self, n: u32) -> Vec<SealedEvent> {
+        let kinds = (0..n)
+            .map(|i| EventKind::DoorClosed {
+                door: DoorId(20 + i % 2),
+            })
+            .collect();
+        self.outbox.append(now_utc(), kinds).await.unwrap()
+    }
+
+    fn sync(&self, central: CentralConfig) -> Running {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(sync::run(
+            central,
+            C1,
+            self.policy.clone(),
+            self.outbox.clone(),
+            self.board.clone(),
+            stopped,
+        ));
+        Running { stop, task }
+    }
+}
+
+fn config(url: &str, public_key: &str, secret: &str) -> CentralConfig {
+    CentralConfig {
+        url: url.to_owned(),
+        secret: Some(secret.to_owned()),
+        public_key: public_key.to_owned(),
+        watch_ms: 20_000,
+        batch: 500,
+        backoff_min_ms: 20,
+        backoff_max_ms: 200,
+    }
+}
+
+/// A running sync client.
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops the client; returns how long it took to return.
+    async fn stop(self) -> Duration {
+        let asked = Instant::now();
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the sync client did not stop")
+            .unwrap();
+        asked.elapsed()
+    }
+}
+
+/// Waits until `done` holds, failing after `within`.
+async fn eventually(what: &str, within: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const PATIENCE: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn the_first_sync_takes_the_signed_snapshot_and_a_lost_card_arrives_within_a_second() {
+    let central = Central::start().await;
+    let proxy = Proxy::start(&central).await;
+    let door = Door::open().await;
+    assert_eq!(door.policy.version(), 0);
+    let running = door.sync(config(&proxy.url, &central.public_key, &central.secret));
+
+    eventually("the first snapshot", PATIENCE, async || {
+        door.policy.version() == central.version()
+    })
+    .await;
+    assert_eq!(door.card_state(SATO), Some(CardState::Active));
+    assert_eq!(door.policy.current().snapshot.data().doors.len(), 2);
+    let status = door.status();
+    assert!(status.sync.online);
+    assert_eq!(status.sync.central.as_deref(), Some(proxy.url.as_str()));
+    assert_eq!(status.sync.policy_updates, 1);
+    assert_eq!(status.sync.policy_refused, 0);
+    assert_eq!(status.policy.version, central.version());
+    assert!(status.policy.confirmed_at_ms > 0);
+
+    // Report the card lost at the central service; measure until the door's policy has it.
+    let mut policy = door.policy.subscribe();
+    let reported = Instant::now();
+    central.card(SATO, CardAction::ReportLost).await;
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        policy.wait_for(|c| {
+            c.snapshot.card(&card_uid(SATO)).map(|c| c.state) == Some(CardState::Lost)
+        }),
+    )
+    .await
+    .expect("the lost card never arrived")
+    .unwrap();
+    let latency = reported.elapsed();
+    eprintln!("lost card reached the controller's policy after {latency:?}");
+    assert!(latency < Duration::from_secs(1), "{latency:?}");
+    assert_eq!(door.policy.version(), central.version());
+    eventually("the update to be counted", PATIENCE, async || {
+        door.status().sync.policy_updates == 2
+    })
+    .await;
+    // It came as a delta: one snapshot only.
+    let log = proxy.log();
+    let snapshots = log
+        .iter()
+        .filter(|l| **l == format!("GET {SNAPSHOT_PATH}"))
+        .count();
+    assert_eq!(snapshots, 1, "{log:?}");
+    assert_eq!(
+        log.iter().rev().find(|l| !l.ends_with("/watch")),
+        Some(&format!("GET {DELTA_PATH}")),
+        "{log:?}"
+    );
+
+    // A 20 s long-poll is in flight: stopping does not wait for it.
+    let took = running.stop().await;
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[tokio::test]
+async fn an_unchanged_policy_is_confirmed_by_each_watch() {
+    let central = Central::start().await;
+    let door = Door::open().await;
+    let mut cfg = config(&central.url(), &central.public_key, &central.secret);
+    cfg.watch_ms = 200;
+    let running = door.sync(cfg);
+    eventually("the first snapshot", PATIENCE, async || {
+        door.policy.version() == central.version()
+    })
+    .await;
+    let first = door.policy.current().confirmed_at;
+    eventually("a later confirmation", PATIENCE, async || {
+        door.policy.current().confirmed_at > first
+    })
+    .await;
+    assert_eq!(door.status().sync.policy_updates, 1);
+    assert!(door.status().policy.confirmed_at_ms > first.0);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_central_signing_with_another_key_is_refused() {
+    let central = Central::start().await;
+    let door = Door::open().await;
+    let stranger = PolicySigner::generate().public_key().to_hex();
+    let running = door.sync(config(&central.url(), &stranger, &central.secret));
+    eventually("repeated refusals", PATIENCE, async || {
+        door.status().sync.policy_refused >= 2
+    })
+    .await;
+    assert_eq!(door.policy.version(), 0);
+    assert!(door.policy.current().snapshot.data().cards.is_empty());
+    assert_eq!(door.policy.current().confirmed_at, Timestamp(0));
+    let status = door.status();
+    assert_eq!(status.policy.version, 0);
+    assert_eq!(status.sync.policy_updates, 0);
+    let error = status.sync.last_error.unwrap();
+    assert!(error.contains("signature"), "{error}");
+    assert!(!error.contains(&central.secret), "{error}");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn events_arrive_exactly_once_and_the_outbox_empties() {
+    let central = Central::start().await;
+    let proxy = Proxy::start(&central).await;
+    let door = Door::open().await;
+    let running = door.sync(config(&proxy.url, &central.public_key, &central.secret));
+    let mut sent = door.append(1).await;
+    sent.extend(door.append(5).await);
+    // More than one batch (500) in a single append.
+    sent.extend(door.append(1_200).await);
+    let total = sent.len();
+    eventually("the outbox to empty", PATIENCE, async || {
+        door.outbox.depth().await.unwrap() == 0
+    })
+    .await;
+    let stored = central.events().await;
+    let expected: Vec<(i64, String)> = sent
+        .iter()
+        .map(|e| (e.event.seq as i64, e.link.to_string()))
+        .collect();
+    assert_eq!(stored, expected);
+    assert_eq!(central.chain_breaks().await, 0);
+    // Each event went over the wire once, in order.
+    let posted = proxy.posted();
+    assert_eq!(posted, (1..=total as u64).collect::<Vec<_>>());
+    assert!(
+        proxy
+            .log()
+            .iter()
+            .filter(|l| l.ends_with(EVENTS_PATH))
+            .count()
+            >= 3
+    );
+    let status = door.status();
+    assert_eq!(status.sync.events_acknowledged, total as u64);
+    assert_eq!(status.outbox_depth, 0);
+    assert!(status.sync.online);
+
+    // One more, after the loop went idle: the append wakes it.
+    let late = door.append(1).await;
+    eventually("the late event", PATIENCE, async || {
+        central.events().await.len() == total + 1
+    })
+    .await;
+    eventually("the outbox to empty again", PATIENCE, async || {
+        door.outbox.depth().await.unwrap() == 0
+    })
+    .await;
+    assert_eq!(
+        central.events().await.last().unwrap(),
+        &(late[0].event.seq as i64, late[0].link.to_string())
+    );
+    assert_eq!(proxy.posted().len(), total + 1);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn events_wait_while_central_is_down_and_arrive_in_order_once_it_is_up() {
+    let mut central = Central::new().await;
+    // An address with nothing listening on it yet.
+    let addr: SocketAddr = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let door = Door::open().await;
+    let running = door.sync(config(
+        &format!("http://{addr}"),
+        &central.public_key,
+        &central.secret,
+    ));
+    let mut sent = door.append(3).await;
+    eventually("the client to notice the outage", PATIENCE, async || {
+        let s = door.status();
+        !s.sync.online && s.sync.last_error.is_some()
+    })
+    .await;
+    sent.extend(door.append(2).await);
+    let error = door.status().sync.last_error.unwrap();
+    assert!(error.contains("cannot reach"), "{error}");
+    assert!(!error.contains(&central.secret), "{error}");
+    assert_eq!(door.outbox.depth().await.unwrap(), 5);
+    assert_eq!(door.status().sync.events_acknowledged, 0);
+    assert_eq!(door.policy.version(), 0);
+
+    central.serve(TcpListener::bind(addr).await.unwrap());
+    eventually("the outbox to empty", PATIENCE, async || {
+        door.outbox.depth().await.unwrap() == 0
+    })
+    .await;
+    let expected: Vec<(i64, String)> = sent
+        .iter()
+        .map(|e| (e.event.seq as i64, e.link.to_string()))
+        .collect();
+    assert_eq!(central.events().await, expected);
+    assert_eq!(central.chain_breaks().await, 0);
+    assert_eq!(door.status().sync.events_acknowledged, 5);
+    eventually("the policy", PATIENCE, async || {
+        door.policy.version() == central.version()
+    })
+    .await;
+    assert!(door.status().sync.online);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_is_prompt_and_keeps_unsent_events_when_central_hangs() {
+    let central = Central::new().await;
+    // Accepts connections (the kernel does) but never answers.
+    let hung = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", hung.local_addr().unwrap());
+    let door = Door::open().await;
+    let running = door.sync(config(&url, &central.public_key, &central.secret));
+    door.append(4).await;
+    let took = running.stop().await;
+    // One bounded last attempt (3 s), not the 30 s request timeout.
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(door.outbox.depth().await.unwrap(), 4);
+    drop(hung);
+}
+
+#[tokio::test]
+async fn tampered_misaddressed_and_replayed_policy_is_refused_and_never_applied() {
+    let central = Central::start().await;
+    let proxy = Proxy::start(&central).await;
+    let door = Door::open().await;
+    let running = door.sync(config(&proxy.url, &central.public_key, &central.secret));
+    eventually("the first snapshot", PATIENCE, async || {
+        door.policy.version() == central.version()
+    })
+    .await;
+    let v1 = door.policy.version();
+    // A genuine signed snapshot in which Sato's card is still active.
+    let old = central.signed_snapshot().await;
+
+    // Someone un-loses the card on the way: the signature no longer verifies.
+    proxy.set(Mode::Tamper);
+    central.card(SATO, CardAction::ReportLost).await;
+    eventually("the tampered delta to be refused", PATIENCE, async || {
+        proxy.altered() >= 1 && door.status().sync.policy_refused >= 1
+    })
+    .await;
+    assert_eq!(door.policy.version(), v1);
+    assert_eq!(door.card_state(SATO), Some(CardState::Active));
+    let error = door.status().sync.last_error.unwrap();
+    assert!(error.contains("signature"), "{error}");
+    proxy.set(Mode::Pass);
+    eventually("the genuine delta", PATIENCE, async || {
+        door.policy.version() == central.version()
+    })
+    .await;
+    assert_eq!(door.card_state(SATO), Some(CardState::Lost));
+    let v2 = door.policy.version();
+
+    // Genuinely signed, but for another controller.
+    proxy.set(Mode::OtherController);
+    let refused = door.status().sync.policy_refused;
+    central.card(YAMADA, CardAction::Suspend).await;
+    eventually(
+        "the misaddressed delta to be refused",
+        PATIENCE,
+        async || door.status().sync.policy_refused > refused,
+    )
+    .await;
+    assert_eq!(door.policy.version(), v2);
+    assert_eq!(door.card_state(YAMADA), Some(CardState::Active));
+    let error = door.status().sync.last_error.unwrap();
+    assert!(error.contains("controller 2"), "{error}");
+
+    // A replay of the old genuine snapshot would bring Sato's card back.
+    proxy.set(Mode::Replay(old));
+    eventually(
+        "the replayed snapshot to be refused",
+        PATIENCE,
+        async || {
+            door.status()
+                .sync
+                .last_error
+                .is_some_and(|e| e.contains("older"))
+        },
+    )
+    .await;
+    assert_eq!(door.policy.version(), v2);
+    assert_eq!(door.card_state(SATO), Some(CardState::Lost));
+    assert!(v1 < v2);
+
+    proxy.set(Mode::Pass);
+    eventually("the genuine policy", PATIENCE, async || {
+        door.policy.version() == central.version()
+    })
+    .await;
+    assert_eq!(door.card_state(SATO), Some(CardState::Lost));
+    assert_eq!(door.card_state(YAMADA), Some(CardState::Suspended));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_delta_that_does_not_apply_is_refused_and_a_full_snapshot_repairs_it() {
+    let central = Central::start().await;
+    let proxy = Proxy::start(&central).await;
+    let door = Door::open().await;
+    let running = door.sync(config(&proxy.url, &central.public_key, &central.secret));
+    eventually("the first snapshot", PATIENCE, async || {
+        door.policy.version() == central.version()
+    })
+    .await;
+    proxy.set(Mode::Unappliable);
+    central.card(SATO, CardAction::ReportLost).await;
+    eventually("the policy", PATIENCE, async || {
+        door.policy.version() == central.version()
+    })
+    .await;
+    assert_eq!(door.card_state(SATO), Some(CardState::Lost));
+    assert!(proxy.altered() >= 1);
+    let status = door.status();
+    assert!(status.sync.policy_refused >= 1);
+    let error = status.sync.last_error.unwrap();
+    assert!(error.contains("does not apply"), "{error}");
+    // The refused delta was followed by a full snapshot.
+    let policy: Vec<String> = proxy
+        .log()
+        .into_iter()
+        .filter(|l| !l.ends_with("/watch"))
+        .collect();
+    let delta = policy
+        .iter()
+        .position(|l| *l == format!("GET {DELTA_PATH}"))
+        .unwrap();
+    assert_eq!(
+        policy[delta + 1],
+        format!("GET {SNAPSHOT_PATH}"),
+        "{policy:?}"
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_central_section_the_client_cannot_use_shows_on_the_status_board() {
+    let door = Door::open().await;
+    for (cfg, expect) in [
+        (config("http://127.0.0.1:9", "zz", "s3cret"), "public_key"),
+        (
+            config(
+                "ftp://127.0.0.1:9",
+                &PolicySigner::generate().public_key().to_hex(),
+                "s3cret",
+            ),
+            "http",
+        ),
+        (
+            config(
+                "http://127.0.0.1:9",
+                &PolicySigner::generate().public_key().to_hex(),
+                "",
+            ),
+            "secret",
+        ),
+    ] {
+        let running = door.sync(cfg);
+        eventually("the error on the board", PATIENCE, async || {
+            door.status()
+                .sync
+                .last_error
+                .is_some_and(|e| e.contains(expect))
+        })
+        .await;
+        assert!(!door.status().sync.online);
+        assert!(running.stop().await < Duration::from_secs(1));
+        door.board.update(|s| s.sync.last_error = None);
+    }
+}

@@ -1,0 +1,912 @@
+//! The door controller as a real process with real (simulated) devices: a private
+//! pcscd with vpcd readers and `tobira hil card` taps, `tobira hil finger` on a
+//! pty, `tobira hil gpio` as the board, and a policy file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tobira_firmware::*;
+use tobira_hardware::hil::{PrivatePcscd, VirtualReaderSlot};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tobira");
+const WAIT: Duration = Duration::from_secs(20);
+
+const GROUNDS: ZoneId = ZoneId(1);
+const OFFICE: ZoneId = ZoneId(2);
+const MACHINE: ZoneId = ZoneId(3);
+const MEETING: ZoneId = ZoneId(4);
+const STORE: ZoneId = ZoneId(5);
+
+const SATO: PersonId = PersonId(1); // staff, machine room, finger in slot 3
+const ITO: PersonId = PersonId(2); // staff, machine room, finger in slot 4
+const YAMADA: PersonId = PersonId(3); // visitor
+
+const SATO_CARD: &str = "04A10001";
+const ITO_CARD: &str = "04A10002000002"; // 7-byte UID
+const YAMADA_CARD: &str = "012E3C4D5E6F7081"; // FeliCa IDm
+const LOST_CARD: &str = "04A10009";
+
+// Virtual board pins.
+const OFFICE_LOCK: u8 = 17;
+const OFFICE_CONTACT: u8 = 5;
+const OFFICE_REX: u8 = 6;
+const MACHINE_LOCK: u8 = 18;
+const MACHINE_CONTACT: u8 = 12;
+const MACHINE_PROMPT: u8 = 24;
+const GATE_IN: u8 = 27;
+const GATE_OUT: u8 = 22;
+const GATE_SENSOR: u8 = 13;
+const MEETING_LOCK: u8 = 16;
+const MEETING_CONTACT: u8 = 20;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn uid(hex_text: &str) -> CardUid {
+    hex_text.parse().unwrap()
+}
+
+fn zone(id: ZoneId, level: SecurityLevel) -> Zone {
+    Zone {
+        id,
+        level,
+        opening_schedule: None,
+        settings: ZoneSettings::for_level(level),
+    }
+}
+
+fn door(id: u32, kind: DoorKind, outside: ZoneId, inside: ZoneId) -> Door {
+    Door {
+        id: DoorId(id),
+        kind,
+        outside,
+        inside,
+        entry_reader: Some(ReaderSide { biometric: None }),
+        exit_reader: None,
+        fire_egress: false,
+    }
+}
+
+/// A small city hall with no schedules, so the test does not depend on the time of day.
+fn policy(version: u64) -> SnapshotData {
+    let mut meeting = zone(MEETING, SecurityLevel::L2);
+    meeting.settings.escort_window_ms = 4_000;
+    let mut machine_zone = zone(MACHINE, SecurityLevel::L4);
+    machine_zone.settings.biometric_timeout_ms = 6_000;
+    let mut machine = door(20, DoorKind::Door, OFFICE, MACHINE);
+    machine.entry_reader = Some(ReaderSide {
+        biometric: Some(ModuleId(1)),
+    });
+    machine.exit_reader = Some(ReaderSide {
+        biometric: Some(ModuleId(1)),
+    });
+    let staff = |id: PersonId, slot: u16| Person {
+        id,
+        kind: PersonKind::Staff,
+        grants: vec![GrantId(1)],
+        enrollments: vec![Enrollment {
+            module: ModuleId(1),
+            slot: TemplateSlot(slot),
+        }],
+    };
+    let card = |text: &str, person: PersonId, state: CardState| Card {
+        uid: uid(text),
+        person,
+        state,
+        valid_from: None,
+        valid_until: None,
+    };
+    SnapshotData {
+        version,
+        issued_at: Timestamp(now_ms()),
+        threat: ThreatLevel::Normal,
+        zones: vec![
+            zone(GROUNDS, SecurityLevel::L0),
+            zone(OFFICE, SecurityLevel::L3),
+            machine_zone,
+            meeting,
+            zone(STORE, SecurityLevel::L3),
+        ],
+        doors: vec![
+            door(10, DoorKind::Door, GROUNDS, OFFICE),
+            machine,
+            door(30, DoorKind::FlapperGate, GROUNDS, OFFICE),
+            door(40, DoorKind::Door, GROUNDS, MEETING),
+            door(50, DoorKind::Door, GROUNDS, STORE),
+        ],
+        people: vec![
+            staff(SATO, 3),
+            staff(ITO, 4),
+            Person {
+                id: YAMADA,
+                kind: PersonKind::Visitor,
+                grants: vec![GrantId(2)],
+                enrollments: vec![],
+            },
+        ],
+        cards: vec![
+            card(SATO_CARD, SATO, CardState::Active),
+            card(ITO_CARD, ITO, CardState::Active),
+            card(YAMADA_CARD, YAMADA, CardState::Active),
+            card(LOST_CARD, SATO, CardState::Lost),
+        ],
+        grants: vec![
+            Grant {
+                id: GrantId(1),
+                zones: vec![OFFICE, MACHINE, MEETING, STORE],
+                schedule: None,
+                valid_from: None,
+                valid_until: None,
+            },
+            Grant {
+                id: GrantId(2),
+                zones: vec![MEETING],
+                schedule: None,
+                valid_from: None,
+                valid_until: None,
+            },
+        ],
+        schedules: vec![],
+        holidays: HolidayCalendar::default(),
+        bookings: vec![],
+    }
+}
+
+/// A process of ours, killed by its own PID when the test ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a simulator and returns it once it printed its ready line.
+fn simulator(args: &[&str]) -> (Proc, BufReader<ChildStdout>) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with('{'), "simulator not ready: {line:?}");
+    (Proc(child), out)
+}
+
+/// The virtual board as a technician with a multimeter sees it: every edge the controller writes.
+struct Observer {
+    writer: UnixStream,
+    edges: mpsc::Receiver<(u8, bool, u64)>,
+}
+
+impl Observer {
+    fn connect(socket: &Path) -> Self {
+        let stream = UnixStream::connect(socket).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        writeln!(writer, r#"{{"op":"hello","role":"observer"}}"#).unwrap();
+        writeln!(writer, r#"{{"op":"subscribe"}}"#).unwrap();
+        let (tx, edges) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                if v["op"] == "edge" && v["by"] == "controller" {
+                    let edge = (
+                        v["pin"].as_u64().unwrap() as u8,
+                        v["level"] == 1,
+                        v["t_us"].as_u64().unwrap(),
+                    );
+                    if tx.send(edge).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Observer { writer, edges }
+    }
+
+    fn drive(&mut self, pin: u8, level: bool) {
+        writeln!(
+            self.writer,
+            r#"{{"op":"drive","pin":{pin},"level":{}}}"#,
+            u8::from(level)
+        )
+        .unwrap();
+    }
+
+    /// Waits for the controller to set `pin` to `level`; returns the board time in µs.
+    fn edge(&self, pin: u8, level: bool) -> u64 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.edges.recv_timeout(left) {
+                Ok((p, l, t)) if p == pin && l == level => return t,
+                Ok(_) => {}
+                Err(_) => panic!("pin {pin} never went to {level}"),
+            }
+        }
+    }
+
+    /// Forgets edges seen so far.
+    fn drain(&self) {
+        while self.edges.try_recv().is_ok() {}
+    }
+
+    /// Asserts `pin` is not written to `level` within `window`.
+    fn no_edge(&self, pin: u8, level: bool, window: Duration) {
+        let deadline = Instant::now() + window;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.edges.recv_timeout(left) {
+                Ok((p, l, _)) if p == pin && l == level => {
+                    panic!("pin {pin} went to {level} but should not have")
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// A running controller; its log lines are collected for the test to wait on.
+struct Controller {
+    proc: Proc,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Controller {
+    fn start(config: &Path, policy: Option<&Path>) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["controller", "--config", config.to_str().unwrap()]);
+        if let Some(p) = policy {
+            cmd.args(["--policy", p.to_str().unwrap()]);
+        }
+        let mut child = cmd
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if std::env::var_os("TOBIRA_TEST_ECHO").is_some() {
+                        eprintln!("controller: {line}");
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let c = Controller {
+            proc: Proc(child),
+            log,
+        };
+        c.wait_log("the controller to run", |l| {
+            l.contains("controller running")
+        });
+        c
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until a log line satisfies `pred`; returns it.
+    fn wait_log(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(l) = self.lines().into_iter().find(|l| pred(l)) {
+                return l;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "waited {WAIT:?} for {what}; log:\n{}",
+                    self.lines().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the `n`-th recorded event matching all of `parts`.
+    fn wait_event(&self, parts: &[&str], n: usize) -> String {
+        let what = format!("event #{n} with {parts:?}");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let found: Vec<String> = self
+                .lines()
+                .into_iter()
+                .filter(|l| l.contains("event recorded") && parts.iter().all(|p| l.contains(p)))
+                .collect();
+            if found.len() >= n {
+                return found[n - 1].clone();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "waited {WAIT:?} for {what}; log:\n{}",
+                    self.lines().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn count_events(&self, parts: &[&str]) -> usize {
+        self.lines()
+            .iter()
+            .filter(|l| l.contains("event recorded") && parts.iter().all(|p| l.contains(p)))
+            .count()
+    }
+
+    fn pid(&self) -> u32 {
+        self.proc.0.id()
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    fn stop(mut self) -> Vec<String> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.proc.0.try_wait().unwrap() {
+                assert!(status.success(), "controller exited with {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "controller did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        self.lines()
+    }
+}
+
+fn tap(slot: &VirtualReaderSlot, card: &str) {
+    let out = Command::new(BIN)
+        .args(["hil", "card", "--uid", card, "--hold-ms", "1500"])
+        .args(["--port", &slot.port.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["uid_reads"], 1,
+        "the card was not read once: {report}"
+    );
+}
+
+fn http_get(port: u16, path: &str) -> Value {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    if path == "/metrics" {
+        return Value::String(body.to_owned());
+    }
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A scratch directory removed when the test ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tobira-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Everything a controller needs, started fresh.
+struct Rig {
+    dir: Scratch,
+    pcscd: PrivatePcscd,
+    _board: Proc,
+    _finger: Proc,
+    finger_control: UnixStream,
+    observer: Observer,
+    status_port: u16,
+    config: PathBuf,
+    policy: PathBuf,
+}
+
+impl Rig {
+    fn start(test: &str, finger_args: &[&str]) -> Rig {
+        // vpcd keeps its connections in one static table per process, so a
+        // pcscd has exactly one vpcd entry of two reader slots to work with;
+        // the scenarios move the two readers between doors by config.
+        let pcscd = PrivatePcscd::start().unwrap_or_else(|e| panic!("{e}"));
+        let dir = Scratch::new(test);
+        let socket = dir.0.join("gpio.sock");
+        let (board, _) = simulator(&["hil", "gpio", "--socket", socket.to_str().unwrap()]);
+        let link = dir.0.join("finger");
+        let control = dir.0.join("finger.ctl");
+        let mut args = vec![
+            "hil",
+            "finger",
+            "--link",
+            link.to_str().unwrap(),
+            "--control",
+            control.to_str().unwrap(),
+            "--enrolled",
+            "3,4",
+        ];
+        args.extend_from_slice(finger_args);
+        let (finger, _) = simulator(&args);
+        let finger_control = UnixStream::connect(&control).unwrap();
+        finger_control
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let observer = Observer::connect(&socket);
+        let status_port = free_port();
+        let config = dir.0.join("controller.toml");
+        let policy_path = dir.0.join("policy.json");
+        std::fs::write(&policy_path, serde_json::to_string(&policy(1)).unwrap()).unwrap();
+        Rig {
+            dir,
+            pcscd,
+            _board: board,
+            _finger: finger,
+            finger_control,
+            observer,
+            status_port,
+            config,
+            policy: policy_path,
+        }
+    }
+
+    fn slot(&self, i: usize) -> &VirtualReaderSlot {
+        &self.pcscd.slots()[i]
+    }
+
+    /// Writes the controller config with the two virtual readers on these
+    /// door entry sides; the other readers are configured but absent
+    /// (unplugged), and so is the second biometric module's serial port.
+    fn configure(&self, readers: [u32; 2]) {
+        let reader = |door: u32| -> String {
+            readers
+                .iter()
+                .position(|&d| d == door)
+                .map_or(format!("Unplugged Reader {door}"), |i| {
+                    self.slot(i).name.clone()
+                })
+        };
+        let socket = self.dir.0.join("gpio.sock");
+        let link = self.dir.0.join("finger");
+        let status_port = self.status_port;
+        std::fs::write(
+            &self.config,
+            format!(
+                r#"
+controller = 1
+data_dir = "{data}"
+status_listen = "127.0.0.1:{status_port}"
+poll_ms = 5
+
+[gpio]
+backend = "virtual"
+socket = "{socket}"
+
+[[biometric]]
+module = 1
+name = "machine room finger"
+port = "{link}"
+
+[[biometric]]
+module = 2
+name = "store finger"
+port = "{missing}"
+
+[[doors]]
+name = "office"
+id = 10
+kind = "door"
+entry_reader = "{r10}"
+lock_output = {{ pin = {OFFICE_LOCK} }}
+contact = {{ pin = {OFFICE_CONTACT}, active_low = true }}
+rex = {{ pin = {OFFICE_REX} }}
+timings = {{ unlock_ms = 1500, held_prealarm_ms = 1200, held_alarm_ms = 2000 }}
+
+[[doors]]
+name = "machine room"
+id = 20
+kind = "door"
+entry_reader = "{r20}"
+exit_reader = "Unplugged Reader 21"
+lock_output = {{ pin = {MACHINE_LOCK} }}
+contact = {{ pin = {MACHINE_CONTACT}, active_low = true }}
+prompt = {{ pin = {MACHINE_PROMPT} }}
+timings = {{ unlock_ms = 1500, held_prealarm_ms = 20000, held_alarm_ms = 30000 }}
+
+[[doors]]
+name = "office gate"
+id = 30
+kind = "flapper_gate"
+entry_reader = "{r30}"
+open_in = {{ pin = {GATE_IN} }}
+open_out = {{ pin = {GATE_OUT} }}
+passage = {{ pin = {GATE_SENSOR} }}
+gate_timings = {{ open_timeout_ms = 5000, closing_ms = 300 }}
+
+[[doors]]
+name = "meeting room"
+id = 40
+kind = "door"
+entry_reader = "{r40}"
+lock_output = {{ pin = {MEETING_LOCK} }}
+contact = {{ pin = {MEETING_CONTACT}, active_low = true }}
+
+[[doors]]
+name = "store"
+id = 50
+kind = "door"
+entry_reader = "{r50}"
+lock_output = {{ pin = 21 }}
+contact = {{ pin = 26, active_low = true }}
+"#,
+                data = self.dir.0.join("data").display(),
+                socket = socket.display(),
+                link = link.display(),
+                missing = self.dir.0.join("no-such-tty").display(),
+                r10 = reader(10),
+                r20 = reader(20),
+                r30 = reader(30),
+                r40 = reader(40),
+                r50 = reader(50),
+            ),
+        )
+        .unwrap();
+    }
+
+    fn finger(&mut self, line: &str) {
+        writeln!(self.finger_control, "{line}").unwrap();
+        let mut answer = String::new();
+        BufReader::new(&self.finger_control)
+            .read_line(&mut answer)
+            .unwrap();
+        assert!(answer.contains("\"ok\":true"), "{line} → {answer}");
+    }
+
+    fn outbox(&self) -> Vec<SealedEvent> {
+        let path = self.dir.0.join("data").join("controller.sqlite");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let pool = tobira_controller::state::open(&path).await.unwrap();
+            let outbox = tobira_controller::outbox::Outbox::open(pool.clone(), ControllerId(1))
+                .await
+                .unwrap();
+            let events = outbox.pending(100_000).await.unwrap();
+            pool.close().await;
+            events
+        })
+    }
+}
+
+fn reasons(events: &[SealedEvent], door: u32) -> Vec<(Option<PersonId>, Reason)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.event.kind {
+            EventKind::Access(a) if a.door == DoorId(door) => Some((a.person, a.reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_controller_decides_with_real_devices_and_records_everything() {
+    let mut rig = Rig::start("controller-e2e", &[]);
+
+    // Phase 1: the readers are on the office door (L3) and the meeting room (L2).
+    rig.configure([10, 40]);
+    let c = Controller::start(&rig.config, Some(&rig.policy));
+    let obs = &rig.observer;
+
+    // Level 3: a staff card releases the strike for the unlock time, then it relocks.
+    obs.drain();
+    tap(rig.slot(0), SATO_CARD);
+    let on = obs.edge(OFFICE_LOCK, true);
+    let off = obs.edge(OFFICE_LOCK, false);
+    let held_ms = (off - on) / 1000;
+    assert!(
+        (1500..1800).contains(&held_ms),
+        "strike energised for {held_ms} ms, configured 1500"
+    );
+    c.wait_event(&["door=10", "reason=granted", "person=1"], 1);
+
+    // A lost card is refused and the strike stays off.
+    tap(rig.slot(0), LOST_CARD);
+    c.wait_event(&["door=10", "reason=card_lost"], 1);
+    obs.no_edge(OFFICE_LOCK, true, Duration::from_millis(300));
+
+    // Door held open: granted, opened, left open past pre-alarm and alarm, closed.
+    tap(rig.slot(0), SATO_CARD);
+    obs.edge(OFFICE_LOCK, true);
+    rig.observer.drive(OFFICE_CONTACT, true);
+    c.wait_event(&["door_held_open", "pre_alarm"], 1);
+    c.wait_event(&["door_held_open", "\"alarm\""], 1);
+    rig.observer.drive(OFFICE_CONTACT, false);
+    c.wait_event(&["door_closed", "\"door\":10"], 1);
+
+    // Forced: the meeting room door opens without a grant.
+    rig.observer.drive(MEETING_CONTACT, true);
+    c.wait_event(&["door_forced", "\"door\":40"], 1);
+    rig.observer.drive(MEETING_CONTACT, false);
+    c.wait_event(&["door_closed", "\"door\":40"], 1);
+
+    // Level 2: a visitor alone waits for an escort, then is refused.
+    rig.observer.drain();
+    tap(rig.slot(1), YAMADA_CARD);
+    c.wait_event(&["door=40", "reason=escort_pending", "person=3"], 1);
+    c.wait_event(&["door=40", "reason=escort_missing", "person=3"], 1);
+    rig.observer
+        .no_edge(MEETING_LOCK, true, Duration::from_millis(100));
+    // With a staff card within the escort window both go in.
+    tap(rig.slot(1), YAMADA_CARD);
+    c.wait_event(&["door=40", "reason=escort_pending", "person=3"], 2);
+    tap(rig.slot(1), SATO_CARD);
+    c.wait_event(&["door=40", "reason=granted_with_escort", "person=3"], 1);
+    rig.observer.edge(MEETING_LOCK, true);
+
+    // Request to exit at level 3 opens the office door.
+    rig.observer.drain();
+    rig.observer.drive(OFFICE_REX, true);
+    rig.observer.edge(OFFICE_LOCK, true);
+    rig.observer.drive(OFFICE_REX, false);
+    c.wait_event(&["door=10", "reason=request_to_exit"], 1);
+    c.stop();
+
+    // Phase 2: the readers move to the machine room (L4) and the flapper
+    // gate. The controller restarts from its cache, without the policy file.
+    rig.configure([20, 30]);
+    let c = Controller::start(&rig.config, None);
+
+    // Level 4: card, then the finger of the slot the card holder enrolled.
+    rig.observer.drain();
+    tap(rig.slot(0), SATO_CARD);
+    c.wait_event(&["door=20", "reason=biometric_required", "person=1"], 1);
+    rig.observer.edge(MACHINE_PROMPT, true);
+    rig.observer
+        .no_edge(MACHINE_LOCK, true, Duration::from_millis(200));
+    rig.finger(r#"{"next":"match","slot":3}"#);
+    rig.observer.edge(MACHINE_LOCK, true);
+    rig.observer.edge(MACHINE_PROMPT, false);
+    c.wait_event(&["door=20", "reason=granted", "person=1"], 1);
+
+    // Level 4, a finger that does not match: denied with the biometric reason.
+    rig.finger(r#"{"next":"nomatch"}"#);
+    tap(rig.slot(0), ITO_CARD);
+    c.wait_event(&["door=20", "reason=biometric_failed", "person=2"], 1);
+
+    // Garbage on the fingerprint line, then a good verification still works.
+    rig.finger(r#"{"garbage":"a5 5a ff 00 ef"}"#);
+    rig.finger(r#"{"next":"match","slot":4}"#);
+    rig.observer.drain();
+    tap(rig.slot(0), ITO_CARD);
+    rig.observer.edge(MACHINE_LOCK, true);
+    c.wait_event(&["door=20", "reason=granted", "person=2"], 1);
+
+    // The flapper gate opens inward for one passage and closes behind it.
+    rig.observer.drain();
+    tap(rig.slot(1), YAMADA_CARD);
+    // A visitor with no grant for the office is refused at the gate.
+    let refused = c.wait_event(&["door=30", "person=3"], 1);
+    assert!(!refused.contains("reason=granted"), "{refused}");
+    rig.observer
+        .no_edge(GATE_IN, true, Duration::from_millis(100));
+    tap(rig.slot(1), SATO_CARD);
+    rig.observer.edge(GATE_IN, true);
+    // Someone walks through the lane (a person takes far longer than a poll).
+    rig.observer.drive(GATE_SENSOR, true);
+    std::thread::sleep(Duration::from_millis(300));
+    rig.observer.drive(GATE_SENSOR, false);
+    rig.observer.edge(GATE_IN, false);
+    c.wait_event(&["gate_passage", "\"door\":30"], 1);
+    assert_eq!(c.count_events(&["tailgating"]), 0);
+
+    // Status: doors, devices (the missing serial port and the unplugged readers offline).
+    let status = http_get(rig.status_port, "/status");
+    assert_eq!(status["policy"]["version"], 1);
+    assert_eq!(status["devices"]["store finger"]["online"], false);
+    assert!(status["devices"]["store finger"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no-such-tty"));
+    assert_eq!(status["devices"]["machine room finger"]["online"], true);
+    assert_eq!(status["devices"]["Unplugged Reader 10"]["online"], false);
+    assert_eq!(status["devices"][&rig.slot(0).name]["online"], true);
+    assert_eq!(status["doors"]["office"]["state"], "locked");
+    assert!(status["outbox_depth"].as_u64().unwrap() > 10);
+    let metrics = http_get(rig.status_port, "/metrics");
+    assert!(metrics
+        .as_str()
+        .unwrap()
+        .contains("tobira_device_online{device=\"store finger\",kind=\"biometric\"} 0"));
+
+    let last_seq = status["last_seq"].as_u64().unwrap();
+    let log = c.stop();
+    assert!(log.iter().any(|l| l.contains("doors in their safe state")));
+
+    // Every event of both runs is in the outbox once, in order, chained.
+    let events = rig.outbox();
+    assert_eq!(events.len() as u64, last_seq);
+    let seqs: Vec<u64> = events.iter().map(|e| e.event.seq).collect();
+    assert_eq!(seqs, (1..=last_seq).collect::<Vec<_>>());
+    verify_chain(Chain::genesis(ControllerId(1)), events.iter()).unwrap();
+    assert_eq!(
+        reasons(&events, 10).first(),
+        Some(&(Some(SATO), Reason::Granted))
+    );
+    assert!(reasons(&events, 10).contains(&(None, Reason::RequestToExit)));
+    assert!(reasons(&events, 20).contains(&(Some(ITO), Reason::BiometricFailed)));
+    assert!(reasons(&events, 40).contains(&(Some(YAMADA), Reason::EscortMissing)));
+}
+
+#[test]
+fn kill_9_mid_burst_loses_no_reported_event_and_restarts_on_the_same_chain() {
+    let mut rig = Rig::start("controller-kill9", &[]);
+    rig.configure([10, 30]);
+    let c = Controller::start(&rig.config, Some(&rig.policy));
+    // A burst: request-to-exit presses as fast as the board takes them, and
+    // card taps on two readers at once.
+    let slots: Vec<VirtualReaderSlot> = vec![rig.slot(0).clone(), rig.slot(1).clone()];
+    let tappers: Vec<_> = slots
+        .into_iter()
+        .map(|slot| {
+            std::thread::spawn(move || {
+                for _ in 0..3 {
+                    let _ = Command::new(BIN)
+                        .args(["hil", "card", "--uid", SATO_CARD, "--hold-ms", "500"])
+                        .args(["--port", &slot.port.to_string()])
+                        .output();
+                }
+            })
+        })
+        .collect();
+    for i in 0..400 {
+        rig.observer.drive(OFFICE_REX, i % 2 == 0);
+        std::thread::sleep(Duration::from_millis(12));
+        if i == 250 {
+            // Mid-burst, without warning.
+            let status = Command::new("kill")
+                .args(["-KILL", &c.pid().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+    for t in tappers {
+        t.join().unwrap();
+    }
+    let reported: BTreeSet<u64> = c
+        .lines()
+        .iter()
+        .filter(|l| l.contains("event recorded"))
+        .filter_map(|l| {
+            l.split("seq=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    drop(c);
+    assert!(
+        reported.len() > 20,
+        "the burst should have produced events before the kill: {}",
+        reported.len()
+    );
+    let events = rig.outbox();
+    let stored: Vec<u64> = events.iter().map(|e| e.event.seq).collect();
+    assert_eq!(
+        stored,
+        (1..=stored.len() as u64).collect::<Vec<_>>(),
+        "sequence has a gap or a repeat"
+    );
+    for seq in &reported {
+        assert!(
+            stored.contains(seq),
+            "event {seq} was reported but is not in the outbox"
+        );
+    }
+    verify_chain(Chain::genesis(ControllerId(1)), events.iter()).unwrap();
+
+    // Restart: the cache loads without the policy file and the chain goes on.
+    rig.observer.drive(OFFICE_REX, false);
+    let c = Controller::start(&rig.config, None);
+    let status = http_get(rig.status_port, "/status");
+    assert_eq!(status["policy"]["version"], 1);
+    tap(rig.slot(0), SATO_CARD);
+    c.wait_event(&["door=10", "reason=granted"], 1);
+    c.stop();
+    let after = rig.outbox();
+    assert!(after.len() > events.len());
+    assert_eq!(after[..events.len()], events[..]);
+    verify_chain(Chain::genesis(ControllerId(1)), after.iter()).unwrap();
+}
+
+#[test]
+fn a_bad_config_is_refused_with_the_line_that_is_wrong() {
+    let dir = Scratch::new("controller-badconfig");
+    let path = dir.0.join("bad.toml");
+    std::fs::write(
+        &path,
+        "controller = 1\ndata_dir = \"/tmp/x\"\n[gpio]\nbackend = \"virtual\"\nsocket = \"/tmp/s\"\n[[doors]]\nname = \"a\"\nid = 1\nkind = \"door\"\nunlock_sec = 5\n",
+    )
+    .unwrap();
+    for args in [&["controller", "check"][..], &["controller"][..]] {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--config", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("line 10"), "{err}");
+        assert!(err.contains("unlock_sec"), "{err}");
+    }
+    let good = dir.0.join("good.toml");
+    std::fs::write(
+        &good,
+        "controller = 1\ndata_dir = \"/tmp/x\"\n[gpio]\nbackend = \"virtual\"\nsocket = \"/tmp/s\"\n[[doors]]\nname = \"a\"\nid = 1\nkind = \"door\"\nentry_reader = \"R\"\nlock_output = { pin = 17 }\ncontact = { pin = 5 }\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["controller", "check", "--config", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("config OK"));
+    let missing = Command::new(BIN)
+        .args(["controller", "--config", "/nonexistent/tobira.toml"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/tobira.toml"));
+}
