@@ -649,8 +649,10 @@ fn the_controller_decides_with_real_devices_and_records_everything() {
     let on = obs.edge(OFFICE_LOCK, true);
     let off = obs.edge(OFFICE_LOCK, false);
     let held_ms = (off - on) / 1000;
+    // The board stamps each edge when its line arrives, so socket jitter
+    // shows as a few ms either way; a poll period late is the other bound.
     assert!(
-        (1500..1800).contains(&held_ms),
+        (1450..1800).contains(&held_ms),
         "strike energised for {held_ms} ms, configured 1500"
     );
     c.wait_event(&["door=10", "reason=granted", "person=1"], 1);

@@ -442,6 +442,13 @@ impl Config {
                     central.url
                 ));
             }
+            // The central service answers a long-poll after at most 30 s.
+            if !(1_000..=30_000).contains(&central.watch_ms) {
+                return Err("central.watch_ms must be 1000–30000".into());
+            }
+            if central.backoff_min_ms < 10 || central.backoff_max_ms < central.backoff_min_ms {
+                return Err("central.backoff_min_ms must be ≥ 10 and ≤ backoff_max_ms".into());
+            }
             if central.batch == 0 || central.batch > tobira_protocol::MAX_BATCH {
                 return Err(format!(
                     "central.batch must be 1–{}",

@@ -102,7 +102,7 @@ pub async fn run_until(
     let controller = ControllerId(config.controller);
     let pool = state::open(&config.state_path()).await?;
     let outbox = Outbox::open(pool.clone(), controller).await?;
-    let policy = PolicyStore::load(pool.clone()).await?;
+    let policy = PolicyStore::load(pool.clone(), &config.data_dir).await?;
     let started = now_utc();
     let board = StatusBoard::new(config.controller, started);
     let depth = outbox.depth().await?;
@@ -246,6 +246,34 @@ pub async fn run_until(
             stop.clone(),
         ))
     });
+    let checkpoints = {
+        let pool = pool.clone();
+        let outbox = outbox.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            // Checkpoints fsync the database file; on a busy SD card that can
+            // hold up an outbox commit a door is waiting on. So they run when
+            // the doors have been quiet for a while, and at the latest every
+            // ten minutes (the log then holds a few hundred small events).
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            let mut last = tokio::time::Instant::now();
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {
+                        let quiet = outbox.idle_for() >= Duration::from_secs(3);
+                        let overdue = last.elapsed() >= Duration::from_secs(600);
+                        if (quiet && last.elapsed() >= Duration::from_secs(60)) || overdue {
+                            last = tokio::time::Instant::now();
+                            if let Err(e) = state::checkpoint(&pool).await {
+                                tracing::warn!(error = %e, "checkpoint failed; will retry");
+                            }
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
     tracing::info!(status = %status_addr, doors = doors.len(), "controller running");
     let engine = Engine {
         controller,
@@ -268,6 +296,10 @@ pub async fn run_until(
         let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(3), status_task).await;
+    let _ = checkpoints.await;
+    if let Err(e) = state::checkpoint(&pool).await {
+        tracing::warn!(error = %e, "final checkpoint failed; the log is replayed at next start");
+    }
     pool.close().await;
     tracing::info!("controller stopped");
     Ok(())
@@ -285,8 +317,12 @@ pub async fn load_policy_file(
         path: path.to_owned(),
         message,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let data = parse_policy(&text, config).map_err(fail)?;
+    // The text is dropped before the snapshot is indexed and stored: with
+    // 100k cards each copy is megabytes on a board with little memory.
+    let data = {
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        parse_policy(&text, config).map_err(fail)?
+    };
     let snapshot = Snapshot::new(data).map_err(|e| fail(format!("not a valid snapshot: {e}")))?;
     let held = policy.version();
     if snapshot.version() < held {

@@ -1,6 +1,6 @@
 //! The decision loop: one task that owns the brain's memory and the doors, turns device inputs into decisions, records them, then acts.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -18,7 +18,7 @@ use crate::doors::DoorUnit;
 use crate::outbox::Outbox;
 use crate::pins::Input;
 use crate::policy::{Current, PolicyStore};
-use crate::status::StatusBoard;
+use crate::status::{LatencyWindow, StatusBoard};
 
 /// A configured reader name (or unique part of the PC/SC name) and the door side it serves.
 #[derive(Debug, Clone)]
@@ -76,15 +76,12 @@ pub struct Engine {
     pub poll: Duration,
 }
 
-/// How many recent latencies the status endpoint summarises.
-const LATENCY_WINDOW: usize = 1024;
-
 struct Loop {
     e: Engine,
     snapshot: Arc<Snapshot>,
     version: u64,
     memory: Memory,
-    latencies: VecDeque<f64>,
+    latency: [LatencyWindow; 3],
     decisions: BTreeMap<&'static str, u64>,
     last_release_check: Timestamp,
 }
@@ -102,7 +99,7 @@ impl Engine {
             snapshot: Arc::clone(&current.snapshot),
             version: current.snapshot.version(),
             memory: Memory::new(),
-            latencies: VecDeque::with_capacity(LATENCY_WINDOW),
+            latency: Default::default(),
             decisions: BTreeMap::new(),
             last_release_check: Timestamp(0),
             e: self,
@@ -302,6 +299,7 @@ impl Loop {
     /// Records a decision, then carries it out. Nothing opens unless its
     /// event is on disk: if the outbox cannot be written the door stays shut.
     async fn act(&mut self, decision: Decision, now: Moment, seen_at: Option<SystemTime>) {
+        let queued_ms = seen_at.map(crate::devices::age_ms);
         self.memory.apply(&decision);
         let verdict = decision.verdict();
         *self.decisions.entry(verdict_word(verdict)).or_default() += 1;
@@ -310,7 +308,9 @@ impl Loop {
             .into_iter()
             .map(EventKind::Access)
             .collect();
+        let committing = std::time::Instant::now();
         let recorded = self.record(now.utc, records).await;
+        let commit_ms = committing.elapsed().as_secs_f64() * 1000.0;
         let Some(index) = self.door_index(decision.door) else {
             return;
         };
@@ -327,8 +327,8 @@ impl Loop {
         match verdict {
             Verdict::Granted => {
                 let (opened, events) = self.e.doors[index].grant(decision.side, now.utc);
-                if let Some(at) = seen_at {
-                    self.latency(crate::devices::age_ms(at));
+                if let (Some(at), Some(queued)) = (seen_at, queued_ms) {
+                    self.latency(crate::devices::age_ms(at), queued, commit_ms);
                 }
                 if !opened {
                     tracing::warn!(door = %self.e.doors[index].name, "granted but the gate is busy in the other direction");
@@ -510,21 +510,22 @@ impl Loop {
         }
     }
 
-    fn latency(&mut self, ms: f64) {
-        if self.latencies.len() == LATENCY_WINDOW {
-            self.latencies.pop_front();
+    /// Records one card grant's timings: total, queueing, outbox commit.
+    fn latency(&mut self, total: f64, queued: f64, commit: f64) {
+        let [t, q, c] = &mut self.latency;
+        let (t, q, c) = (t.push(total), q.push(queued), c.push(commit));
+        if total > 10.0 {
+            tracing::warn!(
+                total_ms = total,
+                queued_ms = queued,
+                commit_ms = commit,
+                "slow card decision"
+            );
         }
-        self.latencies.push_back(ms);
-        let mut sorted: Vec<f64> = self.latencies.iter().copied().collect();
-        sorted.sort_by(f64::total_cmp);
-        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
-        let (p50, p99, n) = (at(0.5), at(0.99), sorted.len());
         self.e.board.update(|s| {
-            s.grant_latency_ms = Some(crate::status::Latency {
-                p50,
-                p99,
-                samples: n,
-            });
+            s.grant_latency_ms = Some(t);
+            s.queue_latency_ms = Some(q);
+            s.commit_latency_ms = Some(c);
         });
     }
 }

@@ -1,6 +1,8 @@
 //! The event outbox: events numbered, hash-chained and committed to disk before the door acts, kept until the central service acknowledges them.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use sqlx::SqlitePool;
 use tobira_firmware::{Chain, ChainLink, ControllerId, EventKind, SealedEvent, Timestamp};
@@ -14,6 +16,9 @@ pub struct Outbox {
     pool: SqlitePool,
     chain: Arc<Mutex<Chain>>,
     appended: Arc<Notify>,
+    /// Milliseconds since `origin` of the last append, for idle detection.
+    last_append: Arc<AtomicI64>,
+    origin: Instant,
 }
 
 impl Outbox {
@@ -52,6 +57,8 @@ impl Outbox {
             pool,
             chain: Arc::new(Mutex::new(chain)),
             appended: Arc::new(Notify::new()),
+            last_append: Arc::new(AtomicI64::new(0)),
+            origin: Instant::now(),
         })
     }
 
@@ -100,6 +107,7 @@ impl Outbox {
         tx.commit().await?;
         *chain = next;
         drop(chain);
+        self.last_append.store(self.elapsed_ms(), Ordering::Relaxed);
         self.appended.notify_one();
         Ok(sealed)
     }
@@ -141,6 +149,16 @@ impl Outbox {
     /// The chain position: the next sequence number and the last link.
     pub async fn chain(&self) -> Chain {
         *self.chain.lock().await
+    }
+
+    fn elapsed_ms(&self) -> i64 {
+        i64::try_from(self.origin.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// How long since the last append (or since opening).
+    pub fn idle_for(&self) -> std::time::Duration {
+        let ms = self.elapsed_ms() - self.last_append.load(Ordering::Relaxed);
+        std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
     }
 
     /// Wakes when events were appended (the sync client pushes promptly).

@@ -45,7 +45,11 @@ pub async fn open(path: &Path) -> Result<SqlitePool, StateError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
-        .foreign_keys(true);
+        .foreign_keys(true)
+        // No automatic checkpoints: SQLite would run them inside whichever
+        // commit crosses the threshold, which may be the outbox commit a
+        // door is waiting on. `checkpoint` runs them off the decision path.
+        .pragma("wal_autocheckpoint", "0");
     // Few connections: the decision loop writes events, the sync client reads
     // and acknowledges them, the policy store replaces the snapshot.
     let pool = SqlitePoolOptions::new()
@@ -57,4 +61,14 @@ pub async fn open(path: &Path) -> Result<SqlitePool, StateError> {
         .run(&pool)
         .await?;
     Ok(pool)
+}
+
+/// Copies the write-ahead log into the database file without blocking
+/// readers or writers. The daemon calls it when the doors are quiet and at
+/// shutdown, so checkpoints never run inside a door's commit.
+pub async fn checkpoint(pool: &SqlitePool) -> Result<(), StateError> {
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(pool)
+        .await?;
+    Ok(())
 }

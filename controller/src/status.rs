@@ -38,6 +38,40 @@ pub struct Status {
     pub decisions: BTreeMap<String, u64>,
     /// Card seen by PC/SC → lock output written, over the recent grants.
     pub grant_latency_ms: Option<Latency>,
+    /// Of that: card seen by PC/SC → the decision loop took it up.
+    pub queue_latency_ms: Option<Latency>,
+    /// Of that: committing the decision's events to the outbox.
+    pub commit_latency_ms: Option<Latency>,
+}
+
+/// The most recent samples of one latency.
+#[derive(Debug, Clone, Default)]
+pub struct LatencyWindow {
+    samples: std::collections::VecDeque<f64>,
+}
+
+impl LatencyWindow {
+    /// How many samples are kept.
+    pub const SIZE: usize = 1024;
+
+    /// Adds a sample and summarises the window.
+    pub fn push(&mut self, ms: f64) -> Latency {
+        if self.samples.len() == Self::SIZE {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(ms);
+        let mut sorted: Vec<f64> = self.samples.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            let i = ((sorted.len().saturating_sub(1)) as f64 * q).round() as usize;
+            sorted.get(i).copied().unwrap_or(0.0)
+        };
+        Latency {
+            p50: at(0.5),
+            p99: at(0.99),
+            samples: sorted.len(),
+        }
+    }
 }
 
 /// A latency summary.

@@ -10,8 +10,11 @@ CREATE TABLE policy (
     -- When the central service last said this is still the current policy;
     -- zones with a maximum offline age refuse once it is too old.
     confirmed_at INTEGER NOT NULL,
-    -- JSON text of the firmware's SnapshotData.
-    data       TEXT    NOT NULL
+    -- The file in the data directory holding the firmware's SnapshotData
+    -- as JSON. Streamed to a file and renamed into place, not stored in a
+    -- row: a 100k-card snapshot would otherwise sit in memory several times
+    -- over while being written.
+    file       TEXT    NOT NULL
 );
 
 -- Where the event hash chain stands; it outlives the outbox rows, which are
