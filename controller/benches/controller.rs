@@ -286,7 +286,7 @@ async fn policy_load(cards: u32) {
     let pool = tobira_controller::state::open(&dir.path().join("controller.sqlite"))
         .await
         .unwrap();
-    let store = tobira_controller::policy::PolicyStore::load(pool.clone(), dir.path())
+    let store = tobira_controller::policy::PolicyStore::load(pool.clone())
         .await
         .unwrap();
     let snap = Snapshot::new(snapshot(cards)).unwrap();
@@ -294,7 +294,7 @@ async fn policy_load(cards: u32) {
     store.replace(snap, Timestamp(1), true).await.unwrap();
     let replace = started.elapsed();
     let started = Instant::now();
-    let loaded = tobira_controller::policy::PolicyStore::load(pool, dir.path())
+    let loaded = tobira_controller::policy::PolicyStore::load(pool)
         .await
         .unwrap();
     let load = started.elapsed();

@@ -102,7 +102,7 @@ pub async fn run_until(
     let controller = ControllerId(config.controller);
     let pool = state::open(&config.state_path()).await?;
     let outbox = Outbox::open(pool.clone(), controller).await?;
-    let policy = PolicyStore::load(pool.clone(), &config.data_dir).await?;
+    let policy = PolicyStore::load(pool.clone()).await?;
     let started = now_utc();
     let board = StatusBoard::new(config.controller, started);
     let depth = outbox.depth().await?;

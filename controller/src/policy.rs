@@ -1,30 +1,29 @@
-//! The policy cache: the current snapshot in memory, persisted as a file named in SQLite, replaced atomically.
+//! The policy cache: the current snapshot in memory, persisted in SQLite as a stream of chunks, replaced atomically.
 
-use std::io::{BufReader, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufReader, Read, Write};
 use std::sync::Arc;
 
+use futures_util::TryStreamExt;
 use sqlx::SqlitePool;
 use tobira_firmware::{Snapshot, SnapshotData, Timestamp};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::state::StateError;
+
+/// Size of one stored piece of snapshot JSON.
+const CHUNK: usize = 256 * 1024;
 
 /// The snapshot the doors decide with, and where it is kept.
 ///
 /// Readers get an `Arc<Snapshot>` and keep deciding with it while a new one is
-/// built; [`PolicyStore::replace`] stores the new snapshot on disk first and
-/// only then publishes it, so a crash never leaves the door deciding with a
-/// policy that would be lost at restart.
-///
-/// On disk: the snapshot is streamed to `policy-<version>-<ms>.json.tmp`,
-/// synced, renamed, and only then named in the `policy` row (one
-/// transaction); the previous file is deleted after that commit. A crash at
-/// any point leaves the row naming a complete file.
+/// built; [`PolicyStore::replace`] stores the new snapshot first and only then
+/// publishes it, so a crash never leaves the door deciding with a policy that
+/// would be lost at restart. Storing is one transaction (the `policy` row and
+/// all its chunks): after a crash the old snapshot or the new one is there,
+/// never a mix.
 #[derive(Debug, Clone)]
 pub struct PolicyStore {
     pool: SqlitePool,
-    dir: PathBuf,
     current: Arc<watch::Sender<Current>>,
 }
 
@@ -40,51 +39,34 @@ pub struct Current {
 }
 
 impl PolicyStore {
-    /// Loads the cached snapshot from `dir`, if any. An empty cache gives an
-    /// empty version-0 snapshot: every card is unknown and every door stays
-    /// shut. So does an unreadable one — logged as an error — because a
-    /// controller that refused to start would leave maglocks unpowered (open).
-    pub async fn load(pool: SqlitePool, dir: &Path) -> Result<Self, StateError> {
-        let row: Option<(i64, i64, String)> =
-            sqlx::query_as("SELECT stored_at, confirmed_at, file FROM policy WHERE id = 1")
+    /// Loads the cached snapshot, if any. An empty cache gives an empty
+    /// version-0 snapshot: every card is unknown and every door stays shut.
+    /// So does an unreadable one — logged as an error — because a controller
+    /// that refused to start would leave maglocks unpowered (open).
+    pub async fn load(pool: SqlitePool) -> Result<Self, StateError> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT stored_at, confirmed_at FROM policy WHERE id = 1")
                 .fetch_optional(&pool)
                 .await?;
-        let empty = || -> Result<Current, StateError> {
-            Ok(Current {
-                snapshot: Arc::new(empty_snapshot()?),
-                stored_at: Timestamp(0),
-                confirmed_at: Timestamp(0),
-            })
-        };
         let current = match row {
-            Some((stored_at, confirmed_at, file)) => {
-                let path = dir.join(&file);
-                match tokio::task::spawn_blocking(move || read_snapshot(&path)).await {
-                    Ok(Ok(snapshot)) => Current {
-                        snapshot: Arc::new(snapshot),
-                        stored_at: Timestamp(stored_at),
-                        confirmed_at: Timestamp(confirmed_at),
-                    },
-                    Ok(Err(e)) => {
-                        tracing::error!(file = %file, error = %e, "cached policy unreadable; starting with none (every door shut) until the central service sends one");
-                        empty()?
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "loading the cached policy failed");
-                        empty()?
-                    }
+            Some((stored_at, confirmed_at)) => match read_snapshot(&pool).await {
+                Ok(snapshot) => Current {
+                    snapshot: Arc::new(snapshot),
+                    stored_at: Timestamp(stored_at),
+                    confirmed_at: Timestamp(confirmed_at),
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "cached policy unreadable; starting with none (every door shut) until the central service sends one");
+                    empty()?
                 }
-            }
+            },
             None => empty()?,
         };
         let (tx, _) = watch::channel(current);
-        let store = Self {
+        Ok(Self {
             pool,
-            dir: dir.to_owned(),
             current: Arc::new(tx),
-        };
-        store.remove_stale_files().await;
-        Ok(store)
+        })
     }
 
     /// The snapshot in force.
@@ -117,35 +99,55 @@ impl PolicyStore {
             self.current.borrow().confirmed_at
         };
         let snapshot = Arc::new(snapshot);
-        let version = snapshot.version();
-        let file = format!("policy-{version}-{}.json", now.0);
-        {
+        // Serialise on a blocking thread into 256 KiB pieces that this task
+        // inserts as they come: the JSON text is never whole in memory.
+        let (tx, mut chunks) = mpsc::channel::<Vec<u8>>(2);
+        let writer = {
             let snapshot = Arc::clone(&snapshot);
-            let path = self.dir.join(&file);
-            tokio::task::spawn_blocking(move || write_snapshot(&path, snapshot.data()))
-                .await
-                .map_err(|e| corrupt(e.to_string()))??;
-        }
-        let old: Option<(String,)> = sqlx::query_as("SELECT file FROM policy WHERE id = 1")
-            .fetch_optional(&self.pool)
+            tokio::task::spawn_blocking(move || {
+                let mut out = ChunkWriter {
+                    buf: Vec::with_capacity(CHUNK),
+                    tx,
+                };
+                serde_json::to_writer(&mut out, snapshot.data())?;
+                out.flush()?;
+                Ok::<(), std::io::Error>(())
+            })
+        };
+        let mut txn = self.pool.begin().await?;
+        sqlx::query("DELETE FROM policy_chunks")
+            .execute(&mut *txn)
             .await?;
+        let mut n: i64 = 0;
+        let mut size: i64 = 0;
+        while let Some(chunk) = chunks.recv().await {
+            size += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+            sqlx::query("INSERT INTO policy_chunks (n, bytes) VALUES (?, ?)")
+                .bind(n)
+                .bind(chunk)
+                .execute(&mut *txn)
+                .await?;
+            n += 1;
+        }
+        writer
+            .await
+            .map_err(|e| corrupt(e.to_string()))?
+            .map_err(|e| corrupt(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO policy (id, version, issued_at, stored_at, confirmed_at, file)
+            "INSERT INTO policy (id, version, issued_at, stored_at, confirmed_at, size)
              VALUES (1, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET version = excluded.version,
                  issued_at = excluded.issued_at, stored_at = excluded.stored_at,
-                 confirmed_at = excluded.confirmed_at, file = excluded.file",
+                 confirmed_at = excluded.confirmed_at, size = excluded.size",
         )
-        .bind(i64::try_from(version).unwrap_or(i64::MAX))
+        .bind(i64::try_from(snapshot.version()).unwrap_or(i64::MAX))
         .bind(snapshot.issued_at().0)
         .bind(now.0)
         .bind(confirmed.0)
-        .bind(&file)
-        .execute(&self.pool)
+        .bind(size)
+        .execute(&mut *txn)
         .await?;
-        if let Some((old,)) = old.filter(|(old,)| *old != file) {
-            let _ = std::fs::remove_file(self.dir.join(old));
-        }
+        txn.commit().await?;
         self.current.send_replace(Current {
             snapshot,
             stored_at: now,
@@ -163,25 +165,16 @@ impl PolicyStore {
         self.current.send_modify(|c| c.confirmed_at = now);
         Ok(())
     }
+}
 
-    /// Deletes snapshot files no row names (left by a crash mid-replace).
-    async fn remove_stale_files(&self) {
-        let named: Option<(String,)> = sqlx::query_as("SELECT file FROM policy WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await
-            .unwrap_or(None);
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let ours = name.starts_with("policy-")
-                && (name.ends_with(".json") || name.ends_with(".json.tmp"));
-            if ours && named.as_ref().is_none_or(|(n,)| *n != name) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
+fn empty() -> Result<Current, StateError> {
+    Ok(Current {
+        snapshot: Arc::new(
+            Snapshot::new(SnapshotData::default()).map_err(|e| corrupt(e.to_string()))?,
+        ),
+        stored_at: Timestamp(0),
+        confirmed_at: Timestamp(0),
+    })
 }
 
 fn corrupt(detail: String) -> StateError {
@@ -191,87 +184,146 @@ fn corrupt(detail: String) -> StateError {
     }
 }
 
-/// Streams the snapshot to `path` through a temporary file: written, synced,
-/// renamed, directory synced.
-fn write_snapshot(path: &Path, data: &SnapshotData) -> Result<(), StateError> {
-    let io = |e: std::io::Error| corrupt(format!("{}: {e}", path.display()));
-    let tmp = path.with_extension("json.tmp");
-    let file = std::fs::File::create(&tmp).map_err(io)?;
-    let mut out = BufWriter::with_capacity(256 * 1024, file);
-    serde_json::to_writer(&mut out, data).map_err(|e| corrupt(e.to_string()))?;
-    out.flush().map_err(io)?;
-    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(io)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)?;
+/// Streams the stored chunks into the JSON parser on a blocking thread.
+async fn read_snapshot(pool: &SqlitePool) -> Result<Snapshot, StateError> {
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(2);
+    let parser = tokio::task::spawn_blocking(move || {
+        let reader = ChunkReader {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+        };
+        let data: SnapshotData =
+            serde_json::from_reader(BufReader::with_capacity(64 * 1024, reader))
+                .map_err(|e| corrupt(e.to_string()))?;
+        Snapshot::new(data).map_err(|e| corrupt(e.to_string()))
+    });
+    let mut rows =
+        sqlx::query_as::<_, (Vec<u8>,)>("SELECT bytes FROM policy_chunks ORDER BY n").fetch(pool);
+    // If the parser stops early (bad JSON) the send fails; its error is the one to report.
+    while let Some((bytes,)) = rows.try_next().await? {
+        if tx.send(bytes).await.is_err() {
+            break;
+        }
     }
-    Ok(())
+    drop(rows);
+    drop(tx);
+    parser.await.map_err(|e| corrupt(e.to_string()))?
 }
 
-fn read_snapshot(path: &Path) -> Result<Snapshot, StateError> {
-    let file =
-        std::fs::File::open(path).map_err(|e| corrupt(format!("{}: {e}", path.display())))?;
-    let data: SnapshotData = serde_json::from_reader(BufReader::with_capacity(256 * 1024, file))
-        .map_err(|e| corrupt(e.to_string()))?;
-    Snapshot::new(data).map_err(|e| corrupt(e.to_string()))
+/// Cuts the serialiser's output into chunks sent to the storing task.
+struct ChunkWriter {
+    buf: Vec<u8>,
+    tx: mpsc::Sender<Vec<u8>>,
 }
 
-fn empty_snapshot() -> Result<Snapshot, StateError> {
-    Snapshot::new(SnapshotData::default()).map_err(|e| corrupt(e.to_string()))
+impl Write for ChunkWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let room = CHUNK - self.buf.len();
+        let n = bytes.len().min(room);
+        self.buf.extend_from_slice(&bytes[..n]);
+        if self.buf.len() == CHUNK {
+            self.flush()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::other("the storing task stopped"))
+    }
+}
+
+/// Reads chunks as one byte stream.
+struct ChunkReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.rx.blocking_recv() {
+                Some(next) => {
+                    self.chunk = next;
+                    self.at = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.at);
+        out[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn data(version: u64) -> SnapshotData {
+    fn big(version: u64) -> SnapshotData {
+        // Enough people to span several chunks.
         SnapshotData {
             version,
             issued_at: Timestamp(5),
+            people: (1..=20_000)
+                .map(|p| tobira_firmware::Person {
+                    id: tobira_firmware::PersonId(p),
+                    kind: tobira_firmware::PersonKind::Staff,
+                    grants: vec![],
+                    enrollments: vec![],
+                })
+                .collect(),
             ..SnapshotData::default()
         }
     }
 
     #[tokio::test]
-    async fn a_snapshot_survives_a_restart_and_leftovers_are_cleaned() {
+    async fn a_snapshot_survives_a_restart_whole() {
         let dir = tempfile::tempdir().unwrap();
         let pool = crate::state::open(&dir.path().join("c.sqlite"))
             .await
             .unwrap();
-        let store = PolicyStore::load(pool.clone(), dir.path()).await.unwrap();
+        let store = PolicyStore::load(pool.clone()).await.unwrap();
         assert_eq!(store.version(), 0);
         store
-            .replace(Snapshot::new(data(3)).unwrap(), Timestamp(10), true)
+            .replace(Snapshot::new(big(3)).unwrap(), Timestamp(10), true)
             .await
             .unwrap();
         store
-            .replace(Snapshot::new(data(4)).unwrap(), Timestamp(20), false)
+            .replace(Snapshot::new(big(4)).unwrap(), Timestamp(20), false)
             .await
             .unwrap();
-        // A crash mid-replace leaves a temporary file behind.
-        std::fs::write(dir.path().join("policy-5-30.json.tmp"), "{\"vers").unwrap();
-        let again = PolicyStore::load(pool.clone(), dir.path()).await.unwrap();
+        let (chunks,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM policy_chunks")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(chunks > 1, "{chunks} chunks");
+        let again = PolicyStore::load(pool.clone()).await.unwrap();
         let current = again.current();
         assert_eq!(current.snapshot.version(), 4);
+        assert_eq!(
+            current.snapshot.data(),
+            Snapshot::new(big(4)).unwrap().data()
+        );
         assert_eq!(
             current.confirmed_at,
             Timestamp(10),
             "a file load does not confirm"
         );
-        let files: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("policy-"))
-            .collect();
-        assert_eq!(files, ["policy-4-20.json"]);
-        // A damaged file gives an empty policy (doors shut), not a refusal to start.
-        std::fs::write(dir.path().join("policy-4-20.json"), "garbage").unwrap();
-        let damaged = PolicyStore::load(pool, dir.path()).await.unwrap();
+        // A damaged chunk gives an empty policy (doors shut), not a refusal to start.
+        sqlx::query("UPDATE policy_chunks SET bytes = x'7b7b7b' WHERE n = 1")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let damaged = PolicyStore::load(pool).await.unwrap();
         assert_eq!(damaged.version(), 0);
     }
 }

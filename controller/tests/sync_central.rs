@@ -408,7 +408,7 @@ impl Door {
             .await
             .unwrap();
         Door {
-            policy: PolicyStore::load(pool.clone(), dir.path()).await.unwrap(),
+            policy: PolicyStore::load(pool.clone()).await.unwrap(),
             outbox: Outbox::open(pool, C1).await.unwrap(),
             board: StatusBoard::new(C1.0, now_utc()),
             _dir: dir,

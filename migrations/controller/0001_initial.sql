@@ -10,11 +10,17 @@ CREATE TABLE policy (
     -- When the central service last said this is still the current policy;
     -- zones with a maximum offline age refuse once it is too old.
     confirmed_at INTEGER NOT NULL,
-    -- The file in the data directory holding the firmware's SnapshotData
-    -- as JSON. Streamed to a file and renamed into place, not stored in a
-    -- row: a 100k-card snapshot would otherwise sit in memory several times
-    -- over while being written.
-    file       TEXT    NOT NULL
+    -- Bytes of the JSON text in policy_chunks.
+    size       INTEGER NOT NULL
+);
+
+-- The firmware's SnapshotData as JSON text, in pieces of 256 KiB: written and
+-- read as a stream, so a 100k-card snapshot (~10 MB) never sits in memory
+-- whole while it is stored or loaded. Replaced in the same transaction as the
+-- policy row.
+CREATE TABLE policy_chunks (
+    n     INTEGER PRIMARY KEY,
+    bytes BLOB    NOT NULL
 );
 
 -- Where the event hash chain stands; it outlives the outbox rows, which are
