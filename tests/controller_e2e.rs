@@ -3,20 +3,22 @@
 //! pty, `tobira hil gpio` as the board, and a policy file.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::{simulator, tap_card, Proc, Scratch, BIN};
 use tobira_firmware::*;
 use tobira_hardware::hil::{PrivatePcscd, VirtualReaderSlot};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tobira");
 const WAIT: Duration = Duration::from_secs(20);
 
 const GROUNDS: ZoneId = ZoneId(1);
@@ -162,30 +164,6 @@ fn policy(version: u64) -> SnapshotData {
         holidays: HolidayCalendar::default(),
         bookings: vec![],
     }
-}
-
-/// A process of ours, killed by its own PID when the test ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a simulator and returns it once it printed its ready line.
-fn simulator(args: &[&str]) -> (Proc, BufReader<ChildStdout>) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert!(line.starts_with('{'), "simulator not ready: {line:?}");
-    (Proc(child), out)
 }
 
 /// The virtual board as a technician with a multimeter sees it: every edge the controller writes.
@@ -381,17 +359,7 @@ impl Controller {
 }
 
 fn tap(slot: &VirtualReaderSlot, card: &str) {
-    let out = Command::new(BIN)
-        .args(["hil", "card", "--uid", card, "--hold-ms", "1500"])
-        .args(["--port", &slot.port.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = tap_card(slot.port, card, 1500);
     assert_eq!(
         report["uid_reads"], 1,
         "the card was not read once: {report}"
@@ -418,24 +386,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A scratch directory removed when the test ends.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tobira-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Everything a controller needs, started fresh.
 struct Rig {
     dir: Scratch,
@@ -456,10 +406,10 @@ impl Rig {
         // the scenarios move the two readers between doors by config.
         let pcscd = PrivatePcscd::start().unwrap_or_else(|e| panic!("{e}"));
         let dir = Scratch::new(test);
-        let socket = dir.0.join("gpio.sock");
-        let (board, _) = simulator(&["hil", "gpio", "--socket", socket.to_str().unwrap()]);
-        let link = dir.0.join("finger");
-        let control = dir.0.join("finger.ctl");
+        let socket = dir.path().join("gpio.sock");
+        let (board, _, _) = simulator(&["hil", "gpio", "--socket", socket.to_str().unwrap()]);
+        let link = dir.path().join("finger");
+        let control = dir.path().join("finger.ctl");
         let mut args = vec![
             "hil",
             "finger",
@@ -471,15 +421,15 @@ impl Rig {
             "3,4",
         ];
         args.extend_from_slice(finger_args);
-        let (finger, _) = simulator(&args);
+        let (finger, _, _) = simulator(&args);
         let finger_control = UnixStream::connect(&control).unwrap();
         finger_control
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         let observer = Observer::connect(&socket);
         let status_port = free_port();
-        let config = dir.0.join("controller.toml");
-        let policy_path = dir.0.join("policy.json");
+        let config = dir.path().join("controller.toml");
+        let policy_path = dir.path().join("policy.json");
         std::fs::write(&policy_path, serde_json::to_string(&policy(1)).unwrap()).unwrap();
         Rig {
             dir,
@@ -510,8 +460,8 @@ impl Rig {
                     self.slot(i).name.clone()
                 })
         };
-        let socket = self.dir.0.join("gpio.sock");
-        let link = self.dir.0.join("finger");
+        let socket = self.dir.path().join("gpio.sock");
+        let link = self.dir.path().join("finger");
         let status_port = self.status_port;
         std::fs::write(
             &self.config,
@@ -583,10 +533,10 @@ entry_reader = "{r50}"
 lock_output = {{ pin = 21 }}
 contact = {{ pin = 26, active_low = true }}
 "#,
-                data = self.dir.0.join("data").display(),
+                data = self.dir.path().join("data").display(),
                 socket = socket.display(),
                 link = link.display(),
-                missing = self.dir.0.join("no-such-tty").display(),
+                missing = self.dir.path().join("no-such-tty").display(),
                 r10 = reader(10),
                 r20 = reader(20),
                 r30 = reader(30),
@@ -607,7 +557,7 @@ contact = {{ pin = 26, active_low = true }}
     }
 
     fn outbox(&self) -> Vec<SealedEvent> {
-        let path = self.dir.0.join("data").join("controller.sqlite");
+        let path = self.dir.path().join("data").join("controller.sqlite");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -874,7 +824,7 @@ fn kill_9_mid_burst_loses_no_reported_event_and_restarts_on_the_same_chain() {
 #[test]
 fn a_bad_config_is_refused_with_the_line_that_is_wrong() {
     let dir = Scratch::new("controller-badconfig");
-    let path = dir.0.join("bad.toml");
+    let path = dir.path().join("bad.toml");
     std::fs::write(
         &path,
         "controller = 1\ndata_dir = \"/tmp/x\"\n[gpio]\nbackend = \"virtual\"\nsocket = \"/tmp/s\"\n[[doors]]\nname = \"a\"\nid = 1\nkind = \"door\"\nunlock_sec = 5\n",
@@ -891,7 +841,7 @@ fn a_bad_config_is_refused_with_the_line_that_is_wrong() {
         assert!(err.contains("line 10"), "{err}");
         assert!(err.contains("unlock_sec"), "{err}");
     }
-    let good = dir.0.join("good.toml");
+    let good = dir.path().join("good.toml");
     std::fs::write(
         &good,
         "controller = 1\ndata_dir = \"/tmp/x\"\n[gpio]\nbackend = \"virtual\"\nsocket = \"/tmp/s\"\n[[doors]]\nname = \"a\"\nid = 1\nkind = \"door\"\nentry_reader = \"R\"\nlock_output = { pin = 17 }\ncontact = { pin = 5 }\n",

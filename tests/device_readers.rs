@@ -1,15 +1,17 @@
 //! `tobira device readers` prints each card tapped with `tobira hil card` once, through a real pcscd.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tobira_hardware::hil::{PrivatePcscd, VirtualReaderSlot};
+use support::{tap_card, BIN};
+use tobira_hardware::hil::PrivatePcscd;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tobira");
 const WAIT: Duration = Duration::from_secs(15);
 
 /// The readers command, killed (by its own PID) when the test ends.
@@ -70,20 +72,6 @@ impl Drop for Readers {
     }
 }
 
-fn tap_card(slot: &VirtualReaderSlot, uid: &str) -> Value {
-    let out = Command::new(BIN)
-        .args(["hil", "card", "--uid", uid, "--hold-ms", "1500"])
-        .args(["--port", &slot.port.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn readers_prints_each_tap_once() {
     let pcscd = PrivatePcscd::start().unwrap_or_else(|e| panic!("{e}"));
@@ -100,7 +88,7 @@ fn readers_prints_each_tap_once() {
         (exit, "012E3C4D5E6F7081"),
         (entry, "04A1B2C3"),
     ] {
-        let report = tap_card(slot, uid);
+        let report = tap_card(slot.port, uid, 1500);
         assert_eq!(report["uid_reads"], 1, "the card was read once: {report}");
         let name = slot.name.clone();
         readers.until("the card to leave", move |v| {

@@ -1,62 +1,19 @@
 //! `tobira hil gpio` and `tobira hil finger` as separate processes, driven the way integrators do.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::{simulator, Scratch, BIN};
 use tobira_hardware::embedded_hal::digital::{InputPin, OutputPin};
 use tobira_hardware::gpio::VirtualBoardClient;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tobira");
 const WAIT: Duration = Duration::from_secs(5);
-
-/// A scratch directory removed when the test ends.
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tobira-{test}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A simulator process, stopped by its own PID when the test ends.
-struct Sim(Child);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `tobira args…` and returns it with its first stdout line (printed once ready).
-fn start(args: &[&str]) -> (Sim, Value, BufReader<ChildStdout>) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let ready = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
-    (Sim(child), ready, out)
-}
 
 fn line(stream: &mut BufReader<UnixStream>) -> Value {
     stream.get_ref().set_read_timeout(Some(WAIT)).unwrap();
@@ -69,7 +26,7 @@ fn line(stream: &mut BufReader<UnixStream>) -> Value {
 fn gpio_board_process() {
     let dir = Scratch::new("gpio");
     let socket = dir.path().join("gpio.sock");
-    let (_board, ready, _) = start(&[
+    let (_board, ready, _) = simulator(&[
         "hil",
         "gpio",
         "--socket",
@@ -108,7 +65,7 @@ fn fingerprint_module_process_and_device_commands() {
     let dir = Scratch::new("finger");
     let link = dir.path().join("finger");
     let control = dir.path().join("finger.ctl");
-    let (_module, ready, _) = start(&[
+    let (_module, ready, _) = simulator(&[
         "hil",
         "finger",
         "--link",
