@@ -221,6 +221,23 @@ impl Loop {
             }
             DeviceInput::Reader(ReaderEvent::CardRemoved(_)) => {}
             DeviceInput::Finger { job, result } => {
+                // A verification answers the wait it was started for. If that
+                // wait is gone (timed out, or replaced by the next person's
+                // card at the same reader), the answer is about someone else:
+                // applying it would refuse — or admit — the wrong person.
+                let current = self.memory.waiting().iter().any(|w| {
+                    w.door == job.door
+                        && w.side == job.side
+                        && matches!(w.awaiting, Awaiting::Biometric { slot, .. } if slot == job.slot)
+                });
+                if !current {
+                    tracing::info!(
+                        door = job.door.0,
+                        slot = job.slot.0,
+                        "finger result for a wait that has ended; ignored"
+                    );
+                    return;
+                }
                 let now = self.now();
                 let request = Request::Biometric {
                     door: job.door,
