@@ -116,13 +116,16 @@ impl Engine {
         }
         let mut tick = tokio::time::interval(l.e.poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut devices_open = true;
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
-                input = devices.recv() => match input {
+                // A controller with only REX buttons has no device tasks; its
+                // doors must keep running when the (empty) channel closes.
+                input = devices.recv(), if devices_open => match input {
                     Some(input) => l.device(input).await,
-                    None => break,
+                    None => devices_open = false,
                 },
                 changed = policy_rx.changed() => {
                     if changed.is_err() { break; }

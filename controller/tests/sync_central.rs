@@ -868,3 +868,126 @@ async fn a_central_section_the_client_cannot_use_shows_on_the_status_board() {
         door.board.update(|s| s.sync.last_error = None);
     }
 }
+
+/// The whole daemon (`daemon::run_until`, as `tobira controller` runs it) on
+/// the virtual GPIO board against a real central service: door events reach
+/// the central store, a lost card reaches the door's policy while it runs, and
+/// stopping leaves nothing behind in the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_ships_door_events_and_takes_a_lost_card_while_running() {
+    use std::io::Write as _;
+
+    let central = Central::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("gpio.sock");
+    let board = tobira_hardware::gpio::VirtualBoard::bind(&socket, &[]).unwrap();
+    tokio::spawn(board.run());
+    let status_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = format!(
+        r#"
+controller = 1
+data_dir = "{data}"
+status_listen = "127.0.0.1:{status_port}"
+
+[central]
+url = "{url}"
+secret = "{secret}"
+public_key = "{key}"
+watch_ms = 5000
+backoff_min_ms = 20
+backoff_max_ms = 200
+
+[gpio]
+backend = "virtual"
+socket = "{socket}"
+
+[[doors]]
+name = "machine room"
+id = 21
+kind = "door"
+lock_output = {{ pin = 17 }}
+contact = {{ pin = 5, active_low = true }}
+rex = {{ pin = 6 }}
+"#,
+        data = dir.path().join("data").display(),
+        url = central.url(),
+        secret = central.secret,
+        key = central.public_key,
+        socket = socket.display(),
+    );
+    let config =
+        tobira_controller::config::Config::parse(&text, std::path::Path::new("c.toml")).unwrap();
+    config.check().unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let daemon = tokio::spawn(tobira_controller::daemon::run_until(config, None, stopped));
+    let status = format!("http://127.0.0.1:{status_port}/status");
+    let read_status = || async {
+        let s: Option<serde_json::Value> =
+            async { reqwest::get(&status).await.ok()?.json().await.ok() }.await;
+        s.unwrap_or_default()
+    };
+    eventually("the first snapshot", PATIENCE, async || {
+        read_status().await["policy"]["version"] == central.version()
+    })
+    .await;
+
+    // Request-to-exit at level 4 is refused; the door forced open is an alarm.
+    let mut hand = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    writeln!(hand, r#"{{"op":"hello","role":"observer"}}"#).unwrap();
+    writeln!(hand, r#"{{"op":"drive","pin":6,"level":1}}"#).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    writeln!(hand, r#"{{"op":"drive","pin":6,"level":0}}"#).unwrap();
+    writeln!(hand, r#"{{"op":"drive","pin":5,"level":1}}"#).unwrap();
+    let kinds = || async {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT kind FROM events WHERE controller_id = 1 ORDER BY seq")
+                .fetch_all(central.store.pool())
+                .await
+                .unwrap();
+        rows.into_iter().map(|(k,)| k).collect::<Vec<_>>()
+    };
+    eventually(
+        "the door events at the central store",
+        PATIENCE,
+        async || {
+            let k = kinds().await;
+            k.iter().any(|k| k == "access") && k.iter().any(|k| k == "door_forced")
+        },
+    )
+    .await;
+
+    // A card reported lost reaches the running door within a second.
+    let reported = Instant::now();
+    central.card(SATO, CardAction::ReportLost).await;
+    let lost = central.version();
+    eventually(
+        "the lost card at the door",
+        Duration::from_secs(1),
+        async || read_status().await["policy"]["version"] == lost,
+    )
+    .await;
+    let took = reported.elapsed();
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(PATIENCE, daemon)
+        .await
+        .expect("the daemon did not stop")
+        .unwrap()
+        .unwrap();
+    let pool = tobira_controller::state::open(&dir.path().join("data/controller.sqlite"))
+        .await
+        .unwrap();
+    let outbox = Outbox::open(pool, C1).await.unwrap();
+    assert_eq!(outbox.depth().await.unwrap(), 0, "everything was shipped");
+    let stored = central.events().await;
+    assert_eq!(
+        stored.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        (1..=stored.len() as i64).collect::<Vec<_>>()
+    );
+    assert_eq!(central.chain_breaks().await, 0);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
