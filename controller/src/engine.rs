@@ -105,6 +105,15 @@ impl Engine {
             e: self,
         };
         l.policy_in_force(&current);
+        if l.version > 0 {
+            // Which policy the decisions from here on were made with: the
+            // central service cannot tell otherwise after a restart or when
+            // the first sync landed before this loop started listening.
+            let at = l.now().utc;
+            let version = l.version;
+            l.record(at, vec![EventKind::PolicyApplied { version }])
+                .await;
+        }
         for r in &l.e.readers {
             l.e.board.device(
                 &r.pattern,
