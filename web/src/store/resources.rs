@@ -13,7 +13,7 @@ pub mod zones;
 
 pub use vocab::*;
 
-use super::{ChangeScope, Store, StoreResult};
+use super::{ChangeScope, Store, StoreError, StoreResult};
 
 /// A write transaction.
 pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -64,6 +64,46 @@ impl Store {
         )))
     }
 
+    /// The row of `columns` (a `SELECT … FROM table` prefix) with this id.
+    pub(crate) async fn row_by_id<R>(&self, columns: &str, id: Id, what: &str) -> StoreResult<R>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        sqlx::query_as(&format!("{columns} WHERE id = $1"))
+            .bind(id.get())
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("{what} {id}")))
+    }
+
+    /// Deletes a structure row (site, zone, schedule, door, grant) with its
+    /// audit entry and a full-snapshot policy change: `{kind}.delete` on `{kind}:{id}`.
+    pub(crate) async fn delete_structure(
+        &self,
+        mut tx: Tx,
+        actor: &str,
+        kind: &str,
+        table: &str,
+        id: Id,
+        in_use: &str,
+    ) -> StoreResult<()> {
+        delete_row(&mut tx, table, id, kind, in_use).await?;
+        let target = format!("{kind}:{id}");
+        let version = self.structure_change(&mut tx, &target).await?;
+        self.finish(
+            tx,
+            Change {
+                actor,
+                action: &format!("{kind}.delete"),
+                target,
+                detail: serde_json::json!({}),
+                version,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Sets `people.changed_version` for each person in `people` (inside `tx`).
     pub(crate) async fn touch_people(
         &self,
@@ -80,4 +120,44 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Deletes row `id` of `table` in `tx`: `NotFound` names it as `{what} {id}`,
+/// and a row still referred to is a conflict saying `in_use`.
+pub(crate) async fn delete_row(
+    tx: &mut Tx,
+    table: &str,
+    id: Id,
+    what: &str,
+    in_use: &str,
+) -> StoreResult<()> {
+    let done = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+        .bind(id.get())
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| StoreError::conflict_or(e, in_use))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("{what} {id}")));
+    }
+    Ok(())
+}
+
+/// Refuses when any JSON id list selected by `lists` (e.g. grants' zones)
+/// names `id`: those references have no foreign key to guard them.
+pub(crate) async fn ensure_unlisted(
+    tx: &mut Tx,
+    lists: &str,
+    id: Id,
+    what: &str,
+    in_use: &str,
+) -> StoreResult<()> {
+    let lists: Vec<String> = sqlx::query_scalar(lists).fetch_all(&mut **tx).await?;
+    for list in lists {
+        let ids: Vec<i64> =
+            serde_json::from_str(&list).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
+        if ids.contains(&id.get()) {
+            return Err(StoreError::Conflict(in_use.into()));
+        }
+    }
+    Ok(())
 }

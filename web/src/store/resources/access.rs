@@ -6,8 +6,8 @@ use utoipa::ToSchema;
 
 use super::people::Person;
 use super::{
-    check_validity, id_cursor, millis, page_size, paged, stored_id, Change, Id, Millis, Name, Page,
-    Tx,
+    check_validity, delete_row, id_cursor, millis, page_size, paged, stored_id, Change, Id, Millis,
+    Name, Page, Tx,
 };
 use crate::store::{ChangeScope, Store, StoreError, StoreResult};
 
@@ -295,14 +295,14 @@ impl Store {
     pub async fn delete_group(&self, actor: &str, id: Id) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let people = members(&mut tx, id).await?;
-        let done = sqlx::query("DELETE FROM access_groups WHERE id = $1")
-            .bind(id.get())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::conflict_or(e, "the group is still referred to"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("group {id}")));
-        }
+        delete_row(
+            &mut tx,
+            "access_groups",
+            id,
+            "group",
+            "the group is still referred to",
+        )
+        .await?;
         let target = format!("group:{id}");
         let version = self.structure_change(&mut tx, &target).await?;
         if let Some((v, _)) = version {
@@ -438,11 +438,10 @@ impl Store {
 
     /// One grant.
     pub async fn grant(&self, id: Id) -> StoreResult<Grant> {
-        let row: Option<GrantRow> = sqlx::query_as(&format!("{GRANT_COLUMNS} WHERE id = $1"))
-            .bind(id.get())
-            .fetch_optional(self.pool())
-            .await?;
-        grant(row.ok_or_else(|| StoreError::NotFound(format!("grant {id}")))?)
+        grant(
+            self.row_by_id::<GrantRow>(GRANT_COLUMNS, id, "grant")
+                .await?,
+        )
     }
 
     /// Adds a grant.
@@ -523,28 +522,16 @@ impl Store {
 
     /// Removes a grant.
     pub async fn delete_grant(&self, actor: &str, id: Id) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM grants WHERE id = $1")
-            .bind(id.get())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("grant {id}")));
-        }
-        let target = format!("grant:{id}");
-        let version = self.structure_change(&mut tx, &target).await?;
-        self.finish(
+        let tx = self.begin().await?;
+        self.delete_structure(
             tx,
-            Change {
-                actor,
-                action: "grant.delete",
-                target,
-                detail: serde_json::json!({}),
-                version,
-            },
+            actor,
+            "grant",
+            "grants",
+            id,
+            "the grant is still referred to",
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Bookings by id, optionally of one person or room.
@@ -574,11 +561,10 @@ impl Store {
 
     /// One booking.
     pub async fn booking(&self, id: Id) -> StoreResult<Booking> {
-        let row: Option<BookingRow> = sqlx::query_as(&format!("{BOOKING_COLUMNS} WHERE id = $1"))
-            .bind(id.get())
-            .fetch_optional(self.pool())
-            .await?;
-        booking(row.ok_or_else(|| StoreError::NotFound(format!("booking {id}")))?)
+        booking(
+            self.row_by_id::<BookingRow>(BOOKING_COLUMNS, id, "booking")
+                .await?,
+        )
     }
 
     /// Adds a booking.
@@ -664,13 +650,14 @@ impl Store {
     /// Removes a booking.
     pub async fn delete_booking(&self, actor: &str, id: Id) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM bookings WHERE id = $1")
-            .bind(id.get())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("booking {id}")));
-        }
+        delete_row(
+            &mut tx,
+            "bookings",
+            id,
+            "booking",
+            "the booking is still referred to",
+        )
+        .await?;
         let target = format!("booking:{id}");
         let version = self
             .record_change(&mut tx, ChangeScope::Booking, &target, false)

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    id_cursor, millis, page_size, paged, stored_id, Change, DoorKind, Id, Millis, Name, Page,
-    Reader, Tx,
+    ensure_unlisted, id_cursor, millis, page_size, paged, stored_id, Change, DoorKind, Id, Millis,
+    Name, Page, Reader, Tx,
 };
 use crate::store::{Store, StoreError, StoreResult};
 
@@ -202,11 +202,7 @@ impl Store {
 
     /// One door.
     pub async fn door(&self, id: Id) -> StoreResult<Door> {
-        let row: Option<DoorRow> = sqlx::query_as(&format!("{DOOR_COLUMNS} WHERE id = $1"))
-            .bind(id.get())
-            .fetch_optional(self.pool())
-            .await?;
-        door(row.ok_or_else(|| StoreError::NotFound(format!("door {id}")))?)
+        door(self.row_by_id::<DoorRow>(DOOR_COLUMNS, id, "door").await?)
     }
 
     /// Adds a door.
@@ -289,41 +285,23 @@ impl Store {
     /// Removes a door no booking path uses.
     pub async fn delete_door(&self, actor: &str, id: Id) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        // Booking paths name doors in a JSON list, which no foreign key guards.
-        let paths: Vec<String> = sqlx::query_scalar("SELECT path FROM bookings")
-            .fetch_all(&mut *tx)
-            .await?;
-        for path in paths {
-            let doors: Vec<i64> = serde_json::from_str(&path)
-                .map_err(|e| StoreError::Corrupt(format!("booking path: {e}")))?;
-            if doors.contains(&id.get()) {
-                return Err(StoreError::Conflict(
-                    "a booking's path still uses this door".into(),
-                ));
-            }
-        }
-        let done = sqlx::query("DELETE FROM doors WHERE id = $1")
-            .bind(id.get())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::conflict_or(e, "the door is still referred to"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("door {id}")));
-        }
-        let target = format!("door:{id}");
-        let version = self.structure_change(&mut tx, &target).await?;
-        self.finish(
-            tx,
-            Change {
-                actor,
-                action: "door.delete",
-                target,
-                detail: serde_json::json!({}),
-                version,
-            },
+        ensure_unlisted(
+            &mut tx,
+            "SELECT path FROM bookings",
+            id,
+            "booking path",
+            "a booking's path still uses this door",
         )
         .await?;
-        Ok(())
+        self.delete_structure(
+            tx,
+            actor,
+            "door",
+            "doors",
+            id,
+            "the door is still referred to",
+        )
+        .await
     }
 
     /// Controllers by id.

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    id_cursor, page_size, paged, stored_id, Change, Id, Millis, Name, Page, PersonKind, Tx,
+    delete_row, id_cursor, page_size, paged, stored_id, Change, Id, Millis, Name, Page, PersonKind,
+    Tx,
 };
 use crate::store::{now_ms, ChangeScope, Store, StoreError, StoreResult};
 
@@ -128,11 +129,10 @@ impl Store {
 
     /// One person.
     pub async fn person(&self, id: Id) -> StoreResult<Person> {
-        let row: Option<PersonRow> = sqlx::query_as(&format!("{PERSON_COLUMNS} WHERE id = $1"))
-            .bind(id.get())
-            .fetch_optional(self.pool())
-            .await?;
-        person(row.ok_or_else(|| StoreError::NotFound(format!("person {id}")))?)
+        person(
+            self.row_by_id::<PersonRow>(PERSON_COLUMNS, id, "person")
+                .await?,
+        )
     }
 
     /// Adds a person.
@@ -210,14 +210,14 @@ impl Store {
                 .bind(id.get())
                 .fetch_one(&mut *tx)
                 .await?;
-        let done = sqlx::query("DELETE FROM people WHERE id = $1")
-            .bind(id.get())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::conflict_or(e, "the person still has cards"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("person {id}")));
-        }
+        delete_row(
+            &mut tx,
+            "people",
+            id,
+            "person",
+            "the person still has cards",
+        )
+        .await?;
         let target = format!("person:{id}");
         if bookings > 0 {
             self.record_change(&mut tx, ChangeScope::Booking, &target, false)

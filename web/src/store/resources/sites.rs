@@ -218,31 +218,16 @@ impl Store {
 
     /// Removes a site that nothing refers to any more.
     pub async fn delete_site(&self, actor: &str, id: Id) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM sites WHERE id = $1")
-            .bind(id.get())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                StoreError::conflict_or(e, "the site still has zones, controllers or holidays")
-            })?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("site {id}")));
-        }
-        let target = format!("site:{id}");
-        let version = self.structure_change(&mut tx, &target).await?;
-        self.finish(
+        let tx = self.begin().await?;
+        self.delete_structure(
             tx,
-            Change {
-                actor,
-                action: "site.delete",
-                target,
-                detail: serde_json::json!({}),
-                version,
-            },
+            actor,
+            "site",
+            "sites",
+            id,
+            "the site still has zones, controllers or holidays",
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Sets a site's threat level: an urgent change for every controller of the site.

@@ -5,8 +5,8 @@ use tobira_firmware as fw;
 use utoipa::ToSchema;
 
 use super::{
-    id_cursor, page_size, paged, stored_id, Change, Id, Level, Name, Page, ThreatLevel, TimeWindow,
-    ZoneSettings,
+    ensure_unlisted, id_cursor, page_size, paged, stored_id, Change, Id, Level, Name, Page,
+    ThreatLevel, TimeWindow, ZoneSettings,
 };
 use crate::store::{ChangeScope, Store, StoreError, StoreResult};
 
@@ -134,11 +134,7 @@ impl Store {
 
     /// One zone.
     pub async fn zone(&self, id: Id) -> StoreResult<Zone> {
-        let row: Option<ZoneRow> = sqlx::query_as(&format!("{ZONE_COLUMNS} WHERE id = $1"))
-            .bind(id.get())
-            .fetch_optional(self.pool())
-            .await?;
-        zone(row.ok_or_else(|| StoreError::NotFound(format!("zone {id}")))?)
+        zone(self.row_by_id::<ZoneRow>(ZONE_COLUMNS, id, "zone").await?)
     }
 
     /// Adds a zone; settings default from the level.
@@ -235,41 +231,23 @@ impl Store {
     /// Removes a zone that no door, booking or grant refers to.
     pub async fn delete_zone(&self, actor: &str, id: Id) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        // Grants name zones in a JSON list, which no foreign key guards.
-        let lists: Vec<String> = sqlx::query_scalar("SELECT zones FROM grants")
-            .fetch_all(&mut *tx)
-            .await?;
-        for list in lists {
-            let zones: Vec<i64> = serde_json::from_str(&list)
-                .map_err(|e| StoreError::Corrupt(format!("grant zones: {e}")))?;
-            if zones.contains(&id.get()) {
-                return Err(StoreError::Conflict("a grant still names this zone".into()));
-            }
-        }
-        let done = sqlx::query("DELETE FROM zones WHERE id = $1")
-            .bind(id.get())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                StoreError::conflict_or(e, "doors or bookings still refer to this zone")
-            })?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("zone {id}")));
-        }
-        let target = format!("zone:{id}");
-        let version = self.structure_change(&mut tx, &target).await?;
-        self.finish(
-            tx,
-            Change {
-                actor,
-                action: "zone.delete",
-                target,
-                detail: serde_json::json!({}),
-                version,
-            },
+        ensure_unlisted(
+            &mut tx,
+            "SELECT zones FROM grants",
+            id,
+            "grant zones",
+            "a grant still names this zone",
         )
         .await?;
-        Ok(())
+        self.delete_structure(
+            tx,
+            actor,
+            "zone",
+            "zones",
+            id,
+            "doors or bookings still refer to this zone",
+        )
+        .await
     }
 
     /// Sets a zone's own threat level: an urgent change.
@@ -413,28 +391,15 @@ impl Store {
 
     /// Removes a schedule no zone or grant uses.
     pub async fn delete_schedule(&self, actor: &str, id: Id) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM schedules WHERE id = $1")
-            .bind(id.get())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::conflict_or(e, "zones or grants still use this schedule"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("schedule {id}")));
-        }
-        let target = format!("schedule:{id}");
-        let version = self.structure_change(&mut tx, &target).await?;
-        self.finish(
+        let tx = self.begin().await?;
+        self.delete_structure(
             tx,
-            Change {
-                actor,
-                action: "schedule.delete",
-                target,
-                detail: serde_json::json!({}),
-                version,
-            },
+            actor,
+            "schedule",
+            "schedules",
+            id,
+            "zones or grants still use this schedule",
         )
-        .await?;
-        Ok(())
+        .await
     }
 }
