@@ -216,13 +216,12 @@ pub async fn run_until(
     };
     drop(device_tx);
 
-    let listener =
-        status::bind(config.status_listen)
-            .await
-            .map_err(|source| StartError::Status {
-                addr: config.status_listen,
-                source,
-            })?;
+    let listener = tokio::net::TcpListener::bind(config.status_listen)
+        .await
+        .map_err(|source| StartError::Status {
+            addr: config.status_listen,
+            source,
+        })?;
     let status_addr = listener.local_addr().unwrap_or(config.status_listen);
     let status_task = {
         let board = board.clone();

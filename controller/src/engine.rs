@@ -18,7 +18,7 @@ use crate::doors::DoorUnit;
 use crate::outbox::Outbox;
 use crate::pins::Input;
 use crate::policy::{Current, PolicyStore};
-use crate::status::{LatencyWindow, StatusBoard};
+use crate::status::StatusBoard;
 
 /// A configured reader name (or unique part of the PC/SC name) and the door side it serves.
 #[derive(Debug, Clone)]
@@ -81,7 +81,6 @@ struct Loop {
     snapshot: Arc<Snapshot>,
     version: u64,
     memory: Memory,
-    latency: [LatencyWindow; 3],
     decisions: BTreeMap<&'static str, u64>,
     last_release_check: Timestamp,
 }
@@ -99,7 +98,6 @@ impl Engine {
             snapshot: Arc::clone(&current.snapshot),
             version: current.snapshot.version(),
             memory: Memory::new(),
-            latency: Default::default(),
             decisions: BTreeMap::new(),
             last_release_check: Timestamp(0),
             e: self,
@@ -295,13 +293,11 @@ impl Loop {
             tracing::info!(reader = %name, online, "reader not used by any door");
             return;
         };
+        // Only this device's entry, not a copy of the whole status.
         let was = self
             .e
             .board
-            .read()
-            .devices
-            .get(&binding.pattern)
-            .map(|d| d.online);
+            .update(|s| s.devices.get(&binding.pattern).map(|d| d.online));
         let now = self.now();
         if online {
             tracing::info!(reader = %name, "card reader online");
@@ -541,8 +537,6 @@ impl Loop {
 
     /// Records one card grant's timings: total, queueing, outbox commit.
     fn latency(&mut self, total: f64, queued: f64, commit: f64) {
-        let [t, q, c] = &mut self.latency;
-        let (t, q, c) = (t.push(total), q.push(queued), c.push(commit));
         if total > 10.0 {
             tracing::warn!(
                 total_ms = total,
@@ -552,9 +546,10 @@ impl Loop {
             );
         }
         self.e.board.update(|s| {
-            s.grant_latency_ms = Some(t);
-            s.queue_latency_ms = Some(q);
-            s.commit_latency_ms = Some(c);
+            let [t, q, c] = &mut s.latency_samples;
+            t.push(total);
+            q.push(queued);
+            c.push(commit);
         });
     }
 }

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::State;
@@ -42,6 +41,10 @@ pub struct Status {
     pub queue_latency_ms: Option<Latency>,
     /// Of that: committing the decision's events to the outbox.
     pub commit_latency_ms: Option<Latency>,
+    /// Recent samples of those three; summarised when the status is read,
+    /// not on the decision path.
+    #[serde(skip)]
+    pub latency_samples: [LatencyWindow; 3],
 }
 
 /// The most recent samples of one latency.
@@ -54,23 +57,30 @@ impl LatencyWindow {
     /// How many samples are kept.
     pub const SIZE: usize = 1024;
 
-    /// Adds a sample and summarises the window.
-    pub fn push(&mut self, ms: f64) -> Latency {
+    /// Adds a sample, forgetting the oldest beyond [`Self::SIZE`].
+    pub fn push(&mut self, ms: f64) {
         if self.samples.len() == Self::SIZE {
             self.samples.pop_front();
         }
         self.samples.push_back(ms);
+    }
+
+    /// Median and 99th percentile of the window; `None` while it is empty.
+    pub fn summary(&self) -> Option<Latency> {
+        if self.samples.is_empty() {
+            return None;
+        }
         let mut sorted: Vec<f64> = self.samples.iter().copied().collect();
         sorted.sort_by(f64::total_cmp);
         let at = |q: f64| {
             let i = ((sorted.len().saturating_sub(1)) as f64 * q).round() as usize;
             sorted.get(i).copied().unwrap_or(0.0)
         };
-        Latency {
+        Some(Latency {
             p50: at(0.5),
             p99: at(0.99),
             samples: sorted.len(),
-        }
+        })
     }
 }
 
@@ -220,12 +230,12 @@ pub async fn serve(
         .await
 }
 
-/// Binds the status address; refuses anything but loopback unless configured otherwise upstream.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
-}
-
-fn with_age(mut status: Status) -> Status {
+/// The status as served: with the policy's age and the latency summaries.
+fn for_reading(mut status: Status) -> Status {
+    let [grant, queue, commit] = &status.latency_samples;
+    status.grant_latency_ms = grant.summary();
+    status.queue_latency_ms = queue.summary();
+    status.commit_latency_ms = commit.summary();
     if status.policy.confirmed_at_ms > 0 {
         let now = crate::clock::now_utc().0;
         status.policy.age_ms = u64::try_from(now - status.policy.confirmed_at_ms).ok();
@@ -234,11 +244,11 @@ fn with_age(mut status: Status) -> Status {
 }
 
 async fn status(State(board): State<StatusBoard>) -> Json<Status> {
-    Json(with_age(board.read()))
+    Json(for_reading(board.read()))
 }
 
 async fn metrics(State(board): State<StatusBoard>) -> impl IntoResponse {
-    let s = with_age(board.read());
+    let s = for_reading(board.read());
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, samples: &[(String, f64)]| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
