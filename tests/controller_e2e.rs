@@ -124,7 +124,10 @@ fn policy(version: u64) -> SnapshotData {
         doors: vec![
             door(10, DoorKind::Door, GROUNDS, OFFICE),
             machine,
-            door(30, DoorKind::FlapperGate, GROUNDS, OFFICE),
+            Door {
+                exit_reader: Some(ReaderSide { biometric: None }),
+                ..door(30, DoorKind::FlapperGate, GROUNDS, OFFICE)
+            },
             door(40, DoorKind::Door, GROUNDS, MEETING),
             door(50, DoorKind::Door, GROUNDS, STORE),
         ],
@@ -288,9 +291,14 @@ impl Controller {
 
     /// Waits until a log line satisfies `pred`; returns it.
     fn wait_log(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_logs(what, pred, 1)
+    }
+
+    /// Waits until `n` log lines satisfy `pred`; returns the `n`-th.
+    fn wait_logs(&self, what: &str, pred: impl Fn(&str) -> bool, n: usize) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
-            if let Some(l) = self.lines().into_iter().find(|l| pred(l)) {
+            if let Some(l) = self.lines().into_iter().filter(|l| pred(l)).nth(n - 1) {
                 return l;
             }
             if Instant::now() > deadline {
@@ -512,6 +520,7 @@ name = "office gate"
 id = 30
 kind = "flapper_gate"
 entry_reader = "{r30}"
+exit_reader = "{r31}"
 open_in = {{ pin = {GATE_IN} }}
 open_out = {{ pin = {GATE_OUT} }}
 passage = {{ pin = {GATE_SENSOR} }}
@@ -540,6 +549,7 @@ contact = {{ pin = 26, active_low = true }}
                 r10 = reader(10),
                 r20 = reader(20),
                 r30 = reader(30),
+                r31 = reader(31),
                 r40 = reader(40),
                 r50 = reader(50),
             ),
@@ -656,22 +666,47 @@ fn the_controller_decides_with_real_devices_and_records_everything() {
     rig.configure([20, 30]);
     let c = Controller::start(&rig.config, None);
 
+    // Level 4: Sato's card is accepted and the module waits for Sato's finger.
+    // Ito's card at the same reader replaces that wait, and the module stops
+    // waiting for Sato at once instead of running on to Sato's deadline.
+    // Ito's finger does not match: denied with the biometric reason.
+    let waiting_for = |slot: u16| {
+        move |l: &str| l.contains("waiting for a finger") && l.contains(&format!("slot={slot}"))
+    };
+    tap(rig.slot(0), SATO_CARD);
+    c.wait_event(&["door=20", "reason=biometric_required", "person=1"], 1);
+    c.wait_log("the module waiting for Sato's finger", waiting_for(3));
+    tap(rig.slot(0), ITO_CARD);
+    c.wait_event(&["door=20", "reason=biometric_required", "person=2"], 1);
+    c.wait_log("the module waiting for Ito's finger", waiting_for(4));
+    c.wait_log("Sato's wait abandoned", |l| {
+        l.contains("finger wait abandoned") && l.contains("slot=3")
+    });
+    rig.finger(r#"{"next":"nomatch"}"#);
+    c.wait_event(&["door=20", "reason=biometric_failed", "person=2"], 1);
+    assert_eq!(
+        c.count_events(&["door=20", "person=1", "reason=biometric"]),
+        1
+    );
+
     // Level 4: card, then the finger of the slot the card holder enrolled.
     rig.observer.drain();
     tap(rig.slot(0), SATO_CARD);
-    c.wait_event(&["door=20", "reason=biometric_required", "person=1"], 1);
+    c.wait_event(&["door=20", "reason=biometric_required", "person=1"], 2);
     rig.observer.edge(MACHINE_PROMPT, true);
+    c.wait_logs(
+        "the module waiting for Sato's finger again",
+        waiting_for(3),
+        2,
+    );
     rig.observer
         .no_edge(MACHINE_LOCK, true, Duration::from_millis(200));
     rig.finger(r#"{"next":"match","slot":3}"#);
     rig.observer.edge(MACHINE_LOCK, true);
     rig.observer.edge(MACHINE_PROMPT, false);
     c.wait_event(&["door=20", "reason=granted", "person=1"], 1);
-
-    // Level 4, a finger that does not match: denied with the biometric reason.
-    rig.finger(r#"{"next":"nomatch"}"#);
-    tap(rig.slot(0), ITO_CARD);
-    c.wait_event(&["door=20", "reason=biometric_failed", "person=2"], 1);
+    // Relocked after the unlock time (the door was never opened).
+    rig.observer.edge(MACHINE_LOCK, false);
 
     // Garbage on the fingerprint line, then a good verification still works.
     rig.finger(r#"{"garbage":"a5 5a ff 00 ef"}"#);
@@ -717,10 +752,46 @@ fn the_controller_decides_with_real_devices_and_records_everything() {
         .as_str()
         .unwrap()
         .contains("tobira_device_online{device=\"store finger\",kind=\"biometric\"} 0"));
+    // Grants happened, so their latency is exported; the slowest is at least the median.
+    let grant = &status["grant_latency_ms"];
+    assert!(grant["samples"].as_u64().unwrap() > 0);
+    assert!(grant["max"].as_f64().unwrap() >= grant["p50"].as_f64().unwrap());
+    assert!(metrics
+        .as_str()
+        .unwrap()
+        .contains("tobira_grant_latency_seconds{stage=\"commit\",quantile=\"0.99\"}"));
 
-    let last_seq = status["last_seq"].as_u64().unwrap();
     let log = c.stop();
     assert!(log.iter().any(|l| l.contains("doors in their safe state")));
+
+    // Phase 3: both readers on the flapper gate, one on each side.
+    rig.configure([30, 31]);
+    let c = Controller::start(&rig.config, None);
+    rig.observer.drain();
+    tap(rig.slot(0), ITO_CARD);
+    rig.observer.edge(GATE_IN, true);
+    // While the lane is open inward, a card on the exit side is not taken:
+    // the lane cannot open outward, and a recorded grant would count Sato out.
+    tap(rig.slot(1), SATO_CARD);
+    c.wait_log("the busy lane refusing the exit tap", |l| {
+        l.contains("lane busy") && l.contains("Exit")
+    });
+    rig.observer
+        .no_edge(GATE_OUT, true, Duration::from_millis(100));
+    assert_eq!(c.count_events(&["door=30", "person=1"]), 0);
+    rig.observer.drive(GATE_SENSOR, true);
+    std::thread::sleep(Duration::from_millis(300));
+    rig.observer.drive(GATE_SENSOR, false);
+    rig.observer.edge(GATE_IN, false);
+    c.wait_event(&["gate_passage", "\"door\":30"], 1);
+    // Once the lane has closed, the same card at the exit opens it outward.
+    tap(rig.slot(1), SATO_CARD);
+    rig.observer.edge(GATE_OUT, true);
+    c.wait_event(&["door=30", "reason=granted", "person=1"], 1);
+    let last_seq = http_get(rig.status_port, "/status")["last_seq"]
+        .as_u64()
+        .unwrap();
+    c.stop();
 
     // Every event of both runs is in the outbox once, in order, chained.
     let events = rig.outbox();

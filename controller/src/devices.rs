@@ -126,6 +126,8 @@ pub fn spawn_biometric(
         let mut driver = None;
         let mut last_online: Option<bool> = None;
         let mut next_attempt = Instant::now();
+        // A job that arrived while another was waiting for a finger.
+        let mut queued: Option<VerifyJob> = None;
         loop {
             if driver.is_none() && Instant::now() >= next_attempt {
                 match Ef01Driver::open(&port, config.baud, driver_config.clone()).await {
@@ -146,35 +148,55 @@ pub fn spawn_biometric(
                     }
                 }
             }
-            let job = tokio::select! {
-                job = jobs.recv() => match job { Some(j) => j, None => break },
-                _ = tokio::time::sleep_until(next_attempt), if driver.is_none() => continue,
-                _ = shutdown.changed() => break,
+            let job = match queued.take() {
+                Some(job) => job,
+                None => tokio::select! {
+                    job = jobs.recv() => match job { Some(j) => j, None => break },
+                    _ = tokio::time::sleep_until(next_attempt), if driver.is_none() => continue,
+                    _ = shutdown.changed() => break,
+                },
             };
             let result = match driver.as_mut() {
                 None => BiometricResult::Unavailable,
-                Some(d) => match d.verify_slot(job.slot.0, job.deadline).await {
-                    Ok(VerifyOutcome::Matched { score }) => BiometricResult::Matched {
-                        slot: job.slot,
-                        score,
-                    },
-                    Ok(VerifyOutcome::NoMatch { .. }) => BiometricResult::NoMatch,
-                    Ok(VerifyOutcome::NoFinger) => BiometricResult::Timeout,
-                    Err(e) => {
-                        tracing::warn!(module = %config.name, error = %e, "biometric module fault; reopening");
-                        driver = None;
-                        next_attempt = Instant::now() + Duration::from_millis(500);
-                        report(
-                            &tx,
-                            &config.name,
-                            &mut last_online,
-                            false,
-                            Some(e.to_string()),
-                        )
-                        .await;
-                        BiometricResult::Unavailable
+                Some(d) => {
+                    tracing::info!(module = %config.name, door = job.door.0, side = ?job.side,
+                        slot = job.slot.0, "waiting for a finger");
+                    // The brain asks for a new verification only when a card
+                    // was accepted at a reader of this module, which ends any
+                    // earlier wait at that reader. So a newer job abandons the
+                    // wait for a finger rather than queueing behind it for up
+                    // to its whole deadline.
+                    let newer = async {
+                        queued = jobs.recv().await;
+                    };
+                    match d.verify_slot_unless(job.slot.0, job.deadline, newer).await {
+                        Ok(None) => {
+                            tracing::info!(module = %config.name, door = job.door.0, slot = job.slot.0,
+                            "finger wait abandoned for a newer request");
+                            continue;
+                        }
+                        Ok(Some(VerifyOutcome::Matched { score })) => BiometricResult::Matched {
+                            slot: job.slot,
+                            score,
+                        },
+                        Ok(Some(VerifyOutcome::NoMatch { .. })) => BiometricResult::NoMatch,
+                        Ok(Some(VerifyOutcome::NoFinger)) => BiometricResult::Timeout,
+                        Err(e) => {
+                            tracing::warn!(module = %config.name, error = %e, "biometric module fault; reopening");
+                            driver = None;
+                            next_attempt = Instant::now() + Duration::from_millis(500);
+                            report(
+                                &tx,
+                                &config.name,
+                                &mut last_online,
+                                false,
+                                Some(e.to_string()),
+                            )
+                            .await;
+                            BiometricResult::Unavailable
+                        }
                     }
-                },
+                }
             };
             if tx.send(DeviceInput::Finger { job, result }).await.is_err() {
                 break;

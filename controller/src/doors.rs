@@ -123,6 +123,15 @@ impl DoorUnit {
         matches!(self.machine, Machine::Gate(_))
     }
 
+    /// Whether a flapper gate is open for someone coming the other way, so a
+    /// grant from `side` could not be carried out now. Doors are never busy.
+    pub fn busy_against(&self, side: Side) -> bool {
+        match &self.machine {
+            Machine::Door(_) => false,
+            Machine::Gate(g) => g.busy_against(side),
+        }
+    }
+
     /// Opens for one person in direction `side`. Returns the events to record
     /// and whether it opened (a gate busy in the other direction does not).
     pub fn grant(&mut self, side: Side, now: Timestamp) -> (bool, Vec<EventKind>) {

@@ -325,8 +325,25 @@ impl Loop {
     /// event is on disk: if the outbox cannot be written the door stays shut.
     async fn act(&mut self, decision: Decision, now: Moment, seen_at: Option<SystemTime>) {
         let queued_ms = seen_at.map(crate::devices::age_ms);
-        self.memory.apply(&decision);
         let verdict = decision.verdict();
+        if verdict == Verdict::Granted {
+            if let Some(index) = self.door_index(decision.door) {
+                if self.e.doors[index].busy_against(decision.side) {
+                    // A gate lane open for someone coming the other way cannot
+                    // open towards this person. Recording a grant that nobody
+                    // can use would put them inside for anti-passback and
+                    // occupancy, so the tap is not taken: nothing is applied
+                    // or recorded, and the reader asks for the card again.
+                    // Refusals are still recorded below (a lost card, say).
+                    tracing::info!(door = %self.e.doors[index].name, side = ?decision.side,
+                        "lane busy in the other direction; tap not taken, present the card again");
+                    self.e.doors[index]
+                        .show_decision("lane busy, present the card again".into(), now.utc);
+                    return;
+                }
+            }
+        }
+        self.memory.apply(&decision);
         *self.decisions.entry(verdict_word(verdict)).or_default() += 1;
         let records: Vec<EventKind> = decision
             .access_records()
@@ -356,7 +373,9 @@ impl Loop {
                     self.latency(crate::devices::age_ms(at), queued, commit_ms);
                 }
                 if !opened {
-                    tracing::warn!(door = %self.e.doors[index].name, "granted but the gate is busy in the other direction");
+                    // Checked before the decision was applied; only a pin
+                    // fault (shown on the door's status) gets here.
+                    tracing::warn!(door = %self.e.doors[index].name, "granted but the door could not be driven");
                 }
                 self.record(now.utc, events).await;
             }

@@ -65,7 +65,7 @@ impl LatencyWindow {
         self.samples.push_back(ms);
     }
 
-    /// Median and 99th percentile of the window; `None` while it is empty.
+    /// Median, 99th percentile and maximum of the window; `None` while it is empty.
     pub fn summary(&self) -> Option<Latency> {
         if self.samples.is_empty() {
             return None;
@@ -79,6 +79,7 @@ impl LatencyWindow {
         Some(Latency {
             p50: at(0.5),
             p99: at(0.99),
+            max: sorted.last().copied().unwrap_or(0.0),
             samples: sorted.len(),
         })
     }
@@ -91,6 +92,8 @@ pub struct Latency {
     pub p50: f64,
     /// 99th percentile, ms.
     pub p99: f64,
+    /// The slowest, ms: a stalled disk flush shows here first.
+    pub max: f64,
     /// Samples.
     pub samples: usize,
 }
@@ -281,6 +284,27 @@ async fn metrics(State(board): State<StatusBoard>) -> impl IntoResponse {
         "tobira_central_online",
         "1 when the last exchange with the central service succeeded.",
         &one(f64::from(u8::from(s.sync.online))),
+    );
+    let latency: Vec<_> = [
+        ("grant", s.grant_latency_ms),
+        ("queue", s.queue_latency_ms),
+        ("commit", s.commit_latency_ms),
+    ]
+    .into_iter()
+    .filter_map(|(stage, l)| l.map(|l| (stage, l)))
+    .flat_map(|(stage, l)| {
+        [("0.5", l.p50), ("0.99", l.p99), ("1", l.max)].map(|(q, ms)| {
+            (
+                format!("{{stage=\"{stage}\",quantile=\"{q}\"}}"),
+                ms / 1000.0,
+            )
+        })
+    })
+    .collect();
+    gauge(
+        "tobira_grant_latency_seconds",
+        "Card seen by PC/SC to lock output over the last 1024 grants (stage grant), and its queueing and outbox-commit parts; quantile 1 is the slowest.",
+        &latency,
     );
     let devices: Vec<_> = s
         .devices

@@ -138,6 +138,12 @@ impl<I: OutputPin, O: OutputPin, S: InputPin> GateMachine<I, O, S> {
         matches!(self.state, State::Open { .. } | State::Released)
     }
 
+    /// Whether the lane is open for a passage in the other direction than
+    /// `side`, so a grant from `side` could not be carried out now.
+    pub fn busy_against(&self, side: Side) -> bool {
+        matches!(self.state, State::Open { side: open_side, .. } if open_side != side)
+    }
+
     /// Opens for one passage in the granted direction. A second grant in the
     /// same direction before the first passage allows one more passage; a grant
     /// in the other direction while open is refused (`false`): the lane is busy.

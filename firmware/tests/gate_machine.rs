@@ -194,7 +194,10 @@ fn two_grants_in_the_same_direction_allow_two_passages() {
 #[test]
 fn a_grant_the_other_way_while_open_is_refused() {
     let mut r = Rig::new();
+    assert!(!r.gate.busy_against(Side::Exit));
     r.grant(Side::Entry, 0, Some((true, false)));
+    assert!(r.gate.busy_against(Side::Exit));
+    assert!(!r.gate.busy_against(Side::Entry));
     assert_eq!(r.grant(Side::Exit, 100, None), (false, vec![]));
 }
 

@@ -76,6 +76,51 @@ async fn verify_without_finger_times_out_at_the_deadline() {
 }
 
 #[tokio::test]
+async fn an_abandoned_wait_stops_between_polls_and_leaves_the_line_clean() {
+    let m = module(SimConfig {
+        enrolled: vec![2, 5],
+        ..SimConfig::default()
+    });
+    let mut d = open(&m, DriverConfig::default()).await.unwrap();
+    let started = Instant::now();
+    let outcome = d
+        .verify_slot_unless(
+            2,
+            started + Duration::from_secs(60),
+            tokio::time::sleep(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, None);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300),
+        "gave up early after {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(30),
+        "ran on to the deadline: {took:?}"
+    );
+    // The next person's verification runs on a line with nothing stale on it.
+    m.present(Presentation::EnrolledIn(5), 1).unwrap();
+    let outcome = d.verify(5, Instant::now() + DEADLINE).await.unwrap();
+    assert!(
+        matches!(outcome, VerifyOutcome::Matched { .. }),
+        "{outcome:?}"
+    );
+    // Without `abandon`, a finger still completes the verification.
+    m.present(Presentation::EnrolledIn(2), 1).unwrap();
+    let outcome = d
+        .verify_slot_unless(2, Instant::now() + DEADLINE, std::future::pending())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, Some(VerifyOutcome::Matched { .. })),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
 async fn finger_arriving_late_is_still_captured() {
     let m = module(SimConfig {
         enrolled: vec![2],

@@ -1,5 +1,7 @@
 //! The serial driver for EF01 fingerprint modules: command/ack exchange, verify and enroll flows.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -11,6 +13,17 @@ use super::codec::{
     SystemParameters, DEFAULT_ADDRESS,
 };
 use super::{Biometric, BiometricError, BiometricInfo, VerifyOutcome};
+
+/// How a wait for a finger ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Capture {
+    /// An image was taken and turned into a character file.
+    Image,
+    /// No usable finger before the deadline.
+    NoFinger,
+    /// The caller stopped waiting.
+    Abandoned,
+}
 
 /// Default line speed of the module family.
 pub const DEFAULT_BAUD: u32 = 57_600;
@@ -241,13 +254,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Ef01Driver<S> {
         buffer: u8,
         deadline: Instant,
     ) -> Result<bool, FingerprintError> {
+        let never = std::pin::pin!(std::future::pending::<()>());
+        Ok(self.capture_unless(buffer, deadline, never).await? == Capture::Image)
+    }
+
+    /// [`Self::capture`], giving up early once `abandon` completes. `abandon`
+    /// is only polled while the driver sleeps between two GenImg polls, when
+    /// the module has answered everything it was asked: no answer is left in
+    /// flight on the serial line to be mistaken for the next command's.
+    async fn capture_unless<F: Future<Output = ()>>(
+        &mut self,
+        buffer: u8,
+        deadline: Instant,
+        mut abandon: Pin<&mut F>,
+    ) -> Result<Capture, FingerprintError> {
         loop {
             let ack = self.command(Command::GenImg).await?;
             match ack.code {
                 Confirmation::Ok => {
                     let tz = self.command(Command::Img2Tz { buffer }).await?;
                     match tz.code {
-                        Confirmation::Ok => return Ok(true),
+                        Confirmation::Ok => return Ok(Capture::Image),
                         // A smudged or partial press: ask for the finger again.
                         Confirmation::ImageTooMessy
                         | Confirmation::TooFewFeaturePoints
@@ -270,9 +297,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Ef01Driver<S> {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Ok(false);
+                return Ok(Capture::NoFinger);
             }
-            tokio::time::sleep_until((now + self.config.capture_interval).min(deadline)).await;
+            tokio::select! {
+                () = tokio::time::sleep_until((now + self.config.capture_interval).min(deadline)) => {}
+                () = abandon.as_mut() => return Ok(Capture::Abandoned),
+            }
         }
     }
 
@@ -283,8 +313,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Ef01Driver<S> {
         slot: u16,
         deadline: Instant,
     ) -> Result<VerifyOutcome, FingerprintError> {
-        if !self.capture(1, deadline).await? {
-            return Ok(VerifyOutcome::NoFinger);
+        let outcome = self
+            .verify_slot_unless(slot, deadline, std::future::pending())
+            .await?;
+        Ok(outcome.unwrap_or(VerifyOutcome::NoFinger))
+    }
+
+    /// [`Self::verify_slot`], abandoned (`Ok(None)`) if `abandon` completes
+    /// while the module is still waiting for a finger — when the door has
+    /// stopped waiting for this person, say, because another card replaced
+    /// theirs. Once a finger is captured the verification runs to its end.
+    pub async fn verify_slot_unless(
+        &mut self,
+        slot: u16,
+        deadline: Instant,
+        abandon: impl Future<Output = ()>,
+    ) -> Result<Option<VerifyOutcome>, FingerprintError> {
+        let abandon = std::pin::pin!(abandon);
+        match self.capture_unless(1, deadline, abandon).await? {
+            Capture::Image => {}
+            Capture::NoFinger => return Ok(Some(VerifyOutcome::NoFinger)),
+            Capture::Abandoned => return Ok(None),
         }
         self.expect_ok(Command::LoadChar {
             buffer: 2,
@@ -296,12 +345,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Ef01Driver<S> {
             Confirmation::Ok => {
                 let score = ack.u16_at(0)?;
                 if score >= self.config.match_threshold {
-                    Ok(VerifyOutcome::Matched { score })
+                    Ok(Some(VerifyOutcome::Matched { score }))
                 } else {
-                    Ok(VerifyOutcome::NoMatch { score })
+                    Ok(Some(VerifyOutcome::NoMatch { score }))
                 }
             }
-            Confirmation::NoMatch => Ok(VerifyOutcome::NoMatch { score: 0 }),
+            Confirmation::NoMatch => Ok(Some(VerifyOutcome::NoMatch { score: 0 })),
             code => Err(FingerprintError::Rejected {
                 command: Command::Match,
                 code,
