@@ -35,8 +35,14 @@ fn main() -> anyhow::Result<()> {
         Command::Controller(_) => "info",
         _ => "warn",
     };
+    // Log lines are written by a thread of their own: a door's decision loop
+    // logs every event, and a slow reader of stderr (a full pipe to the
+    // journal, a paused terminal) must never hold up a lock. Should the
+    // buffer ever fill, lines are dropped rather than waited for; the events
+    // themselves are in the outbox. The guard flushes what is left at exit.
+    let (writer, _flush_at_exit) = tracing_appender::non_blocking(std::io::stderr());
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -935,3 +935,221 @@ fn a_bad_config_is_refused_with_the_line_that_is_wrong() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/tobira.toml"));
 }
+
+/// One request to the central service's JSON API with an API token; returns
+/// the status and the JSON body (null when there is none).
+fn api(port: u16, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        s,
+        "{method} /api/v1{path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let answer = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(answer).unwrap_or(Value::Null))
+}
+
+/// Polls `check` until it answers `Some`, for at most [`WAIT`].
+fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "waited {WAIT:?} for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `tobira central` and `tobira controller` as two processes, set up the way
+/// an integrator does it on site: an API token from the command line, the
+/// building and the controller through the API, the controller's config from
+/// what registration printed. A REX press reaches the central event log, a
+/// card reported lost reaches the running controller, and both agree on the
+/// policy version.
+#[test]
+fn central_and_controller_work_together_as_separate_processes() {
+    let dir = Scratch::new("two-processes");
+    let db = format!("sqlite://{}", dir.path().join("central.db").display());
+    let out = Command::new(BIN)
+        .args(["central", "--database", &db, "token", "create"])
+        .args(["--name", "integrator", "--role", "admin", "--days", "1"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("tbr_"), "{token}");
+
+    let port = free_port();
+    let _central = Proc(
+        Command::new(BIN)
+            .args(["central", "--database", &db, "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually("the central service to answer", || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let create = |path: &str, body: Value| {
+        let (status, answer) = api(port, &token, "POST", path, Some(body));
+        assert_eq!(status, 201, "POST {path}: {answer}");
+        answer
+    };
+    let site = create("/sites", serde_json::json!({"name": "本庁舎"}))["id"].clone();
+    let zone =
+        |name: &str, level: u8| serde_json::json!({"site_id": site, "name": name, "level": level});
+    let grounds = create("/zones", zone("敷地", 0))["id"].clone();
+    let office = create("/zones", zone("執務室", 3))["id"].clone();
+    let registered = create(
+        "/controllers",
+        serde_json::json!({"site_id": site, "name": "1F east"}),
+    );
+    let controller = registered["controller"]["id"].as_u64().unwrap();
+    let door = create(
+        "/doors",
+        serde_json::json!({
+            "name": "office", "kind": "door", "controller_id": controller,
+            "outside_zone_id": grounds, "inside_zone_id": office,
+            "entry_reader": {"biometric": null}, "exit_reader": null,
+        }),
+    )["id"]
+        .as_u64()
+        .unwrap();
+    let person = create(
+        "/people",
+        serde_json::json!({"kind": "staff", "name": "佐藤 花子", "organisation": "総務課"}),
+    )["id"]
+        .clone();
+    create(
+        "/cards",
+        serde_json::json!({"uid": "04A1B2C3", "person_id": person}),
+    );
+
+    let socket = dir.path().join("gpio.sock");
+    let (_board, _, _) = simulator(&["hil", "gpio", "--socket", socket.to_str().unwrap()]);
+    let mut observer = Observer::connect(&socket);
+    let status_port = free_port();
+    let config = dir.path().join("controller.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+controller = {controller}
+data_dir = "{data}"
+status_listen = "127.0.0.1:{status_port}"
+poll_ms = 5
+
+[gpio]
+backend = "virtual"
+socket = "{socket}"
+
+[central]
+url = "http://127.0.0.1:{port}"
+secret = "{secret}"
+public_key = "{key}"
+
+[[doors]]
+name = "office"
+id = {door}
+kind = "door"
+lock_output = {{ pin = {OFFICE_LOCK} }}
+contact = {{ pin = {OFFICE_CONTACT}, active_low = true }}
+rex = {{ pin = {OFFICE_REX} }}
+timings = {{ unlock_ms = 500, held_prealarm_ms = 20000, held_alarm_ms = 30000 }}
+"#,
+            data = dir.path().join("data").display(),
+            socket = socket.display(),
+            secret = registered["secret"].as_str().unwrap(),
+            key = registered["public_key"].as_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    // The door shut, as a contact reports it.
+    observer.drive(OFFICE_CONTACT, false);
+    let c = Controller::start(&config, None);
+
+    // The controller pulls the signed policy that holds Sato's card.
+    let version = eventually("the first policy", || {
+        let v = http_get(status_port, "/status")["policy"]["version"].as_u64()?;
+        (v > 0).then_some(v)
+    });
+
+    // REX: the door unlocks, and the event reaches the central event log.
+    observer.drain();
+    observer.drive(OFFICE_REX, true);
+    observer.edge(OFFICE_LOCK, true);
+    observer.drive(OFFICE_REX, false);
+    let rex = eventually("the REX event at the central service", || {
+        let (_, page) = api(port, &token, "GET", &format!("/events?door={door}"), None);
+        page["items"]
+            .as_array()?
+            .iter()
+            .find(|e| e["reason"] == "request_to_exit")
+            .cloned()
+    });
+    assert_eq!(rex["controller_id"].as_u64(), Some(controller));
+    assert_eq!(rex["door_name"], "office");
+
+    // Sato's card is reported lost: the running controller gets the change.
+    let (status, answer) = api(port, &token, "POST", "/cards/04A1B2C3/lost", None);
+    assert_eq!(status, 200, "{answer}");
+    let newer = eventually("the lost card at the controller", || {
+        let v = http_get(status_port, "/status")["policy"]["version"].as_u64()?;
+        (v > version).then_some(v)
+    });
+    // …and the central service knows which version the controller holds.
+    eventually("the controller's confirmation", || {
+        let (_, c) = api(
+            port,
+            &token,
+            "GET",
+            &format!("/controllers/{controller}"),
+            None,
+        );
+        (c["policy_version"].as_u64() == Some(newer)).then_some(())
+    });
+
+    // Stopped cleanly, with everything shipped and no chain break on record.
+    let last_seq = http_get(status_port, "/status")["last_seq"]
+        .as_u64()
+        .unwrap();
+    c.stop();
+    let (_, page) = api(port, &token, "GET", "/events?order=asc&limit=500", None);
+    let seqs: Vec<u64> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=last_seq).collect::<Vec<_>>());
+    let (status, alarms) = api(port, &token, "GET", "/alarms?state=all", None);
+    assert_eq!(status, 200, "{alarms}");
+    let kinds: Vec<&Value> = alarms["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["kind"])
+        .collect();
+    assert!(!kinds.contains(&&Value::from("chain_break")), "{alarms}");
+}
