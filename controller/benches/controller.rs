@@ -2,9 +2,10 @@
 //!
 //! - outbox append: one access event sealed, chained and committed (WAL, synchronous=FULL);
 //! - memory: resident set of a controller process holding a 100k-card snapshot;
-//! - card to relay: a real pcscd with a vpcd virtual card, the virtual GPIO
-//!   board and the controller in this process; the controller's own time from
-//!   "identifier read from PC/SC" to "lock output written", as it reports it.
+//! - card to relay: a real pcscd with virtual cards on its two vpcd readers,
+//!   the virtual GPIO board and the controller in a child process; the
+//!   controller's own time from "identifier read from PC/SC" to "lock output
+//!   written" over its last 1,024 grants, as it reports it (p50, p99, slowest).
 //!
 //! `cargo bench -p tobira-controller --bench controller` for the real sizes;
 //! under `cargo test` it runs small sizes (and no pcscd part) so CI keeps it working.
