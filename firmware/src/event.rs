@@ -256,9 +256,21 @@ impl Serialize for ChainLink {
 
 impl<'de> Deserialize<'de> for ChainLink {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // A visitor rather than `<&str>::deserialize`: that only takes text
+        // borrowed from the input, so a link read through `serde_json::Value`,
+        // a reader or a string with escapes would be refused.
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = ChainLink;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a chain link: 64 hexadecimal digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ChainLink, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
         if deserializer.is_human_readable() {
-            let s = <&str>::deserialize(deserializer)?;
-            s.parse().map_err(serde::de::Error::custom)
+            deserializer.deserialize_str(Hex)
         } else {
             <[u8; 32]>::deserialize(deserializer).map(ChainLink)
         }

@@ -108,6 +108,28 @@ fn sealed_events_travel_as_json_and_still_verify() {
 }
 
 #[test]
+fn chain_links_read_from_any_json_source() {
+    let (_, events) = burst(2);
+    // Through a `serde_json::Value` (owned strings) and from a reader.
+    let value = serde_json::to_value(&events).unwrap();
+    let back: Vec<SealedEvent> = serde_json::from_value(value).unwrap();
+    assert_eq!(back, events);
+    let json = serde_json::to_vec(&events).unwrap();
+    let back: Vec<SealedEvent> = serde_json::from_reader(&json[..]).unwrap();
+    assert_eq!(back, events);
+    // With an escaped digit, which the parser cannot lend from the input.
+    let link = events[0].link.to_string();
+    let escaped = format!("\"\\u00{:x}{}\"", link.as_bytes()[0], &link[1..]);
+    let read: ChainLink = serde_json::from_str(&escaped).unwrap();
+    assert_eq!(read, events[0].link);
+    let bad: Result<ChainLink, _> = serde_json::from_str("\"xyz\"");
+    assert!(bad
+        .unwrap_err()
+        .to_string()
+        .contains("64 hexadecimal digits"));
+}
+
+#[test]
 fn the_link_of_a_known_event_is_stable() {
     // Pinned so that a change to the encoding (which would orphan every stored
     // chain) fails here first.

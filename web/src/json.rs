@@ -23,6 +23,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
+/// A JSON request body that must be an object (serde would also take a
+/// struct's fields from an array); malformed input is a 4xx JSON error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Input<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Input<T> {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Body(value) = Body::<serde_json::Value>::from_request(req, state).await?;
+        crate::store::resources::from_object(value)
+            .map(Input)
+            .map_err(WebError::BadRequest)
+    }
+}
+
 fn json_rejection(e: JsonRejection) -> WebError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return WebError::TooLarge;

@@ -16,7 +16,7 @@ use tobira_protocol::{
 
 use crate::auth::ControllerCaller;
 use crate::error::{WebError, WebResult};
-use crate::json::{Body, QueryParams};
+use crate::json::{Input, QueryParams};
 use crate::store::policy::DeltaAnswer;
 use crate::AppState;
 
@@ -114,7 +114,7 @@ async fn watch(
 async fn events(
     State(state): State<AppState>,
     ControllerCaller(controller): ControllerCaller,
-    Body(batch): Body<EventBatch>,
+    Input(batch): Input<EventBatch>,
 ) -> WebResult<Json<EventReceipt>> {
     if batch.events.len() > MAX_BATCH {
         return Err(WebError::BadRequest(format!(

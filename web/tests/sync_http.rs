@@ -261,6 +261,8 @@ async fn hostile_event_uploads_get_clear_errors() {
     for body in [
         &b"{"[..],
         b"[]",
+        // serde would take a struct's fields from an array; a batch is an object.
+        b"[[]]",
         b"{\"events\":7}",
         b"{\"events\":[],\"x\":1}",
         b"{\"events\":[{\"seq\":1}]}",

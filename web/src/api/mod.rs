@@ -13,7 +13,6 @@ mod zones;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
@@ -25,27 +24,11 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, RefOr};
 use utoipa::{IntoParams, OpenApi};
 
-use crate::error::{ErrorBody, WebError};
-use crate::json::Body;
+use crate::error::ErrorBody;
+pub use crate::json::Input;
 use crate::store::queries::{AlarmState, Order, ReasonCode};
 use crate::store::resources::{CardState, Id, Level, Millis, Outcome, PersonKind, Uid};
 use crate::AppState;
-
-/// A JSON request body that must be an object (serde would also take a
-/// struct's fields from an array); malformed input is a 4xx JSON error.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Input<T>(pub T);
-
-impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Input<T> {
-    type Rejection = WebError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Body(value) = Body::<serde_json::Value>::from_request(req, state).await?;
-        crate::store::resources::from_object(value)
-            .map(Input)
-            .map_err(WebError::BadRequest)
-    }
-}
 
 fn bounded_cursor<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let cursor = String::deserialize(d)?;
