@@ -326,22 +326,21 @@ impl Loop {
     async fn act(&mut self, decision: Decision, now: Moment, seen_at: Option<SystemTime>) {
         let queued_ms = seen_at.map(crate::devices::age_ms);
         let verdict = decision.verdict();
-        if verdict == Verdict::Granted {
-            if let Some(index) = self.door_index(decision.door) {
-                if self.e.doors[index].busy_against(decision.side) {
-                    // A gate lane open for someone coming the other way cannot
-                    // open towards this person. Recording a grant that nobody
-                    // can use would put them inside for anti-passback and
-                    // occupancy, so the tap is not taken: nothing is applied
-                    // or recorded, and the reader asks for the card again.
-                    // Refusals are still recorded below (a lost card, say).
-                    tracing::info!(door = %self.e.doors[index].name, side = ?decision.side,
-                        "lane busy in the other direction; tap not taken, present the card again");
-                    self.e.doors[index]
-                        .show_decision("lane busy, present the card again".into(), now.utc);
-                    return;
-                }
-            }
+        let door = self.door_index(decision.door);
+        let lane_busy = |i: &usize| self.e.doors[*i].busy_against(decision.side);
+        if let Some(index) = door
+            .filter(|_| verdict == Verdict::Granted)
+            .filter(lane_busy)
+        {
+            // A gate lane open for someone coming the other way cannot open
+            // towards this person. Recording a grant that nobody can use would
+            // put them inside for anti-passback and occupancy, so the tap is
+            // not taken: nothing is applied or recorded, and the reader asks
+            // for the card again. Refusals are still recorded (a lost card, say).
+            tracing::info!(door = %self.e.doors[index].name, side = ?decision.side,
+                "lane busy in the other direction; tap not taken, present the card again");
+            self.e.doors[index].show_decision("lane busy, present the card again".into(), now.utc);
+            return;
         }
         self.memory.apply(&decision);
         *self.decisions.entry(verdict_word(verdict)).or_default() += 1;
@@ -353,7 +352,7 @@ impl Loop {
         let committing = std::time::Instant::now();
         let recorded = self.record(now.utc, records).await;
         let commit_ms = committing.elapsed().as_secs_f64() * 1000.0;
-        let Some(index) = self.door_index(decision.door) else {
+        let Some(index) = door else {
             return;
         };
         let words = format!(

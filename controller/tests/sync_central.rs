@@ -18,30 +18,22 @@ use tobira_controller::outbox::Outbox;
 use tobira_controller::policy::PolicyStore;
 use tobira_controller::status::{Status, StatusBoard};
 use tobira_controller::sync;
-use tobira_firmware::{
-    CardState, CardUid, ControllerId, DoorId, EventKind, SealedEvent, Timestamp,
-};
+use tobira_firmware::{CardState, CardUid, DoorId, EventKind, SealedEvent, Timestamp};
 use tobira_protocol::{
     controller_authorization, EventBatch, PolicyMessage, PolicySigner, SignedPolicy,
     SnapshotNeeded, DELTA_PATH, EVENTS_PATH, SNAPSHOT_PATH,
 };
 use tobira_web::store::resources::cards::CardAction;
 use tobira_web::store::resources::Uid;
-use tobira_web::store::ChangeScope;
 use tobira_web::{AppState, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-const C1: ControllerId = ControllerId(1);
-const C2: ControllerId = ControllerId(2);
-const SATO: i64 = 100;
-const YAMADA: i64 = 101;
-const SITE: i64 = 1;
-
-fn uid_of(person: i64) -> String {
-    format!("04A0{person:04X}")
-}
+// The central store's test city hall, shared with the web crate's tests.
+#[path = "../../web/tests/support/mod.rs"]
+mod city_hall;
+use city_hall::{seed, uid_of, C1, C2, SATO, YAMADA};
 
 fn card_uid(person: i64) -> CardUid {
     uid_of(person).parse().unwrap()
@@ -66,7 +58,7 @@ impl Central {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/central.db", dir.path().display());
         let store = Store::connect(&url).await.unwrap();
-        let secret = seed(&store).await;
+        let (secret, _) = seed(&store).await;
         let signer = PolicySigner::generate();
         Central {
             store,
@@ -141,65 +133,6 @@ impl Central {
             .await
             .unwrap()
     }
-}
-
-/// The city hall of `web/tests/support`: controller 1 drives the office gate
-/// and the machine-room door; Sato (staff) and Yamada (visitor) hold cards.
-/// Returns controller 1's secret.
-async fn seed(store: &Store) -> String {
-    let mut tx = store.begin().await.unwrap();
-    let level = |l| serde_json::to_string(&tobira_firmware::ZoneSettings::for_level(l)).unwrap();
-    use tobira_firmware::SecurityLevel::{L1, L3, L4};
-    let statements: Vec<(&str, Vec<String>)> = vec![
-        ("INSERT INTO sites (id, name) VALUES (1, 'City Hall')", vec![]),
-        ("INSERT INTO zones (id, site_id, name, level, settings) VALUES (10, 1, 'Lobby', 1, $1)", vec![level(L1)]),
-        ("INSERT INTO zones (id, site_id, name, level, settings) VALUES (11, 1, 'Office', 3, $1)", vec![level(L3)]),
-        ("INSERT INTO zones (id, site_id, name, level, settings) VALUES (12, 1, 'Machine room', 4, $1)", vec![level(L4)]),
-        ("INSERT INTO doors (id, name, kind, outside_zone_id, inside_zone_id, entry_reader, exit_reader) VALUES (20, 'Office gate', 'flapper_gate', 10, 11, '{}', '{}')", vec![]),
-        ("INSERT INTO doors (id, name, kind, outside_zone_id, inside_zone_id, entry_reader, exit_reader, fire_egress) VALUES (21, 'Machine room', 'door', 11, 12, '{\"biometric\":7}', '{\"biometric\":8}', 1)", vec![]),
-        ("INSERT INTO people (id, kind, name, created_at, changed_version) VALUES (100, 'staff', 'Sato', 0, 0)", vec![]),
-        ("INSERT INTO people (id, kind, name, created_at, changed_version) VALUES (101, 'visitor', 'Yamada', 0, 0)", vec![]),
-        ("INSERT INTO access_groups (id, name) VALUES (30, 'staff'), (31, 'visitors')", vec![]),
-        ("INSERT INTO grants (id, group_id, zones) VALUES (50, 30, '[11,12]'), (51, 31, '[11]')", vec![]),
-        ("INSERT INTO group_members (group_id, person_id) VALUES (30, 100), (31, 101)", vec![]),
-        ("INSERT INTO enrollments (person_id, module_id, slot, enrolled_at) VALUES (100, 7, 3, 0), (100, 8, 3, 0)", vec![]),
-    ];
-    for (sql, binds) in statements {
-        let mut q = sqlx::query(sql);
-        for b in binds {
-            q = q.bind(b);
-        }
-        q.execute(&mut *tx).await.unwrap();
-    }
-    for person in [SATO, YAMADA] {
-        sqlx::query("INSERT INTO cards (uid, person_id, state, issued_at, changed_version) VALUES ($1, $2, 'active', 0, 0)")
-            .bind(uid_of(person))
-            .bind(person)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-    }
-    let v = store
-        .record_change(&mut tx, ChangeScope::Structure, "seed", false)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    store.publish(v, false);
-    let c1 = store.add_controller("test", SITE, "1F").await.unwrap();
-    let c2 = store.add_controller("test", SITE, "annex").await.unwrap();
-    assert_eq!((c1.controller, c2.controller), (1, 2));
-    let mut tx = store.begin().await.unwrap();
-    sqlx::query("UPDATE doors SET controller_id = 1 WHERE id IN (20, 21)")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let v = store
-        .record_change(&mut tx, ChangeScope::Structure, "doors", false)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    store.publish(v, false);
-    c1.secret
 }
 
 // ---------------------------------------------------------------- proxy
@@ -502,8 +435,13 @@ async fn the_first_sync_takes_the_signed_snapshot_and_a_lost_card_arrives_within
     assert_eq!(door.policy.version(), 0);
     let running = door.sync(config(&proxy.url, &central.public_key, &central.secret));
 
+    // The status board catches up just after the policy is in force (the
+    // sync client records the update and the successful exchange next).
     eventually("the first snapshot", PATIENCE, async || {
+        let status = door.status();
         door.policy.version() == central.version()
+            && status.policy.version == central.version()
+            && status.sync.online
     })
     .await;
     assert_eq!(door.card_state(SATO), Some(CardState::Active));
