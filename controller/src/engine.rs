@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use crate::clock::SiteClock;
 use crate::devices::{BiometricHandle, DeviceInput, VerifyJob};
 use crate::doors::DoorUnit;
+use crate::memory::MemoryChange;
 use crate::outbox::Outbox;
 use crate::pins::Input;
 use crate::policy::{Current, PolicyStore};
@@ -94,10 +95,27 @@ impl Engine {
     ) {
         let mut policy_rx = self.policy.subscribe();
         let current = policy_rx.borrow_and_update().clone();
+        // Who is inside and what waits were written with the events that
+        // changed them; a restart picks them up where the outbox stands.
+        let memory = match crate::memory::load(self.outbox.pool()).await {
+            Ok(memory) => memory,
+            Err(error) => {
+                tracing::error!(%error, "the brain's memory could not be read; starting with nobody inside");
+                Memory::new()
+            }
+        };
+        let inside = memory.inside().count();
+        if inside > 0 || !memory.waiting().is_empty() {
+            tracing::info!(
+                inside,
+                waiting = memory.waiting().len(),
+                "brain memory restored"
+            );
+        }
         let mut l = Loop {
             snapshot: Arc::clone(&current.snapshot),
             version: current.snapshot.version(),
-            memory: Memory::new(),
+            memory,
             decisions: BTreeMap::new(),
             last_release_check: Timestamp(0),
             e: self,
@@ -229,7 +247,9 @@ impl Loop {
                         .await;
                 }
             }
-            DeviceInput::Reader(ReaderEvent::CardRemoved(_)) => {}
+            DeviceInput::Reader(ReaderEvent::CardRemoved(reader)) => {
+                tracing::debug!(%reader, "card removed");
+            }
             DeviceInput::Finger { job, result } => {
                 // A verification answers the wait it was started for. If that
                 // wait is gone (timed out, or replaced by the next person's
@@ -349,8 +369,12 @@ impl Loop {
             .into_iter()
             .map(EventKind::Access)
             .collect();
+        let change = MemoryChange {
+            passages: decision.passages().to_vec(),
+            waits: Some(self.memory.waits()),
+        };
         let committing = std::time::Instant::now();
-        let recorded = self.record(now.utc, records).await;
+        let recorded = self.record_with(now.utc, records, &change).await;
         let commit_ms = committing.elapsed().as_secs_f64() * 1000.0;
         let Some(index) = door else {
             return;
@@ -435,10 +459,20 @@ impl Loop {
 
     /// Commits events to the outbox. `false` if that failed (logged).
     async fn record(&mut self, at: Timestamp, events: Vec<EventKind>) -> bool {
-        if events.is_empty() {
+        self.record_with(at, events, &MemoryChange::default()).await
+    }
+
+    /// Commits events and the memory change they imply in one transaction.
+    async fn record_with(
+        &mut self,
+        at: Timestamp,
+        events: Vec<EventKind>,
+        change: &MemoryChange,
+    ) -> bool {
+        if events.is_empty() && change.is_empty() {
             return true;
         }
-        match self.e.outbox.append(at, events).await {
+        match self.e.outbox.append_with(at, events, change).await {
             Ok(sealed) => {
                 let mut last = 0;
                 for s in &sealed {
@@ -524,7 +558,11 @@ impl Loop {
                 .into_iter()
                 .map(EventKind::Access)
                 .collect();
-            self.record(now.utc, records).await;
+            let change = MemoryChange {
+                passages: Vec::new(),
+                waits: Some(self.memory.waits()),
+            };
+            self.record_with(now.utc, records, &change).await;
             if let Some(i) = self.door_index(decision.door) {
                 self.e.doors[i].show_decision(
                     format!("denied {:?} {}", decision.side, decision.reason),

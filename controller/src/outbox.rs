@@ -8,6 +8,7 @@ use sqlx::SqlitePool;
 use tobira_firmware::{Chain, ChainLink, ControllerId, EventKind, SealedEvent, Timestamp};
 use tokio::sync::{Mutex, Notify};
 
+use crate::memory::MemoryChange;
 use crate::state::StateError;
 
 /// The outbox. Clones share the same chain and database.
@@ -70,7 +71,19 @@ impl Outbox {
         at: Timestamp,
         kinds: Vec<EventKind>,
     ) -> Result<Vec<SealedEvent>, StateError> {
-        if kinds.is_empty() {
+        self.append_with(at, kinds, &MemoryChange::default()).await
+    }
+
+    /// As [`Outbox::append`], and writes how the brain's memory changed in
+    /// the same transaction: the events and the memory they imply reach the
+    /// disk together or not at all.
+    pub async fn append_with(
+        &self,
+        at: Timestamp,
+        kinds: Vec<EventKind>,
+        memory: &MemoryChange,
+    ) -> Result<Vec<SealedEvent>, StateError> {
+        if kinds.is_empty() && memory.is_empty() {
             return Ok(Vec::new());
         }
         let mut chain = self.chain.lock().await;
@@ -104,6 +117,7 @@ impl Outbox {
         .bind(next.last.to_string())
         .execute(&mut *tx)
         .await?;
+        memory.write(&mut tx, at).await?;
         tx.commit().await?;
         *chain = next;
         drop(chain);
@@ -144,6 +158,11 @@ impl Outbox {
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The state database the outbox lives in.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// The chain position: the next sequence number and the last link.

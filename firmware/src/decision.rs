@@ -267,11 +267,16 @@ pub enum Awaiting {
     },
 }
 
-/// A tracked passage: who moved from which zone to which.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Passage {
+/// A tracked passage: who moved from which zone to which. The controller
+/// keeps these on disk with the decision's events, so occupancy (and with it
+/// hard anti-passback) outlives a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Passage {
+    /// Who moved.
     pub person: PersonId,
+    /// The zone they left.
     pub from: ZoneId,
+    /// The zone they are in now.
     pub to: ZoneId,
 }
 
@@ -337,5 +342,11 @@ impl Decision {
     /// Whether the door should open.
     pub fn is_granted(&self) -> bool {
         self.verdict() == Verdict::Granted
+    }
+
+    /// The tracked passages this decision makes once carried out: what the
+    /// controller must keep on disk beside its events.
+    pub fn passages(&self) -> &[Passage] {
+        &self.effects.passages
     }
 }

@@ -33,8 +33,8 @@ pub mod zone;
 pub use card::{Card, CardState};
 pub use decide::{decide, free_access};
 pub use decision::{
-    Awaiting, BiometricResult, Companion, Decision, Pending, Reason, Request, Subject, Verdict,
-    Warnings,
+    Awaiting, BiometricResult, Companion, Decision, Passage, Pending, Reason, Request, Subject,
+    Verdict, Warnings,
 };
 pub use delta::{DeltaError, SnapshotDelta};
 pub use door::{Door, DoorKind, ReaderSide, Side};
@@ -49,7 +49,7 @@ pub use id::{
     CardUid, ControllerId, DoorId, GrantId, ModuleId, PersonId, ScheduleId, TemplateSlot, ZoneId,
 };
 pub use level::{SecurityLevel, ThreatLevel};
-pub use memory::{Memory, Waiting};
+pub use memory::{Memory, Waiting, Waits};
 pub use person::{Enrollment, KindRule, KindRules, Person, PersonKind};
 pub use schedule::{DaySet, HolidayCalendar, TimeWindow, WeeklySchedule};
 pub use snapshot::{Snapshot, SnapshotData, SnapshotError};

@@ -3,13 +3,15 @@
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
+use serde::{Deserialize, Serialize};
+
 use crate::decision::{Awaiting, Decision, Reason, Subject};
 use crate::door::Side;
 use crate::id::{DoorId, PersonId, ZoneId};
 use crate::time::Timestamp;
 
 /// A decision waiting for its next factor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Waiting {
     /// The door.
     pub door: DoorId,
@@ -24,11 +26,29 @@ pub struct Waiting {
 }
 
 /// Someone admitted who may escort others through the same door for a while.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct EscortOffer {
     pub door: DoorId,
     pub escort: PersonId,
     pub until: Timestamp,
+}
+
+/// The waits and escort offers of a [`Memory`]: the part besides occupancy
+/// that must outlive a controller restart (a visitor waiting for an escort,
+/// the first person of a dual-custody pair, a finger prompt). Deadlines are
+/// UTC instants, so a restored wait that ran out while the controller was
+/// down ends in its denial at the next [`Memory::expire`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waits {
+    waiting: Vec<Waiting>,
+    escorts: Vec<EscortOffer>,
+}
+
+impl Waits {
+    /// Whether nothing waits and nobody may escort.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty() && self.escorts.is_empty()
+    }
 }
 
 /// State the brain keeps between decisions. It changes only through
@@ -71,6 +91,27 @@ impl Memory {
         } else if let Some(set) = self.inside.get_mut(&zone) {
             set.remove(&person);
         }
+    }
+
+    /// Every zone with someone recorded inside, and who.
+    pub fn inside(&self) -> impl Iterator<Item = (ZoneId, PersonId)> + '_ {
+        self.inside
+            .iter()
+            .flat_map(|(zone, people)| people.iter().map(move |p| (*zone, *p)))
+    }
+
+    /// A copy of the waits and escort offers, to keep on disk.
+    pub fn waits(&self) -> Waits {
+        Waits {
+            waiting: self.waiting.clone(),
+            escorts: self.escorts.clone(),
+        }
+    }
+
+    /// Restores waits and escort offers kept on disk (after a restart).
+    pub fn restore_waits(&mut self, waits: Waits) {
+        self.waiting = waits.waiting;
+        self.escorts = waits.escorts;
     }
 
     /// Decisions waiting for a next factor.
