@@ -113,6 +113,7 @@ fn policy(version: u64) -> SnapshotData {
     SnapshotData {
         version,
         issued_at: Timestamp(now_ms()),
+        time_zone: None,
         threat: ThreatLevel::Normal,
         zones: vec![
             zone(GROUNDS, SecurityLevel::L0),
@@ -1045,6 +1046,36 @@ fn a_bad_config_is_refused_with_the_line_that_is_wrong() {
         .unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/tobira.toml"));
+}
+
+#[test]
+fn a_config_time_zone_that_is_not_the_sites_is_refused_at_start() {
+    let dir = Scratch::new("controller-timezone");
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "controller = 1\ntime_zone = \"Europe/Paris\"\ndata_dir = \"{}\"\n[gpio]\nbackend = \"virtual\"\nsocket = \"{}\"\n",
+            dir.path().join("data").display(),
+            dir.path().join("no-board.sock").display()
+        ),
+    )
+    .unwrap();
+    let site = dir.path().join("policy.json");
+    let mut data = policy(1);
+    data.time_zone = Some("Asia/Tokyo".into());
+    std::fs::write(&site, serde_json::to_string(&data).unwrap()).unwrap();
+    let out = Command::new(BIN)
+        .args(["controller", "--config", config.to_str().unwrap()])
+        .args(["--policy", site.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Europe/Paris") && err.contains("Asia/Tokyo") && err.contains("time_zone"),
+        "{err}"
+    );
 }
 
 /// One request to the central service's JSON API with an API token; returns

@@ -37,6 +37,7 @@ fn snapshot(cards: u32) -> SnapshotData {
     SnapshotData {
         version: 1,
         issued_at: Timestamp(tobira_controller::clock::now_utc().0),
+        time_zone: None,
         threat: ThreatLevel::Normal,
         zones: vec![zone(1, SecurityLevel::L0), zone(2, SecurityLevel::L3)],
         doors: [10, 11]

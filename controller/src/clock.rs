@@ -7,9 +7,32 @@ use tobira_firmware::{LocalDate, LocalTime, Moment, Timestamp};
 
 /// The site's time zone, by IANA name (the tz database is compiled in, so a
 /// board without `/usr/share/zoneinfo` still knows Asia/Tokyo).
+///
+/// The central service names the site's zone in every snapshot and that is
+/// the zone in force; the config's `time_zone` only stands in while no
+/// snapshot names one (a hand-written policy file), and must agree with it.
 #[derive(Debug, Clone)]
 pub struct SiteClock {
     zone: TimeZone,
+    name: String,
+    /// The config's `time_zone`, if it has one.
+    configured: Option<String>,
+}
+
+/// The zone used while neither the policy nor the config names one.
+pub const DEFAULT_TIME_ZONE: &str = "Asia/Tokyo";
+
+/// The config's `time_zone` is not the site's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the config's time_zone {configured:?} disagrees with the site's time zone {site:?} \
+     from the central service; correct time_zone in the config or leave it out"
+)]
+pub struct ZoneConflict {
+    /// The config's zone.
+    pub configured: String,
+    /// The site's zone, from the policy.
+    pub site: String,
 }
 
 /// The time zone name is not in the tz database.
@@ -24,11 +47,51 @@ impl SiteClock {
     /// The clock of the site in time zone `name`.
     pub fn new(name: &str) -> Result<Self, UnknownZone> {
         TimeZone::get(name)
-            .map(|zone| Self { zone })
+            .map(|zone| Self {
+                zone,
+                name: name.to_owned(),
+                configured: None,
+            })
             .map_err(|e| UnknownZone {
                 name: name.to_owned(),
                 detail: e.to_string(),
             })
+    }
+
+    /// The clock for a config's `time_zone` (or the default without one),
+    /// until a policy names the site's zone.
+    pub fn configured(time_zone: Option<&str>) -> Result<Self, UnknownZone> {
+        let mut clock = Self::new(time_zone.unwrap_or(DEFAULT_TIME_ZONE))?;
+        clock.configured = time_zone.map(str::to_owned);
+        Ok(clock)
+    }
+
+    /// The zone in force, by name.
+    pub fn zone_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the config names a zone other than the site's.
+    pub fn conflict(&self, site: Option<&str>) -> Option<ZoneConflict> {
+        match (&self.configured, site) {
+            (Some(configured), Some(site)) if configured != site => Some(ZoneConflict {
+                configured: configured.clone(),
+                site: site.to_owned(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Switches to the site's zone named by a policy. Returns whether the
+    /// zone changed; an unknown name keeps the zone in force.
+    pub fn follow(&mut self, site: Option<&str>) -> Result<bool, UnknownZone> {
+        let Some(site) = site.filter(|s| *s != self.name) else {
+            return Ok(false);
+        };
+        let next = Self::new(site)?;
+        self.zone = next.zone;
+        self.name = next.name;
+        Ok(true)
     }
 
     /// "Now" as the brain wants it.
@@ -102,5 +165,33 @@ mod tests {
         assert_eq!(m.local.date, LocalDate::new(2026, 7, 2).unwrap());
         assert_eq!(m.local.minute_of_day, 0);
         assert!(SiteClock::new("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn the_sites_zone_from_the_policy_is_the_one_in_force() {
+        // 2026-11-23 01:30 UTC: 10:30 in Tokyo, 02:30 in Paris.
+        let at = Timestamp(1_795_397_400_000);
+        let mut clock = SiteClock::configured(None).unwrap();
+        assert_eq!(clock.zone_name(), DEFAULT_TIME_ZONE);
+        assert_eq!(clock.conflict(Some("Europe/Paris")), None);
+        assert!(clock.follow(Some("Europe/Paris")).unwrap());
+        assert_eq!(clock.moment(at).local.minute_of_day, 2 * 60 + 30);
+        assert!(!clock.follow(Some("Europe/Paris")).unwrap());
+        assert!(
+            !clock.follow(None).unwrap(),
+            "a policy file without a zone changes nothing"
+        );
+        assert!(clock.follow(Some("Asia/Tokio")).is_err());
+        assert_eq!(clock.zone_name(), "Europe/Paris");
+    }
+
+    #[test]
+    fn a_configured_zone_that_is_not_the_sites_is_a_conflict() {
+        let clock = SiteClock::configured(Some("Asia/Tokyo")).unwrap();
+        assert_eq!(clock.conflict(Some("Asia/Tokyo")), None);
+        assert_eq!(clock.conflict(None), None);
+        let conflict = clock.conflict(Some("Europe/Paris")).unwrap();
+        assert!(conflict.to_string().contains("Europe/Paris"), "{conflict}");
+        assert!(SiteClock::configured(Some("Asia/Tokio")).is_err());
     }
 }

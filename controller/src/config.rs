@@ -19,9 +19,11 @@ pub const SECRET_ENV: &str = "TOBIRA_CONTROLLER_SECRET";
 pub struct Config {
     /// This controller's id, as registered with the central service.
     pub controller: u32,
-    /// The site's IANA time zone, for schedules.
-    #[serde(default = "default_time_zone")]
-    pub time_zone: String,
+    /// The site's IANA time zone. Optional: the central service's snapshot
+    /// names the site's zone and that is the one in force; a value here must
+    /// agree with it, and stands in only for policy files that name none.
+    #[serde(default)]
+    pub time_zone: Option<String>,
     /// Where the policy cache and the outbox live.
     pub data_dir: PathBuf,
     /// Local address of the status endpoint (technicians only: keep it on loopback or a service LAN).
@@ -51,10 +53,6 @@ pub struct Config {
 
 fn default_poll_ms() -> u32 {
     5
-}
-
-fn default_time_zone() -> String {
-    "Asia/Tokyo".into()
 }
 
 fn default_status_listen() -> SocketAddr {
@@ -427,7 +425,8 @@ impl Config {
     /// Checks what the types cannot: ids and names unique, each door has the
     /// pins its kind needs, no pin used twice, keys and zones parse.
     pub fn check(&self) -> Result<(), String> {
-        crate::clock::SiteClock::new(&self.time_zone).map_err(|e| e.to_string())?;
+        crate::clock::SiteClock::configured(self.time_zone.as_deref())
+            .map_err(|e| e.to_string())?;
         if let Some(central) = &self.central {
             tobira_protocol::PolicyKey::from_hex(&central.public_key)
                 .map_err(|e| format!("central.public_key: {e}"))?;
@@ -619,7 +618,7 @@ rex = "rex"
     fn a_good_config_checks_and_names_resolve_through_the_profile() {
         let c = Config::parse(GOOD, Path::new("c.toml")).unwrap();
         c.check().unwrap();
-        assert_eq!(c.time_zone, "Asia/Tokyo");
+        assert_eq!(c.time_zone, None);
         let p = c.profile().unwrap();
         let lock = c
             .resolve(p.as_ref(), c.doors[0].lock_output.as_ref().unwrap(), true)

@@ -94,7 +94,8 @@ pub async fn run_until(
     policy_file: Option<PathBuf>,
     stop: watch::Receiver<bool>,
 ) -> Result<(), StartError> {
-    let clock = SiteClock::new(&config.time_zone).map_err(|e| StartError::Config(e.to_string()))?;
+    let mut clock = SiteClock::configured(config.time_zone.as_deref())
+        .map_err(|e| StartError::Config(e.to_string()))?;
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -122,6 +123,7 @@ pub async fn run_until(
     if let Some(path) = &policy_file {
         load_policy_file(path, &config, &policy).await?;
     }
+    site_clock(&mut clock, policy.current().snapshot.time_zone())?;
 
     let profile = config.profile().map_err(StartError::Config)?;
     let gpio = Gpio::open(&config.gpio).map_err(|e| StartError::Gpio(e.0))?;
@@ -363,4 +365,22 @@ pub fn parse_policy(text: &str, config: &Config) -> Result<SnapshotData, String>
         );
     }
     serde_json::from_str(text).map_err(|e| format!("not a snapshot: {e}"))
+}
+
+/// Puts the clock on the site's time zone named by the policy. A config
+/// `time_zone` that disagrees is a configuration error, caught at start.
+fn site_clock(clock: &mut SiteClock, site: Option<&str>) -> Result<(), StartError> {
+    if let Some(conflict) = clock.conflict(site) {
+        return Err(StartError::Config(conflict.to_string()));
+    }
+    if clock
+        .follow(site)
+        .map_err(|e| StartError::Config(format!("the policy's site time zone: {e}")))?
+    {
+        tracing::info!(
+            time_zone = clock.zone_name(),
+            "site time zone from the policy"
+        );
+    }
+    Ok(())
 }

@@ -177,6 +177,24 @@ impl Loop {
             self.memory.confirm_policy(current.confirmed_at);
         }
         let snap = &current.snapshot;
+        // The site's zone from the central service is the one schedules are
+        // read in. A config that names another was refused at start; one
+        // arriving with a new policy is logged and the site's zone wins.
+        if let Some(conflict) = self.e.clock.conflict(snap.time_zone()) {
+            tracing::error!(%conflict, "time zone conflict; using the site's");
+        }
+        match self.e.clock.follow(snap.time_zone()) {
+            Ok(true) => {
+                tracing::info!(
+                    time_zone = self.e.clock.zone_name(),
+                    "site time zone from the policy"
+                )
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(%error, time_zone = self.e.clock.zone_name(), "the policy's site time zone is unknown here; keeping the zone in force")
+            }
+        }
         self.e.board.update(|s| {
             s.policy.version = snap.version();
             s.policy.issued_at_ms = snap.issued_at().0;

@@ -282,6 +282,7 @@ mod tests {
         SnapshotData {
             version,
             issued_at: Timestamp(5),
+            time_zone: None,
             people: (1..=20_000)
                 .map(|p| tobira_firmware::Person {
                     id: tobira_firmware::PersonId(p),

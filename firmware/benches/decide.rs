@@ -149,6 +149,7 @@ fn city() -> SnapshotData {
     SnapshotData {
         version: 1,
         issued_at: Timestamp(1_763_280_000_000),
+        time_zone: None,
         threat: ThreatLevel::Normal,
         zones,
         doors,

@@ -26,6 +26,11 @@ pub struct SnapshotData {
     /// The site's threat level.
     #[serde(default)]
     pub threat: ThreatLevel,
+    /// The site's IANA time zone (`Asia/Tokyo`): the local time schedules,
+    /// opening hours and holidays are read in. The central service always
+    /// sets it; a hand-written policy file may leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<alloc::string::String>,
     /// Zones.
     pub zones: Vec<Zone>,
     /// Doors.
@@ -193,6 +198,11 @@ impl Snapshot {
             }
         }
         Ok(())
+    }
+
+    /// The site's time zone, when the snapshot names one.
+    pub fn time_zone(&self) -> Option<&str> {
+        self.data.time_zone.as_deref()
     }
 
     /// The snapshot's contents.

@@ -255,6 +255,7 @@ mod tests {
             snapshot: SnapshotData {
                 version: 3,
                 issued_at: Timestamp(1),
+                time_zone: None,
                 ..SnapshotData::default()
             },
         }

@@ -13,6 +13,8 @@ async fn a_snapshot_holds_exactly_the_controllers_doors_and_people(store: Store)
     seed(&store).await;
     let data = store.snapshot_for(C1).await.unwrap();
     let snap = Snapshot::new(data.clone()).expect("a valid snapshot");
+    // Schedules are read in the site's zone, not whatever the board is set to.
+    assert_eq!(snap.time_zone(), Some("Asia/Tokyo"));
     let mut doors: Vec<u32> = data.doors.iter().map(|d| d.id.0).collect();
     doors.sort();
     assert_eq!(doors, vec![GATE as u32, MACHINE_DOOR as u32]);

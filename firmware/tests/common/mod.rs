@@ -194,6 +194,7 @@ pub fn city_hall_data() -> SnapshotData {
     SnapshotData {
         version: 7,
         issued_at: workday().utc,
+        time_zone: None,
         threat: ThreatLevel::Normal,
         zones: vec![
             zone(GROUNDS, SecurityLevel::L0),

@@ -59,6 +59,7 @@ fn parse_threat(s: &str) -> StoreResult<ThreatLevel> {
 struct Frame {
     site: i64,
     threat: ThreatLevel,
+    time_zone: String,
     zones: Vec<Zone>,
     doors: Vec<Door>,
     /// Zones its doors protect.
@@ -81,10 +82,11 @@ impl Store {
             .fetch_optional(&mut *conn)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("controller {controller}")))?;
-        let threat: String = sqlx::query_scalar("SELECT threat FROM sites WHERE id = $1")
-            .bind(site)
-            .fetch_one(&mut *conn)
-            .await?;
+        let (threat, time_zone): (String, String) =
+            sqlx::query_as("SELECT threat, time_zone FROM sites WHERE id = $1")
+                .bind(site)
+                .fetch_one(&mut *conn)
+                .await?;
         let mut zones = Vec::new();
         for r in sqlx::query(
             "SELECT id, level, opening_schedule_id, settings FROM zones WHERE site_id = $1",
@@ -205,6 +207,7 @@ impl Store {
         Ok(Frame {
             site,
             threat: parse_threat(&threat)?,
+            time_zone,
             zones,
             doors,
             served,
@@ -396,6 +399,7 @@ impl Store {
             version,
             issued_at: Timestamp(now),
             threat: frame.threat,
+            time_zone: Some(frame.time_zone),
             zones: frame.zones,
             doors: frame.doors,
             people,

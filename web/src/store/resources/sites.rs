@@ -49,13 +49,18 @@ fn check_time_zone(tz: &str) -> StoreResult<()> {
     let parts: Vec<&str> = tz.split('/').collect();
     let ok =
         (1..=3).contains(&parts.len()) && parts.iter().enumerate().all(|(i, p)| part_ok(p, i == 0));
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
+    if !ok {
+        return Err(StoreError::Invalid(format!(
             "{tz:?} is not a time zone name like Asia/Tokyo"
-        )))
+        )));
     }
+    // The shape alone let `Asia/Tokio` through; controllers read schedules in
+    // this zone, so it must be one the tz database knows.
+    jiff::tz::TimeZone::get(tz).map(|_| ()).map_err(|_| {
+        StoreError::Invalid(format!(
+            "{tz:?} is not in the tz database (a name like Asia/Tokyo)"
+        ))
+    })
 }
 
 /// A new threat level.
@@ -398,6 +403,8 @@ mod tests {
             "Asia/Tokyo/a/b",
             "1Asia",
             "Asia/東京",
+            "Asia/Tokio",
+            "Europe/Atlantis",
         ] {
             assert!(check_time_zone(bad).is_err(), "{bad}");
         }
