@@ -58,7 +58,8 @@ on_both_backends!(
     hostile_requests_get_4xx_json,
     events_search_pages_stably_exports_csv_and_counts_who_is_inside,
     csv_export_streams_every_row_across_pages,
-    alarms_are_listed_and_acknowledged_once
+    alarms_are_listed_and_acknowledged_once,
+    missing_references_and_duplicates_are_told_apart,
 );
 
 async fn start(store: Store, dir: Option<tempfile::TempDir>) -> Server {
@@ -362,7 +363,7 @@ async fn structure_crud_with_defaults_conflicts_and_threat_levels(s: Server) {
     )
     .await;
     s.expect(Method::POST, "/doors", Some(json!({"name": "x", "kind": "flapper_gate", "outside_zone_id": lobby, "inside_zone_id": 999})),
-        StatusCode::CONFLICT).await;
+        StatusCode::UNPROCESSABLE_ENTITY).await;
     // A door stays within one site (a controller's snapshot holds its own site only).
     let other_site = s.post("/sites", json!({"name": "Annex"})).await["id"]
         .as_i64()
@@ -509,7 +510,7 @@ async fn card_lifecycle_is_urgent_recorded_and_refuses_illegal_moves(s: Server) 
         Method::POST,
         "/cards",
         Some(json!({"uid": "0102030405060708", "person_id": 4242})),
-        StatusCode::CONFLICT,
+        StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
     s.expect(
@@ -767,7 +768,7 @@ async fn groups_grants_bookings_and_enrollments(s: Server) {
         Method::POST,
         "/grants",
         Some(json!({"group_id": gid, "zones": [machine, 999]})),
-        StatusCode::CONFLICT,
+        StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
     s.expect(
@@ -941,7 +942,7 @@ async fn controllers_are_registered_by_admins_with_credentials_shown_once(s: Ser
         Method::POST,
         "/controllers",
         Some(json!({"site_id": 999, "name": "x"})),
-        StatusCode::CONFLICT,
+        StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
     s.expect(Method::GET, "/controllers/999", None, StatusCode::NOT_FOUND)
@@ -1630,4 +1631,199 @@ async fn api_configuration_reaches_controller_snapshots_and_deltas(s: Server) {
         }
         other => panic!("expected a delta, got {other:?}"),
     }
+}
+
+/// A 422 `missing_reference` names the missing row; a 409 `conflict` names the clashing key.
+async fn missing_references_and_duplicates_are_told_apart(s: Server) {
+    let (site, lobby, machine, door) = s.building().await;
+    let pid = s
+        .post("/people", json!({"kind": "staff", "name": "A"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let gid = s.post("/groups", json!({"name": "Infra"})).await["id"]
+        .as_i64()
+        .unwrap();
+    let missing = |v: &Value, message: &str| {
+        assert_eq!(v["error"], "missing_reference", "{v}");
+        assert_eq!(v["message"], message, "{v}");
+    };
+    let duplicate = |v: &Value, message: &str| {
+        assert_eq!(v["error"], "conflict", "{v}");
+        assert_eq!(v["message"], message, "{v}");
+    };
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+
+    s.post("/cards", json!({"uid": "04A1B2C3", "person_id": pid}))
+        .await;
+    let v = s
+        .expect(
+            Method::POST,
+            "/cards",
+            Some(json!({"uid": "04a1b2c3", "person_id": pid})),
+            StatusCode::CONFLICT,
+        )
+        .await;
+    duplicate(&v, "card 04A1B2C3 exists already");
+    let v = s
+        .expect(
+            Method::POST,
+            "/cards",
+            Some(json!({"uid": "04A1B2C4", "person_id": 99})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no person 99");
+
+    let v = s
+        .expect(
+            Method::POST,
+            "/zones",
+            Some(json!({"site_id": 999, "name": "x", "level": 2})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no site 999");
+    let v = s
+        .expect(
+            Method::PUT,
+            &format!("/zones/{lobby}"),
+            Some(json!({"site_id": site, "name": "Lobby", "level": 1, "opening_schedule_id": 999})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no schedule 999");
+    let v = s
+        .expect(
+            Method::POST,
+            "/doors",
+            Some(json!({"name": "x", "kind": "door", "outside_zone_id": lobby, "inside_zone_id": 999})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no zone 999");
+    let v = s
+        .expect(
+            Method::PUT,
+            &format!("/doors/{door}"),
+            Some(json!({"name": "x", "kind": "door", "outside_zone_id": lobby, "inside_zone_id": machine, "controller_id": 999})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no controller 999");
+    s.expect(
+        Method::POST,
+        "/controllers",
+        Some(json!({"site_id": 999, "name": "x"})),
+        unprocessable,
+    )
+    .await;
+
+    let v = s
+        .expect(
+            Method::POST,
+            "/grants",
+            Some(json!({"group_id": 999, "zones": [machine]})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no group 999");
+    let v = s
+        .expect(
+            Method::POST,
+            "/grants",
+            Some(json!({"group_id": gid, "zones": [machine, 999]})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no zone 999");
+    let v = s
+        .expect(
+            Method::POST,
+            "/grants",
+            Some(json!({"group_id": gid, "zones": [machine], "schedule_id": 999})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no schedule 999");
+
+    let booking = |person: i64, room: i64, path: Vec<i64>| json!({"person_id": person, "room_zone_id": room, "path": path, "start_at": 1000, "end_at": 3_600_000});
+    let v = s
+        .expect(
+            Method::POST,
+            "/bookings",
+            Some(booking(99, lobby, vec![])),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no person 99");
+    let v = s
+        .expect(
+            Method::POST,
+            "/bookings",
+            Some(booking(pid, 999, vec![])),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no zone 999");
+    let v = s
+        .expect(
+            Method::POST,
+            "/bookings",
+            Some(booking(pid, lobby, vec![999])),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no door 999");
+
+    // Enrollments: a missing person or module is not a taken slot.
+    let v = s
+        .expect(
+            Method::POST,
+            "/enrollments",
+            Some(json!({"person_id": 99, "module_id": 7, "slot": 3})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no person 99");
+    let v = s
+        .expect(
+            Method::POST,
+            "/enrollments",
+            Some(json!({"person_id": pid, "module_id": 55, "slot": 3})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no module 55: no door's reader has it");
+    s.post(
+        "/enrollments",
+        json!({"person_id": pid, "module_id": 7, "slot": 3}),
+    )
+    .await;
+    let other = s
+        .post("/people", json!({"kind": "staff", "name": "B"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let v = s
+        .expect(
+            Method::POST,
+            "/enrollments",
+            Some(json!({"person_id": other, "module_id": 7, "slot": 3})),
+            StatusCode::CONFLICT,
+        )
+        .await;
+    duplicate(&v, &format!("slot 3 of module 7 is taken by person {pid}"));
+    let v = s
+        .expect(
+            Method::POST,
+            "/enrollments",
+            Some(json!({"person_id": pid, "module_id": 7, "slot": 4})),
+            StatusCode::CONFLICT,
+        )
+        .await;
+    duplicate(
+        &v,
+        &format!("person {pid} is enrolled on module 7 already, in slot 3"),
+    );
 }

@@ -155,7 +155,7 @@ async fn check_door_site(tx: &mut Tx, input: &DoorInput) -> StoreResult<()> {
             .bind(zone.get())
             .fetch_optional(&mut **tx)
             .await?;
-        sites.push(site.ok_or_else(|| StoreError::Conflict(format!("no such zone {zone}")))?);
+        sites.push(site.ok_or_else(|| StoreError::MissingReference(format!("no zone {zone}")))?);
     }
     if let Some(controller) = input.controller_id {
         let site: Option<i64> = sqlx::query_scalar("SELECT site_id FROM controllers WHERE id = $1")
@@ -163,7 +163,9 @@ async fn check_door_site(tx: &mut Tx, input: &DoorInput) -> StoreResult<()> {
             .fetch_optional(&mut **tx)
             .await?;
         sites.push(
-            site.ok_or_else(|| StoreError::Conflict(format!("no such controller {controller}")))?,
+            site.ok_or_else(|| {
+                StoreError::MissingReference(format!("no controller {controller}"))
+            })?,
         );
     }
     if sites.windows(2).any(|w| w[0] != w[1]) {
