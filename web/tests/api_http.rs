@@ -719,7 +719,7 @@ async fn card_lifecycle_is_urgent_recorded_and_refuses_illegal_moves(s: Server) 
 }
 
 async fn groups_grants_bookings_and_enrollments(s: Server) {
-    let (_site, lobby, machine, door) = s.building().await;
+    let (site, lobby, machine, door) = s.building().await;
     let pid = s
         .post("/people", json!({"kind": "staff", "name": "A"}))
         .await["id"]
@@ -810,13 +810,42 @@ async fn groups_grants_bookings_and_enrollments(s: Server) {
     s.expect(Method::POST, "/bookings",
         Some(json!({"person_id": citizen, "room_zone_id": lobby, "path": [door], "start_at": 0, "end_at": 40 * 86_400_000_i64})),
         StatusCode::BAD_REQUEST).await;
+    // A citizen's booking into the level-4 machine room would never open it.
+    let v = s.expect(Method::POST, "/bookings",
+        Some(json!({"person_id": citizen, "room_zone_id": machine, "path": [door], "start_at": 1000, "end_at": 3_600_000})),
+        StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(v["error"], "meaningless_combination", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("bookings open level 1 and 2 zones only"),
+        "{v}"
+    );
     let before = s.store.policy_version().version;
-    let booking = s.post("/bookings", json!({"person_id": citizen, "room_zone_id": lobby, "path": [door], "start_at": 1000, "end_at": 3_600_000})).await;
+    // The way to the lobby: from the street, through the front door.
+    let street = s
+        .post(
+            "/zones",
+            json!({"site_id": site, "name": "Street", "level": 0}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let front = s
+        .post(
+            "/doors",
+            json!({"name": "Front", "kind": "door", "outside_zone_id": street, "inside_zone_id": lobby}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let booking = s.post("/bookings", json!({"person_id": citizen, "room_zone_id": lobby, "path": [front], "start_at": 1000, "end_at": 3_600_000})).await;
     assert!(s.store.policy_version().version > before);
     let bid = booking["id"].as_i64().unwrap();
     s.expect(
         Method::DELETE,
-        &format!("/doors/{door}"),
+        &format!("/doors/{front}"),
         None,
         StatusCode::CONFLICT,
     )
@@ -1570,10 +1599,25 @@ async fn api_configuration_reaches_controller_snapshots_and_deltas(s: Server) {
         json!({"name": "勤労感謝の日"}),
     )
     .await;
+    // A citizen books a level-2 meeting room behind one of the controller's doors.
+    let meeting = s
+        .post(
+            "/zones",
+            json!({"site_id": site, "name": "Meeting", "level": 2}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    s.post(
+        "/doors",
+        json!({"name": "Meeting", "kind": "door", "outside_zone_id": lobby, "inside_zone_id": meeting,
+               "controller_id": controller, "entry_reader": {}}),
+    )
+    .await;
     let far_future = 253_402_000_000_000_i64;
     s.post(
         "/bookings",
-        json!({"person_id": citizen, "room_zone_id": machine, "path": [door], "start_at": far_future, "end_at": far_future + 3_600_000}),
+        json!({"person_id": citizen, "room_zone_id": meeting, "path": [], "start_at": far_future, "end_at": far_future + 3_600_000}),
     )
     .await;
 

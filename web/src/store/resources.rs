@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod cards;
+pub(crate) mod combinations;
 pub mod doors;
 pub mod people;
 pub mod sites;

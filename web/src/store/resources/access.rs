@@ -6,8 +6,8 @@ use utoipa::ToSchema;
 
 use super::people::Person;
 use super::{
-    check_validity, delete_row, ensure_exists, id_cursor, millis, page_size, paged, stored_id,
-    Change, Id, Millis, Name, Page, Tx,
+    check_validity, combinations, delete_row, ensure_exists, id_cursor, millis, page_size, paged,
+    stored_id, Change, Id, Millis, Name, Page, Tx,
 };
 use crate::store::{ChangeScope, Store, StoreError, StoreResult};
 
@@ -602,6 +602,7 @@ impl Store {
         .await
         .map_err(|e| StoreError::conflict_or(e, "no such person or room"))?;
         let id = stored_id(id)?;
+        combinations::check_bookings(&mut tx, Some(id)).await?;
         let target = format!("booking:{id}");
         let version = self
             .record_change(&mut tx, ChangeScope::Booking, &target, false)
@@ -647,6 +648,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("booking {id}")));
         }
+        combinations::check_bookings(&mut tx, Some(id)).await?;
         let target = format!("booking:{id}");
         let version = self
             .record_change(&mut tx, ChangeScope::Booking, &target, false)

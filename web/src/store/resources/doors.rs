@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    ensure_unlisted, id_cursor, millis, page_size, paged, stored_id, Change, DoorKind, Id, Millis,
-    Name, Page, Reader, Tx,
+    combinations, ensure_unlisted, id_cursor, millis, page_size, paged, stored_id, Change,
+    DoorKind, Id, Millis, Name, Page, Reader, Tx,
 };
 use crate::store::{Store, StoreError, StoreResult};
 
@@ -267,6 +267,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("door {id}")));
         }
+        // A door on a booking's path must not now lead into a level 3 or 4 zone.
+        combinations::check_bookings(&mut tx, None).await?;
         let target = format!("door:{id}");
         let version = self.structure_change(&mut tx, &target).await?;
         let detail = door_detail(input);

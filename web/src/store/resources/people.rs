@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    delete_row, ensure_exists, id_cursor, page_size, paged, stored_id, Change, Id, Millis, Name,
-    Page, PersonKind, Reader, Tx,
+    combinations, delete_row, ensure_exists, id_cursor, page_size, paged, stored_id, Change, Id,
+    Millis, Name, Page, PersonKind, Reader, Tx,
 };
 use crate::store::{now_ms, ChangeScope, Store, StoreError, StoreResult};
 
@@ -232,6 +232,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("person {id}")));
         }
+        // A new kind must not be one that a booked room refuses.
+        combinations::check_bookings(&mut tx, None).await?;
         let target = format!("person:{id}");
         let version = self.person_change(&mut tx, &target, &[id.get()]).await?;
         let detail = serde_json::json!({"kind": input.kind, "name": input.name, "organisation": input.organisation});
