@@ -7,9 +7,11 @@ use support::*;
 use tobira_firmware::{CardState, Chain, ChainLink, PersonId, Snapshot, ThreatLevel};
 use tobira_web::store::auth::Role;
 use tobira_web::store::policy::DeltaAnswer;
-use tobira_web::store::resources::access::BookingInput;
+use tobira_web::store::resources::access::{BookingInput, GrantInput, GroupInput};
+use tobira_web::store::resources::people::PersonInput;
+use tobira_web::store::resources::zones::ZoneInput;
 use tobira_web::store::resources::{Id, Level, ZoneSettings};
-use tobira_web::store::{ChangeScope, Store, StoreError};
+use tobira_web::store::{Backend, ChangeScope, Store, StoreError};
 
 async fn a_snapshot_holds_exactly_the_controllers_doors_and_people(store: Store) {
     seed(&store).await;
@@ -588,6 +590,159 @@ async fn a_booked_room_must_admit_the_persons_kind(store: Store) {
     );
 }
 
+async fn ids_are_never_reused_after_a_delete(store: Store) {
+    seed(&store).await;
+    // The newest row of each kind is deleted; the next one gets a new id.
+    let person =
+        |name: &str| input::<PersonInput>(serde_json::json!({"kind": "staff", "name": name}));
+    let a = store.create_person("t", &person("A")).await.unwrap().id;
+    store.delete_person("t", a).await.unwrap();
+    let b = store.create_person("t", &person("B")).await.unwrap().id;
+    assert!(b > a, "person {b} after deleted {a}");
+
+    let zone = input::<ZoneInput>(serde_json::json!({"site_id": SITE, "name": "Room", "level": 2}));
+    let a = store.create_zone("t", &zone).await.unwrap().id;
+    store.delete_zone("t", a).await.unwrap();
+    assert!(store.create_zone("t", &zone).await.unwrap().id > a);
+
+    let group = input::<GroupInput>(serde_json::json!({"name": "G"}));
+    let a = store.create_group("t", &group).await.unwrap().id;
+    store.delete_group("t", a).await.unwrap();
+    let g = store.create_group("t", &group).await.unwrap().id;
+    assert!(g > a);
+
+    let grant = input::<GrantInput>(serde_json::json!({"group_id": g, "zones": [OFFICE]}));
+    let a = store.create_grant("t", &grant).await.unwrap().id;
+    store.delete_grant("t", a).await.unwrap();
+    assert!(store.create_grant("t", &grant).await.unwrap().id > a);
+
+    let a = store
+        .create_booking("t", &booking(b.get(), ANNEX, &[]))
+        .await
+        .unwrap()
+        .id;
+    store.delete_booking("t", a).await.unwrap();
+    assert!(
+        store
+            .create_booking("t", &booking(b.get(), ANNEX, &[]))
+            .await
+            .unwrap()
+            .id
+            > a
+    );
+
+    // Every table with an id column is covered, not only those above.
+    match store.backend() {
+        Backend::Sqlite => {
+            let reusing: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND upper(sql) LIKE '%INTEGER PRIMARY KEY%' AND upper(sql) NOT LIKE '%AUTOINCREMENT%'",
+            )
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+            assert!(reusing.is_empty(), "{reusing:?}");
+        }
+        Backend::Postgres => {
+            let reusing: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'id' AND is_identity = 'NO'",
+            )
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+            assert!(reusing.is_empty(), "{reusing:?}");
+        }
+    }
+    // Nothing was lost on the way: the seeded city hall is all there.
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM group_members")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM enrollments")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+}
+
+async fn an_existing_sqlite_database_keeps_its_rows_and_stops_reusing_ids() {
+    // A database written before the fix: people 1..3, person 3 deleted.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/old.db?mode=rwc", dir.path().display());
+    sqlx::any::install_default_drivers();
+    {
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let mut m = sqlx::migrate!("../migrations/sqlite");
+        m.migrations = m
+            .migrations
+            .iter()
+            .filter(|m| m.version == 1)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        m.run(&mut *conn).await.unwrap();
+        for sql in [
+            "INSERT INTO people (id, kind, name, created_at, changed_version) VALUES (1, 'staff', 'A', 0, 0), (2, 'staff', 'B', 0, 0), (3, 'staff', 'C', 0, 0)",
+            "INSERT INTO access_groups (id, name) VALUES (1, 'g')",
+            "INSERT INTO group_members (group_id, person_id) VALUES (1, 1), (1, 2)",
+            "INSERT INTO enrollments (person_id, module_id, slot, enrolled_at) VALUES (2, 7, 1, 0)",
+            "DELETE FROM people WHERE id = 3",
+        ] {
+            sqlx::query(sql).execute(&mut *conn).await.unwrap();
+        }
+        // Without the fix, SQLite would now give id 3 again.
+        drop(conn);
+        pool.close().await;
+    }
+    let store = Store::connect(&url).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM group_members")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "memberships survive the rebuild of people");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM enrollments")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let c = store
+        .create_person(
+            "t",
+            &input(serde_json::json!({"kind": "staff", "name": "D"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        c.id.get(),
+        3,
+        "the rebuild cannot know of ids deleted before it"
+    );
+    store.delete_person("t", c.id).await.unwrap();
+    let d = store
+        .create_person(
+            "t",
+            &input(serde_json::json!({"kind": "staff", "name": "E"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.id.get(), 4, "but from now on no id comes back");
+    // Foreign keys are enforced again on the store's connections.
+    let orphan = sqlx::query("INSERT INTO group_members (group_id, person_id) VALUES (1, 99)")
+        .execute(store.pool())
+        .await;
+    assert!(orphan.is_err());
+}
+
+#[tokio::test]
+async fn an_existing_sqlite_database_is_rebuilt_in_place() {
+    an_existing_sqlite_database_keeps_its_rows_and_stops_reusing_ids().await;
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -629,4 +784,5 @@ suite!(
     bookings_open_level_1_and_2_rooms_only,
     booking_paths_lead_into_level_2_zones_at_most,
     a_booked_room_must_admit_the_persons_kind,
+    ids_are_never_reused_after_a_delete,
 );

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod auth;
 pub mod events;
+mod ids;
 pub mod policy;
 pub mod queries;
 pub mod resources;
@@ -194,7 +195,10 @@ impl Store {
             Backend::Postgres => pool.clone(),
         };
         match backend {
-            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&writer).await?,
+            Backend::Sqlite => {
+                sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
+                ids::never_reuse_sqlite_ids(&writer).await?;
+            }
             Backend::Postgres => {
                 sqlx::migrate!("../migrations/postgres")
                     .run(&writer)
