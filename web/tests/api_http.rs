@@ -60,6 +60,7 @@ on_both_backends!(
     csv_export_streams_every_row_across_pages,
     alarms_are_listed_and_acknowledged_once,
     missing_references_and_duplicates_are_told_apart,
+    events_and_alarms_carry_names_warnings_and_context,
 );
 
 async fn start(store: Store, dir: Option<tempfile::TempDir>) -> Server {
@@ -1870,4 +1871,128 @@ async fn missing_references_and_duplicates_are_told_apart(s: Server) {
         &v,
         &format!("person {pid} is enrolled on module 7 already, in slot 3"),
     );
+}
+
+/// Ingested events keep the names they happened with beside the current ones
+/// and name their warnings; their alarms say door, person, card and reason.
+async fn events_and_alarms_carry_names_warnings_and_context(s: Server) {
+    use tobira_firmware::{
+        AccessRecord, Chain, ControllerId, DoorId, EventKind, PersonId, Reason, Side, Timestamp,
+        Warnings,
+    };
+    let (site, lobby, machine, door) = s.building().await;
+    let pid = s
+        .post("/people", json!({"kind": "staff", "name": "佐藤 花子"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let controller = s
+        .post("/controllers", json!({"site_id": site, "name": "1F"}))
+        .await["controller"]["id"]
+        .as_i64()
+        .unwrap();
+    let cid = ControllerId(u32::try_from(controller).unwrap());
+    let door_id = DoorId(u32::try_from(door).unwrap());
+    let access = |reason: Reason, side: Side, warnings: Warnings| {
+        EventKind::Access(AccessRecord {
+            door: door_id,
+            side,
+            level: Some(tobira_firmware::SecurityLevel::L4),
+            reason,
+            person: Some(PersonId(u32::try_from(pid).unwrap())),
+            card: "04A1B2C3".parse().ok(),
+            escort: None,
+            warnings,
+        })
+    };
+    let mut chain = Chain::genesis(cid);
+    let t0 = 1_795_392_720_000_i64;
+    let batch: Vec<_> = [
+        access(Reason::Granted, Side::Entry, Warnings::PASSBACK),
+        access(Reason::Granted, Side::Exit, Warnings::EXIT_WITHOUT_ENTRY),
+        access(Reason::CardLost, Side::Entry, Warnings::default()),
+        EventKind::DoorForced { door: door_id },
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, kind)| chain.seal(Timestamp(t0 + i as i64 * 1000), kind).unwrap())
+    .collect();
+    s.store.ingest(cid, &batch).await.unwrap();
+
+    // Rename the person and the door after the events.
+    s.put(
+        &format!("/people/{pid}"),
+        json!({"kind": "staff", "name": "鈴木 花子"}),
+    )
+    .await;
+    s.put(
+        &format!("/doors/{door}"),
+        json!({"name": "Server room door", "kind": "door", "outside_zone_id": lobby, "inside_zone_id": machine,
+               "entry_reader": {"biometric": 7}, "exit_reader": {}}),
+    )
+    .await;
+
+    let events = s.get("/events?order=asc").await;
+    let e = &events["items"][0];
+    assert_eq!(e["person_name_at_event"], "佐藤 花子", "{e}");
+    assert_eq!(e["person_name"], "鈴木 花子", "{e}");
+    assert_eq!(e["door_name_at_event"], "MR door", "{e}");
+    assert_eq!(e["door_name"], "Server room door", "{e}");
+    assert_eq!(e["warnings"], json!(["passback"]), "{e}");
+    assert_eq!(e["outcome"], "granted", "{e}");
+    assert_eq!(
+        events["items"][1]["warnings"],
+        json!(["exit_without_entry"])
+    );
+    assert_eq!(events["items"][2]["warnings"], json!([]));
+    assert_eq!(events["items"][2]["outcome"], "denied");
+
+    let csv = s
+        .http
+        .get(format!("{}/events.csv?utc_offset_minutes=0", s.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut rows =
+        csv::ReaderBuilder::new().from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("{name} in {header:?}"))
+    };
+    let records: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!(&records[0][col("person_name_at_event")], "佐藤 花子");
+    assert_eq!(&records[0][col("person_name")], "鈴木 花子");
+    assert_eq!(&records[0][col("door_name_at_event")], "MR door");
+    assert_eq!(&records[0][col("door_name")], "Server room door");
+    assert_eq!(&records[0][col("warnings")], "passback");
+    assert_eq!(&records[1][col("warnings")], "exit_without_entry");
+    assert_eq!(&records[2][col("outcome")], "denied");
+
+    let alarms = s.get("/alarms").await;
+    let items = alarms["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{alarms}");
+    let forced = &items[0];
+    assert_eq!(forced["reason"], "door_forced", "{forced}");
+    assert_eq!(forced["door_id"], door);
+    assert_eq!(forced["door_name"], "MR door");
+    assert_eq!(forced["controller_id"], controller);
+    assert_eq!(forced["event_seq"], 4);
+    let lost = &items[1];
+    assert_eq!(lost["reason"], "card_lost", "{lost}");
+    assert_eq!(lost["person_id"], pid);
+    assert_eq!(lost["person_name"], "佐藤 花子");
+    assert_eq!(lost["card"], "04A1B2C3");
+    assert_eq!(lost["door_name"], "MR door");
+    let message = lost["message"].as_str().unwrap();
+    for part in ["card_lost", "MR door", "04A1B2C3", "佐藤 花子"] {
+        assert!(message.contains(part), "{message}");
+    }
+    assert!(!message.starts_with("event "), "{message}");
 }
