@@ -373,7 +373,11 @@ impl Store {
         .bind(person.get())
         .execute(&mut *tx)
         .await
-        .map_err(|e| StoreError::conflict_or(e, "no such group or person"))?;
+        // Both ids come from the path: one deleted meanwhile is a 404.
+        .map_err(|e| match StoreError::conflict_or(e, &format!("group {group} or person {person}")) {
+            StoreError::MissingReference(what) => StoreError::NotFound(what),
+            other => other,
+        })?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
