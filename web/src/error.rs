@@ -24,6 +24,12 @@ pub enum WebError {
     /// The change conflicts with existing data (duplicate, still referenced).
     #[error("{0}")]
     Conflict(String),
+    /// The body refers to something that does not exist (`no person 99`).
+    #[error("{0}")]
+    MissingReference(String),
+    /// The body combines settings that the level rules make meaningless.
+    #[error("{0}")]
+    Meaningless(String),
     /// The body is larger than allowed.
     #[error("request body too large")]
     TooLarge,
@@ -50,6 +56,7 @@ impl WebError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::MissingReference(_) | Self::Meaningless(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -62,6 +69,8 @@ impl WebError {
             Self::Forbidden => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
+            Self::MissingReference(_) => "missing_reference",
+            Self::Meaningless(_) => "meaningless_combination",
             Self::TooLarge => "too_large",
             Self::Internal(_) => "internal",
         }
@@ -94,6 +103,8 @@ impl From<crate::store::StoreError> for WebError {
         match e {
             StoreError::NotFound(what) => Self::NotFound(what),
             StoreError::Conflict(what) => Self::Conflict(what),
+            StoreError::MissingReference(what) => Self::MissingReference(what),
+            StoreError::Meaningless(what) => Self::Meaningless(what),
             StoreError::Invalid(what) => Self::BadRequest(what),
             other => Self::Internal(other.to_string()),
         }

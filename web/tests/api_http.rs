@@ -58,7 +58,9 @@ on_both_backends!(
     hostile_requests_get_4xx_json,
     events_search_pages_stably_exports_csv_and_counts_who_is_inside,
     csv_export_streams_every_row_across_pages,
-    alarms_are_listed_and_acknowledged_once
+    alarms_are_listed_and_acknowledged_once,
+    missing_references_and_duplicates_are_told_apart,
+    events_and_alarms_carry_names_warnings_and_context,
 );
 
 async fn start(store: Store, dir: Option<tempfile::TempDir>) -> Server {
@@ -362,7 +364,7 @@ async fn structure_crud_with_defaults_conflicts_and_threat_levels(s: Server) {
     )
     .await;
     s.expect(Method::POST, "/doors", Some(json!({"name": "x", "kind": "flapper_gate", "outside_zone_id": lobby, "inside_zone_id": 999})),
-        StatusCode::CONFLICT).await;
+        StatusCode::UNPROCESSABLE_ENTITY).await;
     // A door stays within one site (a controller's snapshot holds its own site only).
     let other_site = s.post("/sites", json!({"name": "Annex"})).await["id"]
         .as_i64()
@@ -509,7 +511,7 @@ async fn card_lifecycle_is_urgent_recorded_and_refuses_illegal_moves(s: Server) 
         Method::POST,
         "/cards",
         Some(json!({"uid": "0102030405060708", "person_id": 4242})),
-        StatusCode::CONFLICT,
+        StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
     s.expect(
@@ -718,7 +720,7 @@ async fn card_lifecycle_is_urgent_recorded_and_refuses_illegal_moves(s: Server) 
 }
 
 async fn groups_grants_bookings_and_enrollments(s: Server) {
-    let (_site, lobby, machine, door) = s.building().await;
+    let (site, lobby, machine, door) = s.building().await;
     let pid = s
         .post("/people", json!({"kind": "staff", "name": "A"}))
         .await["id"]
@@ -767,7 +769,7 @@ async fn groups_grants_bookings_and_enrollments(s: Server) {
         Method::POST,
         "/grants",
         Some(json!({"group_id": gid, "zones": [machine, 999]})),
-        StatusCode::CONFLICT,
+        StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
     s.expect(
@@ -809,13 +811,42 @@ async fn groups_grants_bookings_and_enrollments(s: Server) {
     s.expect(Method::POST, "/bookings",
         Some(json!({"person_id": citizen, "room_zone_id": lobby, "path": [door], "start_at": 0, "end_at": 40 * 86_400_000_i64})),
         StatusCode::BAD_REQUEST).await;
+    // A citizen's booking into the level-4 machine room would never open it.
+    let v = s.expect(Method::POST, "/bookings",
+        Some(json!({"person_id": citizen, "room_zone_id": machine, "path": [door], "start_at": 1000, "end_at": 3_600_000})),
+        StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(v["error"], "meaningless_combination", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("bookings open level 1 and 2 zones only"),
+        "{v}"
+    );
     let before = s.store.policy_version().version;
-    let booking = s.post("/bookings", json!({"person_id": citizen, "room_zone_id": lobby, "path": [door], "start_at": 1000, "end_at": 3_600_000})).await;
+    // The way to the lobby: from the street, through the front door.
+    let street = s
+        .post(
+            "/zones",
+            json!({"site_id": site, "name": "Street", "level": 0}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let front = s
+        .post(
+            "/doors",
+            json!({"name": "Front", "kind": "door", "outside_zone_id": street, "inside_zone_id": lobby}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let booking = s.post("/bookings", json!({"person_id": citizen, "room_zone_id": lobby, "path": [front], "start_at": 1000, "end_at": 3_600_000})).await;
     assert!(s.store.policy_version().version > before);
     let bid = booking["id"].as_i64().unwrap();
     s.expect(
         Method::DELETE,
-        &format!("/doors/{door}"),
+        &format!("/doors/{front}"),
         None,
         StatusCode::CONFLICT,
     )
@@ -941,7 +972,7 @@ async fn controllers_are_registered_by_admins_with_credentials_shown_once(s: Ser
         Method::POST,
         "/controllers",
         Some(json!({"site_id": 999, "name": "x"})),
-        StatusCode::CONFLICT,
+        StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
     s.expect(Method::GET, "/controllers/999", None, StatusCode::NOT_FOUND)
@@ -1569,10 +1600,25 @@ async fn api_configuration_reaches_controller_snapshots_and_deltas(s: Server) {
         json!({"name": "勤労感謝の日"}),
     )
     .await;
+    // A citizen books a level-2 meeting room behind one of the controller's doors.
+    let meeting = s
+        .post(
+            "/zones",
+            json!({"site_id": site, "name": "Meeting", "level": 2}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    s.post(
+        "/doors",
+        json!({"name": "Meeting", "kind": "door", "outside_zone_id": lobby, "inside_zone_id": meeting,
+               "controller_id": controller, "entry_reader": {}}),
+    )
+    .await;
     let far_future = 253_402_000_000_000_i64;
     s.post(
         "/bookings",
-        json!({"person_id": citizen, "room_zone_id": machine, "path": [door], "start_at": far_future, "end_at": far_future + 3_600_000}),
+        json!({"person_id": citizen, "room_zone_id": meeting, "path": [], "start_at": far_future, "end_at": far_future + 3_600_000}),
     )
     .await;
 
@@ -1630,4 +1676,323 @@ async fn api_configuration_reaches_controller_snapshots_and_deltas(s: Server) {
         }
         other => panic!("expected a delta, got {other:?}"),
     }
+}
+
+/// A 422 `missing_reference` names the missing row; a 409 `conflict` names the clashing key.
+async fn missing_references_and_duplicates_are_told_apart(s: Server) {
+    let (site, lobby, machine, door) = s.building().await;
+    let pid = s
+        .post("/people", json!({"kind": "staff", "name": "A"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let gid = s.post("/groups", json!({"name": "Infra"})).await["id"]
+        .as_i64()
+        .unwrap();
+    let missing = |v: &Value, message: &str| {
+        assert_eq!(v["error"], "missing_reference", "{v}");
+        assert_eq!(v["message"], message, "{v}");
+    };
+    let duplicate = |v: &Value, message: &str| {
+        assert_eq!(v["error"], "conflict", "{v}");
+        assert_eq!(v["message"], message, "{v}");
+    };
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+
+    s.post("/cards", json!({"uid": "04A1B2C3", "person_id": pid}))
+        .await;
+    let v = s
+        .expect(
+            Method::POST,
+            "/cards",
+            Some(json!({"uid": "04a1b2c3", "person_id": pid})),
+            StatusCode::CONFLICT,
+        )
+        .await;
+    duplicate(&v, "card 04A1B2C3 exists already");
+    let v = s
+        .expect(
+            Method::POST,
+            "/cards",
+            Some(json!({"uid": "04A1B2C4", "person_id": 99})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no person 99");
+
+    let v = s
+        .expect(
+            Method::POST,
+            "/zones",
+            Some(json!({"site_id": 999, "name": "x", "level": 2})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no site 999");
+    let v = s
+        .expect(
+            Method::PUT,
+            &format!("/zones/{lobby}"),
+            Some(json!({"site_id": site, "name": "Lobby", "level": 1, "opening_schedule_id": 999})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no schedule 999");
+    let v = s
+        .expect(
+            Method::POST,
+            "/doors",
+            Some(json!({"name": "x", "kind": "door", "outside_zone_id": lobby, "inside_zone_id": 999})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no zone 999");
+    let v = s
+        .expect(
+            Method::PUT,
+            &format!("/doors/{door}"),
+            Some(json!({"name": "x", "kind": "door", "outside_zone_id": lobby, "inside_zone_id": machine, "controller_id": 999})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no controller 999");
+    s.expect(
+        Method::POST,
+        "/controllers",
+        Some(json!({"site_id": 999, "name": "x"})),
+        unprocessable,
+    )
+    .await;
+
+    let v = s
+        .expect(
+            Method::POST,
+            "/grants",
+            Some(json!({"group_id": 999, "zones": [machine]})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no group 999");
+    let v = s
+        .expect(
+            Method::POST,
+            "/grants",
+            Some(json!({"group_id": gid, "zones": [machine, 999]})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no zone 999");
+    let v = s
+        .expect(
+            Method::POST,
+            "/grants",
+            Some(json!({"group_id": gid, "zones": [machine], "schedule_id": 999})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no schedule 999");
+
+    let booking = |person: i64, room: i64, path: Vec<i64>| json!({"person_id": person, "room_zone_id": room, "path": path, "start_at": 1000, "end_at": 3_600_000});
+    let v = s
+        .expect(
+            Method::POST,
+            "/bookings",
+            Some(booking(99, lobby, vec![])),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no person 99");
+    let v = s
+        .expect(
+            Method::POST,
+            "/bookings",
+            Some(booking(pid, 999, vec![])),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no zone 999");
+    let v = s
+        .expect(
+            Method::POST,
+            "/bookings",
+            Some(booking(pid, lobby, vec![999])),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no door 999");
+
+    // Enrollments: a missing person or module is not a taken slot.
+    let v = s
+        .expect(
+            Method::POST,
+            "/enrollments",
+            Some(json!({"person_id": 99, "module_id": 7, "slot": 3})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no person 99");
+    let v = s
+        .expect(
+            Method::POST,
+            "/enrollments",
+            Some(json!({"person_id": pid, "module_id": 55, "slot": 3})),
+            unprocessable,
+        )
+        .await;
+    missing(&v, "no module 55: no door's reader has it");
+    s.post(
+        "/enrollments",
+        json!({"person_id": pid, "module_id": 7, "slot": 3}),
+    )
+    .await;
+    let other = s
+        .post("/people", json!({"kind": "staff", "name": "B"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let v = s
+        .expect(
+            Method::POST,
+            "/enrollments",
+            Some(json!({"person_id": other, "module_id": 7, "slot": 3})),
+            StatusCode::CONFLICT,
+        )
+        .await;
+    duplicate(&v, &format!("slot 3 of module 7 is taken by person {pid}"));
+    let v = s
+        .expect(
+            Method::POST,
+            "/enrollments",
+            Some(json!({"person_id": pid, "module_id": 7, "slot": 4})),
+            StatusCode::CONFLICT,
+        )
+        .await;
+    duplicate(
+        &v,
+        &format!("person {pid} is enrolled on module 7 already, in slot 3"),
+    );
+}
+
+/// Ingested events keep the names they happened with beside the current ones
+/// and name their warnings; their alarms say door, person, card and reason.
+async fn events_and_alarms_carry_names_warnings_and_context(s: Server) {
+    use tobira_firmware::{
+        AccessRecord, Chain, ControllerId, DoorId, EventKind, PersonId, Reason, Side, Timestamp,
+        Warnings,
+    };
+    let (site, lobby, machine, door) = s.building().await;
+    let pid = s
+        .post("/people", json!({"kind": "staff", "name": "佐藤 花子"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let controller = s
+        .post("/controllers", json!({"site_id": site, "name": "1F"}))
+        .await["controller"]["id"]
+        .as_i64()
+        .unwrap();
+    let cid = ControllerId(u32::try_from(controller).unwrap());
+    let door_id = DoorId(u32::try_from(door).unwrap());
+    let access = |reason: Reason, side: Side, warnings: Warnings| {
+        EventKind::Access(AccessRecord {
+            door: door_id,
+            side,
+            level: Some(tobira_firmware::SecurityLevel::L4),
+            reason,
+            person: Some(PersonId(u32::try_from(pid).unwrap())),
+            card: "04A1B2C3".parse().ok(),
+            escort: None,
+            warnings,
+        })
+    };
+    let mut chain = Chain::genesis(cid);
+    let t0 = 1_795_392_720_000_i64;
+    let batch: Vec<_> = [
+        access(Reason::Granted, Side::Entry, Warnings::PASSBACK),
+        access(Reason::Granted, Side::Exit, Warnings::EXIT_WITHOUT_ENTRY),
+        access(Reason::CardLost, Side::Entry, Warnings::default()),
+        EventKind::DoorForced { door: door_id },
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, kind)| chain.seal(Timestamp(t0 + i as i64 * 1000), kind).unwrap())
+    .collect();
+    s.store.ingest(cid, &batch).await.unwrap();
+
+    // Rename the person and the door after the events.
+    s.put(
+        &format!("/people/{pid}"),
+        json!({"kind": "staff", "name": "鈴木 花子"}),
+    )
+    .await;
+    s.put(
+        &format!("/doors/{door}"),
+        json!({"name": "Server room door", "kind": "door", "outside_zone_id": lobby, "inside_zone_id": machine,
+               "entry_reader": {"biometric": 7}, "exit_reader": {}}),
+    )
+    .await;
+
+    let events = s.get("/events?order=asc").await;
+    let e = &events["items"][0];
+    assert_eq!(e["person_name_at_event"], "佐藤 花子", "{e}");
+    assert_eq!(e["person_name"], "鈴木 花子", "{e}");
+    assert_eq!(e["door_name_at_event"], "MR door", "{e}");
+    assert_eq!(e["door_name"], "Server room door", "{e}");
+    assert_eq!(e["warnings"], json!(["passback"]), "{e}");
+    assert_eq!(e["outcome"], "granted", "{e}");
+    assert_eq!(
+        events["items"][1]["warnings"],
+        json!(["exit_without_entry"])
+    );
+    assert_eq!(events["items"][2]["warnings"], json!([]));
+    assert_eq!(events["items"][2]["outcome"], "denied");
+
+    let csv = s
+        .http
+        .get(format!("{}/events.csv?utc_offset_minutes=0", s.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut rows =
+        csv::ReaderBuilder::new().from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("{name} in {header:?}"))
+    };
+    let records: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!(&records[0][col("person_name_at_event")], "佐藤 花子");
+    assert_eq!(&records[0][col("person_name")], "鈴木 花子");
+    assert_eq!(&records[0][col("door_name_at_event")], "MR door");
+    assert_eq!(&records[0][col("door_name")], "Server room door");
+    assert_eq!(&records[0][col("warnings")], "passback");
+    assert_eq!(&records[1][col("warnings")], "exit_without_entry");
+    assert_eq!(&records[2][col("outcome")], "denied");
+
+    let alarms = s.get("/alarms").await;
+    let items = alarms["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{alarms}");
+    let forced = &items[0];
+    assert_eq!(forced["reason"], "door_forced", "{forced}");
+    assert_eq!(forced["door_id"], door);
+    assert_eq!(forced["door_name"], "MR door");
+    assert_eq!(forced["controller_id"], controller);
+    assert_eq!(forced["event_seq"], 4);
+    let lost = &items[1];
+    assert_eq!(lost["reason"], "card_lost", "{lost}");
+    assert_eq!(lost["person_id"], pid);
+    assert_eq!(lost["person_name"], "佐藤 花子");
+    assert_eq!(lost["card"], "04A1B2C3");
+    assert_eq!(lost["door_name"], "MR door");
+    let message = lost["message"].as_str().unwrap();
+    for part in ["card_lost", "MR door", "04A1B2C3", "佐藤 花子"] {
+        assert!(message.contains(part), "{message}");
+    }
+    assert!(!message.starts_with("event "), "{message}");
 }

@@ -7,7 +7,11 @@ use support::*;
 use tobira_firmware::{CardState, Chain, ChainLink, PersonId, Snapshot, ThreatLevel};
 use tobira_web::store::auth::Role;
 use tobira_web::store::policy::DeltaAnswer;
-use tobira_web::store::{ChangeScope, Store};
+use tobira_web::store::resources::access::{BookingInput, GrantInput, GroupInput};
+use tobira_web::store::resources::people::PersonInput;
+use tobira_web::store::resources::zones::ZoneInput;
+use tobira_web::store::resources::{Id, Level, ZoneSettings};
+use tobira_web::store::{Backend, ChangeScope, Store, StoreError};
 
 async fn a_snapshot_holds_exactly_the_controllers_doors_and_people(store: Store) {
     seed(&store).await;
@@ -328,6 +332,419 @@ async fn concurrent_changes_get_distinct_versions(store: Store) {
     assert_eq!(store.policy_version().version, start + 8);
 }
 
+fn input<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+    serde_json::from_value(v).unwrap()
+}
+
+/// The refusal of a meaningless combination, with its message.
+fn meaningless<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {
+    match r {
+        Err(StoreError::Meaningless(m)) => m,
+        other => panic!("expected a meaningless combination, got {other:?}"),
+    }
+}
+
+/// A booking window far in the future: live whatever the clock says.
+fn booking(person: i64, room: i64, path: &[i64]) -> BookingInput {
+    input(
+        serde_json::json!({"person_id": person, "room_zone_id": room, "path": path,
+        "start_at": 4_000_000_000_000_i64, "end_at": 4_000_003_600_000_i64}),
+    )
+}
+
+async fn citizen(store: &Store) -> i64 {
+    store
+        .create_person(
+            "t",
+            &input(serde_json::json!({"kind": "citizen", "name": "Citizen"})),
+        )
+        .await
+        .unwrap()
+        .id
+        .get()
+}
+
+async fn an_opening_schedule_is_refused_below_and_above_level_1(store: Store) {
+    seed(&store).await;
+    for level in [0, 2, 3, 4] {
+        let m = meaningless(
+            store
+                .create_zone(
+                    "t",
+                    &input(serde_json::json!({"site_id": SITE, "name": "x", "level": level, "opening_schedule_id": 40})),
+                )
+                .await,
+        );
+        assert!(m.contains("only at level 1"), "{m}");
+    }
+    // Raising the lobby to level 2 with its opening schedule kept is refused too.
+    let m = meaningless(
+        store
+            .update_zone(
+                "t",
+                Id::new(LOBBY).unwrap(),
+                &input(serde_json::json!({"site_id": SITE, "name": "Lobby", "level": 2, "opening_schedule_id": 40})),
+            )
+            .await,
+    );
+    assert!(m.contains("not at level 2"), "{m}");
+    store
+        .update_zone(
+            "t",
+            Id::new(LOBBY).unwrap(),
+            &input(serde_json::json!({"site_id": SITE, "name": "Lobby", "level": 1, "opening_schedule_id": 40})),
+        )
+        .await
+        .unwrap();
+}
+
+async fn level_0_refuses_settings_that_need_a_lock(store: Store) {
+    seed(&store).await;
+    let defaults = serde_json::to_value(ZoneSettings::for_level(Level::new(0).unwrap())).unwrap();
+    let with = |key: &str, value: serde_json::Value| {
+        let mut s = defaults.clone();
+        s[key] = value;
+        serde_json::json!({"site_id": SITE, "name": "Garden", "level": 0, "settings": s})
+    };
+    for (key, value, says) in [
+        ("dual_custody", serde_json::json!(true), "dual custody"),
+        (
+            "anti_passback",
+            serde_json::json!("hard"),
+            "hard anti-passback",
+        ),
+        (
+            "max_offline_age_ms",
+            serde_json::json!(60_000),
+            "maximum offline age",
+        ),
+        (
+            "kinds",
+            serde_json::json!({"staff": "alone", "contractor": "alone", "visitor": "alone", "citizen": "refused"}),
+            "not citizen refused",
+        ),
+    ] {
+        let m = meaningless(store.create_zone("t", &input(with(key, value))).await);
+        assert!(m.contains(says), "{key}: {m}");
+    }
+    // Soft anti-passback still warns at an open door: allowed.
+    let garden = store
+        .create_zone(
+            "t",
+            &input(with("anti_passback", serde_json::json!("soft"))),
+        )
+        .await
+        .unwrap();
+    // Lowering a zone to level 0 with its level-4 settings is refused.
+    let l4 = serde_json::to_value(ZoneSettings::for_level(Level::new(4).unwrap())).unwrap();
+    meaningless(
+        store
+            .update_zone(
+                "t",
+                garden.id,
+                &input(serde_json::json!({"site_id": SITE, "name": "Garden", "level": 0, "settings": l4})),
+            )
+            .await,
+    );
+}
+
+async fn escorted_kinds_need_a_kind_that_enters_alone(store: Store) {
+    seed(&store).await;
+    let mut s = serde_json::to_value(ZoneSettings::for_level(Level::new(3).unwrap())).unwrap();
+    s["kinds"] = serde_json::json!({"staff": "escorted", "contractor": "refused", "visitor": "escorted", "citizen": "refused"});
+    let m = meaningless(
+        store
+            .update_zone(
+                "t",
+                Id::new(OFFICE).unwrap(),
+                &input(serde_json::json!({"site_id": SITE, "name": "Office", "level": 3, "settings": s})),
+            )
+            .await,
+    );
+    assert!(
+        m.contains("staff is escorted, but no kind enters alone"),
+        "{m}"
+    );
+}
+
+async fn bookings_open_level_1_and_2_rooms_only(store: Store) {
+    seed(&store).await;
+    let citizen = citizen(&store).await;
+    for room in [OFFICE, MACHINE] {
+        let m = meaningless(
+            store
+                .create_booking("t", &booking(citizen, room, &[]))
+                .await,
+        );
+        assert!(m.contains("bookings open level 1 and 2 zones only"), "{m}");
+    }
+    let room = store
+        .create_zone(
+            "t",
+            &input(serde_json::json!({"site_id": SITE, "name": "Meeting room", "level": 2})),
+        )
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_booking("t", &booking(citizen, room.get(), &[]))
+        .await
+        .unwrap();
+    // Pointing the booking at the machine room, or raising its room to level 3, is refused.
+    meaningless(
+        store
+            .update_booking("t", b.id, &booking(citizen, MACHINE, &[]))
+            .await,
+    );
+    let m = meaningless(
+        store
+            .update_zone(
+                "t",
+                room,
+                &input(serde_json::json!({"site_id": SITE, "name": "Meeting room", "level": 3})),
+            )
+            .await,
+    );
+    assert!(m.contains(&format!("booking {}", b.id)), "{m}");
+    assert_eq!(
+        store.zone(room).await.unwrap().level.get(),
+        2,
+        "rolled back"
+    );
+}
+
+async fn booking_paths_lead_into_level_2_zones_at_most(store: Store) {
+    seed(&store).await;
+    let citizen = citizen(&store).await;
+    // The office gate leads into the level-3 office.
+    let m = meaningless(
+        store
+            .create_booking("t", &booking(citizen, ANNEX, &[GATE]))
+            .await,
+    );
+    assert!(
+        m.contains(&format!("door {GATE} leads into zone {OFFICE}")),
+        "{m}"
+    );
+    store
+        .create_booking("t", &booking(citizen, ANNEX, &[ANNEX_DOOR]))
+        .await
+        .unwrap();
+    // Turning the annex door into a door to the office is refused while the booking uses it.
+    let m = meaningless(
+        store
+            .update_door(
+                "t",
+                Id::new(ANNEX_DOOR).unwrap(),
+                &input(serde_json::json!({"name": "Annex", "kind": "door", "outside_zone_id": LOBBY, "inside_zone_id": OFFICE})),
+            )
+            .await,
+    );
+    assert!(
+        m.contains(&format!("door {ANNEX_DOOR} leads into zone {OFFICE}")),
+        "{m}"
+    );
+}
+
+async fn a_booked_room_must_admit_the_persons_kind(store: Store) {
+    seed(&store).await;
+    let citizen = citizen(&store).await;
+    let mut s = serde_json::to_value(ZoneSettings::for_level(Level::new(2).unwrap())).unwrap();
+    s["kinds"]["citizen"] = serde_json::json!("refused");
+    let staff_room = store
+        .create_zone(
+            "t",
+            &input(serde_json::json!({"site_id": SITE, "name": "Staff room", "level": 2, "settings": s})),
+        )
+        .await
+        .unwrap()
+        .id;
+    let m = meaningless(
+        store
+            .create_booking("t", &booking(citizen, staff_room.get(), &[]))
+            .await,
+    );
+    assert!(m.contains("refuses citizens"), "{m}");
+    // A visitor's booking there is fine; the visitor then becoming a citizen is not.
+    store
+        .create_booking("t", &booking(YAMADA, staff_room.get(), &[]))
+        .await
+        .unwrap();
+    meaningless(
+        store
+            .update_person(
+                "t",
+                Id::new(YAMADA).unwrap(),
+                &input(serde_json::json!({"kind": "citizen", "name": "Yamada"})),
+            )
+            .await,
+    );
+    // Nor may the room start refusing visitors.
+    s["kinds"]["visitor"] = serde_json::json!("refused");
+    meaningless(
+        store
+            .update_zone(
+                "t",
+                staff_room,
+                &input(serde_json::json!({"site_id": SITE, "name": "Staff room", "level": 2, "settings": s})),
+            )
+            .await,
+    );
+}
+
+async fn ids_are_never_reused_after_a_delete(store: Store) {
+    seed(&store).await;
+    // The newest row of each kind is deleted; the next one gets a new id.
+    let person =
+        |name: &str| input::<PersonInput>(serde_json::json!({"kind": "staff", "name": name}));
+    let a = store.create_person("t", &person("A")).await.unwrap().id;
+    store.delete_person("t", a).await.unwrap();
+    let b = store.create_person("t", &person("B")).await.unwrap().id;
+    assert!(b > a, "person {b} after deleted {a}");
+
+    let zone = input::<ZoneInput>(serde_json::json!({"site_id": SITE, "name": "Room", "level": 2}));
+    let a = store.create_zone("t", &zone).await.unwrap().id;
+    store.delete_zone("t", a).await.unwrap();
+    assert!(store.create_zone("t", &zone).await.unwrap().id > a);
+
+    let group = input::<GroupInput>(serde_json::json!({"name": "G"}));
+    let a = store.create_group("t", &group).await.unwrap().id;
+    store.delete_group("t", a).await.unwrap();
+    let g = store.create_group("t", &group).await.unwrap().id;
+    assert!(g > a);
+
+    let grant = input::<GrantInput>(serde_json::json!({"group_id": g, "zones": [OFFICE]}));
+    let a = store.create_grant("t", &grant).await.unwrap().id;
+    store.delete_grant("t", a).await.unwrap();
+    assert!(store.create_grant("t", &grant).await.unwrap().id > a);
+
+    let a = store
+        .create_booking("t", &booking(b.get(), ANNEX, &[]))
+        .await
+        .unwrap()
+        .id;
+    store.delete_booking("t", a).await.unwrap();
+    assert!(
+        store
+            .create_booking("t", &booking(b.get(), ANNEX, &[]))
+            .await
+            .unwrap()
+            .id
+            > a
+    );
+
+    // Every table with an id column is covered, not only those above.
+    match store.backend() {
+        Backend::Sqlite => {
+            let reusing: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND upper(sql) LIKE '%INTEGER PRIMARY KEY%' AND upper(sql) NOT LIKE '%AUTOINCREMENT%'",
+            )
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+            assert!(reusing.is_empty(), "{reusing:?}");
+        }
+        Backend::Postgres => {
+            let reusing: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'id' AND is_identity = 'NO'",
+            )
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+            assert!(reusing.is_empty(), "{reusing:?}");
+        }
+    }
+    // Nothing was lost on the way: the seeded city hall is all there.
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM group_members")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM enrollments")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+}
+
+async fn an_existing_sqlite_database_keeps_its_rows_and_stops_reusing_ids() {
+    // A database written before the fix: people 1..3, person 3 deleted.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/old.db?mode=rwc", dir.path().display());
+    sqlx::any::install_default_drivers();
+    {
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let mut m = sqlx::migrate!("../migrations/sqlite");
+        m.migrations = m
+            .migrations
+            .iter()
+            .filter(|m| m.version == 1)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        m.run(&mut *conn).await.unwrap();
+        for sql in [
+            "INSERT INTO people (id, kind, name, created_at, changed_version) VALUES (1, 'staff', 'A', 0, 0), (2, 'staff', 'B', 0, 0), (3, 'staff', 'C', 0, 0)",
+            "INSERT INTO access_groups (id, name) VALUES (1, 'g')",
+            "INSERT INTO group_members (group_id, person_id) VALUES (1, 1), (1, 2)",
+            "INSERT INTO enrollments (person_id, module_id, slot, enrolled_at) VALUES (2, 7, 1, 0)",
+            "DELETE FROM people WHERE id = 3",
+        ] {
+            sqlx::query(sql).execute(&mut *conn).await.unwrap();
+        }
+        // Without the fix, SQLite would now give id 3 again.
+        drop(conn);
+        pool.close().await;
+    }
+    let store = Store::connect(&url).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM group_members")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "memberships survive the rebuild of people");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM enrollments")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let c = store
+        .create_person(
+            "t",
+            &input(serde_json::json!({"kind": "staff", "name": "D"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        c.id.get(),
+        3,
+        "the rebuild cannot know of ids deleted before it"
+    );
+    store.delete_person("t", c.id).await.unwrap();
+    let d = store
+        .create_person(
+            "t",
+            &input(serde_json::json!({"kind": "staff", "name": "E"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.id.get(), 4, "but from now on no id comes back");
+    // Foreign keys are enforced again on the store's connections.
+    let orphan = sqlx::query("INSERT INTO group_members (group_id, person_id) VALUES (1, 99)")
+        .execute(store.pool())
+        .await;
+    assert!(orphan.is_err());
+}
+
+#[tokio::test]
+async fn an_existing_sqlite_database_is_rebuilt_in_place() {
+    an_existing_sqlite_database_keeps_its_rows_and_stops_reusing_ids().await;
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -363,4 +780,11 @@ suite!(
     the_admin_audit_chain_shows_edits,
     credentials_are_checked_and_stored_hashed,
     concurrent_changes_get_distinct_versions,
+    an_opening_schedule_is_refused_below_and_above_level_1,
+    level_0_refuses_settings_that_need_a_lock,
+    escorted_kinds_need_a_kind_that_enters_alone,
+    bookings_open_level_1_and_2_rooms_only,
+    booking_paths_lead_into_level_2_zones_at_most,
+    a_booked_room_must_admit_the_persons_kind,
+    ids_are_never_reused_after_a_delete,
 );

@@ -94,7 +94,7 @@ fn local_time(ms: i64, offset_minutes: i64) -> String {
     )
 }
 
-const HEADER: [&str; 16] = [
+const HEADER: [&str; 19] = [
     "at",
     "at_ms",
     "controller_id",
@@ -102,13 +102,16 @@ const HEADER: [&str; 16] = [
     "kind",
     "door_id",
     "door_name",
+    "door_name_at_event",
     "zone_id",
     "side",
     "level",
     "outcome",
     "reason",
+    "warnings",
     "person_id",
     "person_name",
+    "person_name_at_event",
     "card",
     "escort_id",
 ];
@@ -140,13 +143,21 @@ fn csv_rows(rows: &[EventRecord], offset: i64, header: bool) -> Result<Vec<u8>, 
             cell(&e.kind).into_owned(),
             opt(e.door_id),
             text(&e.door_name),
+            text(&e.door_name_at_event),
             opt(e.zone_id),
             text(&e.side),
             opt(e.level),
-            text(&e.outcome),
+            e.outcome.map(|o| o.as_str()).unwrap_or_default().into(),
             text(&e.reason),
+            // The same names as the API; several are joined by a space.
+            e.warnings
+                .iter()
+                .map(|w| w.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
             opt(e.person_id),
             text(&e.person_name),
+            text(&e.person_name_at_event),
             text(&e.card),
             opt(e.escort_id),
         ])?;

@@ -79,7 +79,8 @@ fn error_set(codes: &[u16]) -> BTreeMap<String, RefOr<Response>> {
                 401 => "Missing, unknown or expired token",
                 403 => "The token's role does not allow this",
                 404 => "No such resource",
-                409 => "Conflicts with existing data (duplicate, still referred to, illegal transition)",
+                409 => "Conflicts with existing data (duplicate, naming the clashing key; still referred to; illegal transition)",
+                422 => "Refers to something that does not exist (`missing_reference`), or combines settings the level rules make meaningless (`meaningless_combination`)",
                 413 => "Request body too large",
                 _ => "Internal error (details are logged, never shown)",
             };
@@ -109,9 +110,9 @@ error_sets! {
     /// Errors of a read of one resource.
     GetErrors = [400, 401, 404, 500];
     /// Errors of a create.
-    CreateErrors = [400, 401, 403, 409, 413, 500];
+    CreateErrors = [400, 401, 403, 409, 413, 422, 500];
     /// Errors of an update of one resource.
-    UpdateErrors = [400, 401, 403, 404, 409, 413, 500];
+    UpdateErrors = [400, 401, 403, 404, 409, 413, 422, 500];
     /// Errors of a delete or a body-less action on one resource.
     ActionErrors = [400, 401, 403, 404, 409, 500];
 }

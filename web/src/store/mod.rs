@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod auth;
 pub mod events;
+mod ids;
 pub mod policy;
 pub mod queries;
 pub mod resources;
@@ -32,9 +33,17 @@ pub enum StoreError {
     /// Nothing with that id.
     #[error("{0}")]
     NotFound(String),
-    /// A uniqueness or reference rule would break.
+    /// A uniqueness rule would break (the message names the clashing key), or
+    /// the row is still referred to.
     #[error("{0}")]
     Conflict(String),
+    /// The request refers to a row that does not exist, e.g. `no person 99`.
+    #[error("{0}")]
+    MissingReference(String),
+    /// A combination of settings that the level rules make meaningless
+    /// (`docs/security-levels.md`, "Combinations refused").
+    #[error("{0}")]
+    Meaningless(String),
     /// A value the store refuses.
     #[error("{0}")]
     Invalid(String),
@@ -53,12 +62,29 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Maps unique / foreign-key violations to `Conflict`, with `what` as the message.
+    /// Maps a constraint violation to what it means, with `what` as the
+    /// message: a foreign key to `MissingReference`, a uniqueness or check
+    /// rule to `Conflict`. Writers check their references and keys first, so
+    /// that the message can name the row; this is the backstop for a row that
+    /// went away meanwhile.
     pub fn conflict_or(e: sqlx::Error, what: &str) -> StoreError {
         if let sqlx::Error::Database(db) = &e {
-            if db.is_unique_violation() || db.is_foreign_key_violation() || db.is_check_violation()
-            {
+            if db.is_foreign_key_violation() {
+                return StoreError::MissingReference(what.to_string());
+            }
+            if db.is_unique_violation() || db.is_check_violation() {
                 return StoreError::Conflict(what.to_string());
+            }
+        }
+        StoreError::Database(e)
+    }
+
+    /// Maps a foreign-key violation of a delete (the row is still referred
+    /// to) to `Conflict`, with `in_use` as the message.
+    pub fn in_use_or(e: sqlx::Error, in_use: &str) -> StoreError {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_foreign_key_violation() {
+                return StoreError::Conflict(in_use.to_string());
             }
         }
         StoreError::Database(e)
@@ -169,7 +195,10 @@ impl Store {
             Backend::Postgres => pool.clone(),
         };
         match backend {
-            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&writer).await?,
+            Backend::Sqlite => {
+                sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
+                ids::never_reuse_sqlite_ids(&writer).await?;
+            }
             Backend::Postgres => {
                 sqlx::migrate!("../migrations/postgres")
                     .run(&writer)

@@ -54,6 +54,56 @@ impl ToSchema for ReasonCode {
     }
 }
 
+/// A warning that goes with a decision without changing it: the firmware's
+/// `Warnings` flags by name (the event body stores the flags as a number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Warning {
+    /// Soft anti-passback: admitted although already recorded inside.
+    Passback,
+    /// Left a tracked zone without a recorded entry.
+    ExitWithoutEntry,
+}
+
+impl Warning {
+    /// Every warning.
+    pub const ALL: [Warning; 2] = [Warning::Passback, Warning::ExitWithoutEntry];
+
+    /// The name, as in the API and the CSV export.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Warning::Passback => "passback",
+            Warning::ExitWithoutEntry => "exit_without_entry",
+        }
+    }
+
+    fn flag(self) -> tobira_firmware::Warnings {
+        match self {
+            Warning::Passback => tobira_firmware::Warnings::PASSBACK,
+            Warning::ExitWithoutEntry => tobira_firmware::Warnings::EXIT_WITHOUT_ENTRY,
+        }
+    }
+
+    /// The warnings set in `flags`.
+    pub fn named(flags: tobira_firmware::Warnings) -> Vec<Warning> {
+        Self::ALL
+            .into_iter()
+            .filter(|w| flags.contains(w.flag()))
+            .collect()
+    }
+
+    /// The warnings of a stored access event's body (none for other events).
+    fn in_body(body: &serde_json::Value) -> Vec<Warning> {
+        let flags = body
+            .get("kind")
+            .and_then(|k| k.get("warnings"))
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|w| u8::try_from(w).ok())
+            .unwrap_or(0);
+        Self::named(tobira_firmware::Warnings(flags))
+    }
+}
+
 /// Newest first or oldest first.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -112,18 +162,24 @@ pub struct EventRecord {
     pub level: Option<i64>,
     /// The reason code.
     pub reason: Option<String>,
-    /// `granted`, `denied` or `pending`.
-    pub outcome: Option<String>,
+    /// `granted`, `denied` or `pending`, for access events.
+    pub outcome: Option<Outcome>,
+    /// Warnings that went with the decision (admitted or not).
+    pub warnings: Vec<Warning>,
     /// The card holder.
     pub person_id: Option<i64>,
-    /// The card holder's current name.
+    /// The card holder's current name (null if they were deleted).
     pub person_name: Option<String>,
+    /// The card holder's name when the event was stored.
+    pub person_name_at_event: Option<String>,
     /// The card UID.
     pub card: Option<String>,
     /// The escort, for escorted admissions.
     pub escort_id: Option<i64>,
-    /// The door's current name.
+    /// The door's current name (null if it was deleted).
     pub door_name: Option<String>,
+    /// The door's name when the event was stored.
+    pub door_name_at_event: Option<String>,
     /// When the central service received it.
     pub received_at: i64,
     /// The previous event's chain link (hex).
@@ -191,7 +247,8 @@ fn event_query(
 ) -> (String, Vec<Bind>) {
     let mut sql = String::from(
         "SELECT e.controller_id, e.seq, e.at, e.kind, e.door_id, e.zone_id, e.side, e.level, e.reason, e.outcome, \
-         e.person_id, p.name AS person_name, e.card, e.escort_id, d.name AS door_name, e.received_at, e.prev, e.link, e.body \
+         e.person_id, p.name AS person_name, e.person_name_at_event, e.card, e.escort_id, d.name AS door_name, \
+         e.door_name_at_event, e.received_at, e.prev, e.link, e.body \
          FROM events e LEFT JOIN people p ON p.id = e.person_id LEFT JOIN doors d ON d.id = e.door_id WHERE 1 = 1",
     );
     let mut binds = Vec::new();
@@ -256,6 +313,10 @@ fn event_query(
 
 fn event_row(row: &sqlx::any::AnyRow) -> StoreResult<EventRecord> {
     let body: String = row.try_get("body")?;
+    // Stored by ingest from a parsed event, so it parses; if someone edited
+    // the row by hand, show the text rather than failing the whole page.
+    let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+    let outcome: Option<String> = row.try_get("outcome")?;
     Ok(EventRecord {
         controller_id: row.try_get("controller_id")?,
         seq: row.try_get("seq")?,
@@ -266,18 +327,19 @@ fn event_row(row: &sqlx::any::AnyRow) -> StoreResult<EventRecord> {
         side: row.try_get("side")?,
         level: row.try_get("level")?,
         reason: row.try_get("reason")?,
-        outcome: row.try_get("outcome")?,
+        outcome: outcome.as_deref().map(Outcome::parse).transpose()?,
+        warnings: Warning::in_body(&body),
         person_id: row.try_get("person_id")?,
         person_name: row.try_get("person_name")?,
+        person_name_at_event: row.try_get("person_name_at_event")?,
         card: row.try_get("card")?,
         escort_id: row.try_get("escort_id")?,
         door_name: row.try_get("door_name")?,
+        door_name_at_event: row.try_get("door_name_at_event")?,
         received_at: row.try_get("received_at")?,
         prev: row.try_get("prev")?,
         link: row.try_get("link")?,
-        // Stored by ingest from a parsed event, so it parses; if someone edited
-        // the row by hand, show the text rather than failing the whole page.
-        body: serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+        body,
     })
 }
 
@@ -324,7 +386,20 @@ pub struct Alarm {
     pub controller_id: Option<i64>,
     /// The door concerned.
     pub door_id: Option<i64>,
-    /// What happened.
+    /// The door's name when the alarm was raised.
+    pub door_name: Option<String>,
+    /// The person concerned (the card holder).
+    pub person_id: Option<i64>,
+    /// Their name when the alarm was raised.
+    pub person_name: Option<String>,
+    /// The card presented.
+    pub card: Option<String>,
+    /// The reason code (e.g. `card_lost`), or the event kind for door and
+    /// device alarms (e.g. `door_forced`, `device_offline`).
+    pub reason: Option<String>,
+    /// The controller's event that raised it (with `controller_id`).
+    pub event_seq: Option<i64>,
+    /// What happened, in words.
     pub message: String,
     /// When it was acknowledged.
     pub acknowledged_at: Option<i64>,
@@ -352,27 +427,25 @@ type OccupantRow = (
     Option<String>,
 );
 
-type AlarmRow = (
-    i64,
-    i64,
-    String,
-    Option<i64>,
-    Option<i64>,
-    String,
-    Option<i64>,
-    Option<String>,
-);
+const ALARM_COLUMNS: &str = "SELECT id, at, kind, controller_id, door_id, door_name, person_id, person_name, card, reason, \
+     event_seq, message, acknowledged_at, acknowledged_by FROM alarms";
 
-fn alarm(row: AlarmRow) -> StoreResult<Alarm> {
+fn alarm(row: &sqlx::any::AnyRow) -> StoreResult<Alarm> {
     Ok(Alarm {
-        id: stored_id(row.0)?,
-        at: row.1,
-        kind: row.2,
-        controller_id: row.3,
-        door_id: row.4,
-        message: row.5,
-        acknowledged_at: row.6,
-        acknowledged_by: row.7,
+        id: stored_id(row.try_get("id")?)?,
+        at: row.try_get("at")?,
+        kind: row.try_get("kind")?,
+        controller_id: row.try_get("controller_id")?,
+        door_id: row.try_get("door_id")?,
+        door_name: row.try_get("door_name")?,
+        person_id: row.try_get("person_id")?,
+        person_name: row.try_get("person_name")?,
+        card: row.try_get("card")?,
+        reason: row.try_get("reason")?,
+        event_seq: row.try_get("event_seq")?,
+        message: row.try_get("message")?,
+        acknowledged_at: row.try_get("acknowledged_at")?,
+        acknowledged_by: row.try_get("acknowledged_by")?,
     })
 }
 
@@ -488,31 +561,25 @@ impl Store {
                 .filter(|v| *v > 0)
                 .ok_or_else(|| StoreError::Invalid("bad cursor".into()))?,
         };
-        let rows: Vec<AlarmRow> = sqlx::query_as(
-            "SELECT id, at, kind, controller_id, door_id, message, acknowledged_at, acknowledged_by FROM alarms \
-             WHERE id < $1 AND ($2 = 0 OR acknowledged_at IS NULL) ORDER BY id DESC LIMIT $3",
-        )
+        let rows = sqlx::query(&format!(
+            "{ALARM_COLUMNS} WHERE id < $1 AND ($2 = 0 OR acknowledged_at IS NULL) ORDER BY id DESC LIMIT $3"
+        ))
         .bind(before)
         .bind(i64::from(state == AlarmState::Open))
         .bind(limit + 1)
         .fetch_all(self.pool())
         .await?;
-        let items = rows
-            .into_iter()
-            .map(alarm)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let items = rows.iter().map(alarm).collect::<StoreResult<Vec<_>>>()?;
         Ok(super::resources::paged(items, limit, |a| a.id.to_string()))
     }
 
     /// One alarm.
     pub async fn alarm(&self, id: Id) -> StoreResult<Alarm> {
-        let row: Option<AlarmRow> = sqlx::query_as(
-            "SELECT id, at, kind, controller_id, door_id, message, acknowledged_at, acknowledged_by FROM alarms WHERE id = $1",
-        )
-        .bind(id.get())
-        .fetch_optional(self.pool())
-        .await?;
-        alarm(row.ok_or_else(|| StoreError::NotFound(format!("alarm {id}")))?)
+        let row = sqlx::query(&format!("{ALARM_COLUMNS} WHERE id = $1"))
+            .bind(id.get())
+            .fetch_optional(self.pool())
+            .await?;
+        alarm(&row.ok_or_else(|| StoreError::NotFound(format!("alarm {id}")))?)
     }
 
     /// Acknowledges an open alarm.

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod cards;
+pub(crate) mod combinations;
 pub mod doors;
 pub mod people;
 pub mod sites;
@@ -135,7 +136,7 @@ pub(crate) async fn delete_row(
         .bind(id.get())
         .execute(&mut **tx)
         .await
-        .map_err(|e| StoreError::conflict_or(e, in_use))?;
+        .map_err(|e| StoreError::in_use_or(e, in_use))?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!("{what} {id}")));
     }
@@ -160,4 +161,18 @@ pub(crate) async fn ensure_unlisted(
         }
     }
     Ok(())
+}
+
+/// Refuses a reference in a request body to a row that does not exist, with
+/// `no {what} {id}` (e.g. `no person 99`). Checked in the writing transaction,
+/// so the message names the missing row (a foreign key failure cannot say which).
+pub(crate) async fn ensure_exists(tx: &mut Tx, table: &str, id: Id, what: &str) -> StoreResult<()> {
+    let found: Option<i64> = sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE id = $1"))
+        .bind(id.get())
+        .fetch_optional(&mut **tx)
+        .await?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::MissingReference(format!("no {what} {id}"))),
+    }
 }

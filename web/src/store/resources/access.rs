@@ -6,8 +6,8 @@ use utoipa::ToSchema;
 
 use super::people::Person;
 use super::{
-    check_validity, delete_row, id_cursor, millis, page_size, paged, stored_id, Change, Id, Millis,
-    Name, Page, Tx,
+    check_validity, combinations, delete_row, ensure_exists, id_cursor, millis, page_size, paged,
+    stored_id, Change, Id, Millis, Name, Page, Tx,
 };
 use crate::store::{ChangeScope, Store, StoreError, StoreResult};
 
@@ -155,10 +155,25 @@ async fn stored_ids(tx: &mut Tx, ids: &[Id], table: &str, what: &str) -> StoreRe
                 .fetch_optional(&mut **tx)
                 .await?;
         if found.is_none() {
-            return Err(StoreError::Conflict(format!("{what}: no such id {id}")));
+            return Err(StoreError::MissingReference(format!("no {what} {id}")));
         }
     }
     serde_json::to_string(&sorted).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The group and schedule a grant names must exist.
+async fn grant_refs(tx: &mut Tx, input: &GrantInput) -> StoreResult<()> {
+    ensure_exists(tx, "access_groups", input.group_id, "group").await?;
+    if let Some(schedule) = input.schedule_id {
+        ensure_exists(tx, "schedules", schedule, "schedule").await?;
+    }
+    Ok(())
+}
+
+/// The person and room a booking names must exist.
+async fn booking_refs(tx: &mut Tx, input: &BookingInput) -> StoreResult<()> {
+    ensure_exists(tx, "people", input.person_id, "person").await?;
+    ensure_exists(tx, "zones", input.room_zone_id, "zone").await
 }
 
 async fn members(tx: &mut Tx, group: Id) -> StoreResult<Vec<i64>> {
@@ -358,7 +373,11 @@ impl Store {
         .bind(person.get())
         .execute(&mut *tx)
         .await
-        .map_err(|e| StoreError::conflict_or(e, "no such group or person"))?;
+        // Both ids come from the path: one deleted meanwhile is a 404.
+        .map_err(|e| match StoreError::conflict_or(e, &format!("group {group} or person {person}")) {
+            StoreError::MissingReference(what) => StoreError::NotFound(what),
+            other => other,
+        })?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
@@ -448,7 +467,8 @@ impl Store {
     pub async fn create_grant(&self, actor: &str, input: &GrantInput) -> StoreResult<Grant> {
         check_grant(input)?;
         let mut tx = self.begin().await?;
-        let zones = stored_ids(&mut tx, &input.zones, "zones", "zones").await?;
+        grant_refs(&mut tx, input).await?;
+        let zones = stored_ids(&mut tx, &input.zones, "zones", "zone").await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO grants (group_id, zones, schedule_id, valid_from, valid_until) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -487,7 +507,8 @@ impl Store {
     ) -> StoreResult<Grant> {
         check_grant(input)?;
         let mut tx = self.begin().await?;
-        let zones = stored_ids(&mut tx, &input.zones, "zones", "zones").await?;
+        grant_refs(&mut tx, input).await?;
+        let zones = stored_ids(&mut tx, &input.zones, "zones", "zone").await?;
         let done = sqlx::query(
             "UPDATE grants SET group_id = $1, zones = $2, schedule_id = $3, valid_from = $4, valid_until = $5 WHERE id = $6",
         )
@@ -571,7 +592,8 @@ impl Store {
     pub async fn create_booking(&self, actor: &str, input: &BookingInput) -> StoreResult<Booking> {
         check_booking(input)?;
         let mut tx = self.begin().await?;
-        let path = stored_ids(&mut tx, &input.path, "doors", "path").await?;
+        booking_refs(&mut tx, input).await?;
+        let path = stored_ids(&mut tx, &input.path, "doors", "door").await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO bookings (person_id, room_zone_id, path, start_at, end_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -584,6 +606,7 @@ impl Store {
         .await
         .map_err(|e| StoreError::conflict_or(e, "no such person or room"))?;
         let id = stored_id(id)?;
+        combinations::check_bookings(&mut tx, Some(id)).await?;
         let target = format!("booking:{id}");
         let version = self
             .record_change(&mut tx, ChangeScope::Booking, &target, false)
@@ -612,7 +635,8 @@ impl Store {
     ) -> StoreResult<Booking> {
         check_booking(input)?;
         let mut tx = self.begin().await?;
-        let path = stored_ids(&mut tx, &input.path, "doors", "path").await?;
+        booking_refs(&mut tx, input).await?;
+        let path = stored_ids(&mut tx, &input.path, "doors", "door").await?;
         let done = sqlx::query(
             "UPDATE bookings SET person_id = $1, room_zone_id = $2, path = $3, start_at = $4, end_at = $5 WHERE id = $6",
         )
@@ -628,6 +652,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("booking {id}")));
         }
+        combinations::check_bookings(&mut tx, Some(id)).await?;
         let target = format!("booking:{id}");
         let version = self
             .record_change(&mut tx, ChangeScope::Booking, &target, false)

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    check_validity, millis, page_size, paged, stored_id, CardState, Change, Id, Millis, Note, Page,
-    Tx, Uid,
+    check_validity, ensure_exists, millis, page_size, paged, stored_id, CardState, Change, Id,
+    Millis, Note, Page, Tx, Uid,
 };
 use crate::store::{now_ms, ChangeScope, Store, StoreError, StoreResult};
 
@@ -290,6 +290,17 @@ impl Store {
     pub async fn create_card(&self, actor: &str, input: &CardInput) -> StoreResult<Card> {
         check_validity(input.valid_from, input.valid_until)?;
         let mut tx = self.begin().await?;
+        let existing: Option<String> = sqlx::query_scalar("SELECT uid FROM cards WHERE uid = $1")
+            .bind(input.uid.text())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if existing.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "card {} exists already",
+                input.uid.text()
+            )));
+        }
+        ensure_exists(&mut tx, "people", input.person_id, "person").await?;
         sqlx::query(
             "INSERT INTO cards (uid, person_id, state, valid_from, valid_until, issued_at, changed_version) VALUES ($1, $2, $3, $4, $5, $6, 0)",
         )
@@ -301,7 +312,9 @@ impl Store {
         .bind(now_ms())
         .execute(&mut *tx)
         .await
-        .map_err(|e| StoreError::conflict_or(e, "the card exists already, or no such person"))?;
+        .map_err(|e| {
+            StoreError::conflict_or(e, &format!("card {} exists already", input.uid.text()))
+        })?;
         self.card_history(
             &mut tx,
             &input.uid,

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    ensure_unlisted, id_cursor, millis, page_size, paged, stored_id, Change, DoorKind, Id, Millis,
-    Name, Page, Reader, Tx,
+    combinations, ensure_unlisted, id_cursor, millis, page_size, paged, stored_id, Change,
+    DoorKind, Id, Millis, Name, Page, Reader, Tx,
 };
 use crate::store::{Store, StoreError, StoreResult};
 
@@ -155,7 +155,7 @@ async fn check_door_site(tx: &mut Tx, input: &DoorInput) -> StoreResult<()> {
             .bind(zone.get())
             .fetch_optional(&mut **tx)
             .await?;
-        sites.push(site.ok_or_else(|| StoreError::Conflict(format!("no such zone {zone}")))?);
+        sites.push(site.ok_or_else(|| StoreError::MissingReference(format!("no zone {zone}")))?);
     }
     if let Some(controller) = input.controller_id {
         let site: Option<i64> = sqlx::query_scalar("SELECT site_id FROM controllers WHERE id = $1")
@@ -163,7 +163,9 @@ async fn check_door_site(tx: &mut Tx, input: &DoorInput) -> StoreResult<()> {
             .fetch_optional(&mut **tx)
             .await?;
         sites.push(
-            site.ok_or_else(|| StoreError::Conflict(format!("no such controller {controller}")))?,
+            site.ok_or_else(|| {
+                StoreError::MissingReference(format!("no controller {controller}"))
+            })?,
         );
     }
     if sites.windows(2).any(|w| w[0] != w[1]) {
@@ -265,6 +267,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("door {id}")));
         }
+        // A door on a booking's path must not now lead into a level 3 or 4 zone.
+        combinations::check_bookings(&mut tx, None).await?;
         let target = format!("door:{id}");
         let version = self.structure_change(&mut tx, &target).await?;
         let detail = door_detail(input);

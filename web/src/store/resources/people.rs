@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    delete_row, id_cursor, page_size, paged, stored_id, Change, Id, Millis, Name, Page, PersonKind,
-    Tx,
+    combinations, delete_row, ensure_exists, id_cursor, page_size, paged, stored_id, Change, Id,
+    Millis, Name, Page, PersonKind, Reader, Tx,
 };
 use crate::store::{now_ms, ChangeScope, Store, StoreError, StoreResult};
 
@@ -87,6 +87,54 @@ fn enrollment(row: (i64, i64, i64, i64)) -> StoreResult<Enrollment> {
         slot: u16::try_from(row.2).map_err(|_| StoreError::Corrupt(format!("slot {}", row.2)))?,
         enrolled_at: Millis::new(row.3).ok_or_else(|| StoreError::Corrupt("enrolled_at".into()))?,
     })
+}
+
+/// Before an enrollment is stored: the person exists, a door's reader has
+/// the module, and neither the slot nor the person is taken on that module.
+async fn enrollment_refs(tx: &mut Tx, input: &EnrollmentInput) -> StoreResult<()> {
+    ensure_exists(tx, "people", input.person_id, "person").await?;
+    let readers: Vec<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT entry_reader, exit_reader FROM doors")
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut known = false;
+    for text in readers.iter().flat_map(|(a, b)| [a, b]).flatten() {
+        if Reader::from_stored(text)?.biometric == Some(input.module_id) {
+            known = true;
+            break;
+        }
+    }
+    if !known {
+        return Err(StoreError::MissingReference(format!(
+            "no module {}: no door's reader has it",
+            input.module_id
+        )));
+    }
+    let in_slot: Option<i64> =
+        sqlx::query_scalar("SELECT person_id FROM enrollments WHERE module_id = $1 AND slot = $2")
+            .bind(input.module_id.get())
+            .bind(i64::from(input.slot))
+            .fetch_optional(&mut **tx)
+            .await?;
+    if let Some(holder) = in_slot {
+        return Err(StoreError::Conflict(format!(
+            "slot {} of module {} is taken by person {holder}",
+            input.slot, input.module_id
+        )));
+    }
+    let own_slot: Option<i64> =
+        sqlx::query_scalar("SELECT slot FROM enrollments WHERE module_id = $1 AND person_id = $2")
+            .bind(input.module_id.get())
+            .bind(input.person_id.get())
+            .fetch_optional(&mut **tx)
+            .await?;
+    if let Some(slot) = own_slot {
+        return Err(StoreError::Conflict(format!(
+            "person {} is enrolled on module {} already, in slot {slot}",
+            input.person_id, input.module_id
+        )));
+    }
+    Ok(())
 }
 
 impl Store {
@@ -184,6 +232,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("person {id}")));
         }
+        // A new kind must not be one that a booked room refuses.
+        combinations::check_bookings(&mut tx, None).await?;
         let target = format!("person:{id}");
         let version = self.person_change(&mut tx, &target, &[id.get()]).await?;
         let detail = serde_json::json!({"kind": input.kind, "name": input.name, "organisation": input.organisation});
@@ -282,6 +332,7 @@ impl Store {
     ) -> StoreResult<Enrollment> {
         let at = now_ms();
         let mut tx = self.begin().await?;
+        enrollment_refs(&mut tx, input).await?;
         sqlx::query("INSERT INTO enrollments (person_id, module_id, slot, enrolled_at) VALUES ($1, $2, $3, $4)")
             .bind(input.person_id.get())
             .bind(input.module_id.get())
@@ -290,7 +341,10 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| {
-                StoreError::conflict_or(e, "the slot is taken, the person is already enrolled on that module, or no such person")
+                StoreError::conflict_or(
+                    e,
+                    &format!("slot {} of module {} is taken", input.slot, input.module_id),
+                )
             })?;
         let target = format!("person:{}", input.person_id);
         let version = self

@@ -5,8 +5,8 @@ use tobira_firmware as fw;
 use utoipa::ToSchema;
 
 use super::{
-    ensure_unlisted, id_cursor, page_size, paged, stored_id, Change, Id, Level, Name, Page,
-    ThreatLevel, TimeWindow, ZoneSettings,
+    combinations, ensure_exists, ensure_unlisted, id_cursor, page_size, paged, stored_id, Change,
+    Id, Level, Name, Page, ThreatLevel, TimeWindow, Tx, ZoneSettings,
 };
 use crate::store::{ChangeScope, Store, StoreError, StoreResult};
 
@@ -108,6 +108,15 @@ fn stored_windows(windows: &[TimeWindow]) -> StoreResult<String> {
     serde_json::to_string(&fw).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// The site and opening schedule a zone names must exist.
+async fn zone_refs(tx: &mut Tx, input: &ZoneInput) -> StoreResult<()> {
+    ensure_exists(tx, "sites", input.site_id, "site").await?;
+    if let Some(schedule) = input.opening_schedule_id {
+        ensure_exists(tx, "schedules", schedule, "schedule").await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Zones by id, optionally of one site.
     pub async fn list_zones(
@@ -145,6 +154,8 @@ impl Store {
         settings.validate()?;
         settings.threat = ThreatLevel::Normal;
         let mut tx = self.begin().await?;
+        zone_refs(&mut tx, input).await?;
+        combinations::check_zone(input.level, input.opening_schedule_id, &settings)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO zones (site_id, name, level, opening_schedule_id, settings) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -186,6 +197,8 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let stored = stored.ok_or_else(|| StoreError::NotFound(format!("zone {id}")))?;
+        zone_refs(&mut tx, input).await?;
+        combinations::check_zone(input.level, input.opening_schedule_id, &settings)?;
         settings.threat = ZoneSettings::from_stored(&stored)?.threat;
         // Doors stay within one site: a zone with doors cannot move to another.
         let moved_with_doors: Option<i64> = sqlx::query_scalar(
@@ -211,6 +224,8 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::conflict_or(e, "no such site or opening schedule"))?;
+        // A new level or kind rules must not leave a booking meaningless.
+        combinations::check_bookings(&mut tx, None).await?;
         let target = format!("zone:{id}");
         let version = self.structure_change(&mut tx, &target).await?;
         let detail = serde_json::json!({"site_id": input.site_id, "name": input.name, "level": input.level, "opening_schedule_id": input.opening_schedule_id, "settings": settings});
