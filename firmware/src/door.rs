@@ -40,7 +40,7 @@ pub struct Door {
     pub id: DoorId,
     /// Door or flapper gate.
     pub kind: DoorKind,
-    /// The zone entered from.
+    /// The zone entered from; [`ZoneId::PUBLIC`] for a door at the edge of the site.
     pub outside: ZoneId,
     /// The zone protected by this door.
     pub inside: ZoneId,

@@ -53,6 +53,18 @@ numeric_id!(
     TemplateSlot(u16)
 );
 
+impl ZoneId {
+    /// Outside the site: the street a door at the edge of the site opens
+    /// onto. It is no zone of the snapshot — never locked, never tracked,
+    /// no fire input — so such a door needs no made-up "outside" zone.
+    pub const PUBLIC: ZoneId = ZoneId(0);
+
+    /// Whether this is [`ZoneId::PUBLIC`].
+    pub fn is_public(self) -> bool {
+        self == Self::PUBLIC
+    }
+}
+
 /// The longest identifier a card reader hands us: 10-byte ISO 14443 triple-size UID.
 pub const MAX_UID_LEN: usize = 10;
 

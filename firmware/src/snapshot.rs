@@ -158,7 +158,10 @@ impl Snapshot {
             }
         }
         for door in &d.doors {
-            for zone in [door.outside, door.inside] {
+            // The street outside the site is no zone of the snapshot; the
+            // zone a door protects must always be one.
+            let outside = Some(door.outside).filter(|z| !z.is_public());
+            for zone in outside.into_iter().chain([door.inside]) {
                 self.zone(zone)
                     .ok_or_else(|| dangling(format_args!("door {}", door.id), "zone", zone))?;
             }

@@ -1615,6 +1615,24 @@ async fn api_configuration_reaches_controller_snapshots_and_deltas(s: Server) {
                "controller_id": controller, "entry_reader": {}}),
     )
     .await;
+    // The main entrance opens onto the street: no made-up outside zone.
+    let front = s
+        .post(
+            "/doors",
+            json!({"name": "Front", "kind": "door", "outside_zone_id": null, "inside_zone_id": lobby,
+                   "controller_id": controller, "entry_reader": {}}),
+        )
+        .await;
+    assert_eq!(front["outside_zone_id"], Value::Null, "{front}");
+    let front = front["id"].as_i64().unwrap();
+    // Leaving the outside zone out is a mistake, not a door onto the street.
+    s.expect(
+        Method::POST,
+        "/doors",
+        Some(json!({"name": "x", "kind": "door", "inside_zone_id": lobby})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     let far_future = 253_402_000_000_000_i64;
     s.post(
         "/bookings",
@@ -1640,6 +1658,10 @@ async fn api_configuration_reaches_controller_snapshots_and_deltas(s: Server) {
             .map(|s| i64::from(s.0)),
         Some(hours)
     );
+    let street = snapshot
+        .door(DoorId(u32::try_from(front).unwrap()))
+        .unwrap();
+    assert_eq!(street.outside, ZoneId::PUBLIC);
     let d = snapshot.door(DoorId(u32::try_from(door).unwrap())).unwrap();
     assert_eq!(d.entry_reader.unwrap().biometric, Some(ModuleId(7)));
     assert_eq!(d.exit_reader.unwrap().biometric, Some(ModuleId(8)));

@@ -133,14 +133,19 @@ impl Store {
             let door = Door {
                 id: DoorId(id32(r.try_get("id")?, "door")?),
                 kind: if kind == "flapper_gate" { DoorKind::FlapperGate } else { DoorKind::Door },
-                outside: ZoneId(id32(r.try_get("outside_zone_id")?, "zone")?),
+                outside: match r.try_get::<Option<i64>, _>("outside_zone_id")? {
+                    Some(zone) => ZoneId(id32(zone, "zone")?),
+                    None => ZoneId::PUBLIC,
+                },
                 inside: ZoneId(id32(r.try_get("inside_zone_id")?, "zone")?),
                 entry_reader: reader("entry_reader")?,
                 exit_reader: reader("exit_reader")?,
                 fire_egress: r.try_get::<i64, _>("fire_egress")? != 0,
             };
             // A door joining zones of another site cannot be decided here; leave it out.
-            if zone_ids.contains(&door.inside.0) && zone_ids.contains(&door.outside.0) {
+            if zone_ids.contains(&door.inside.0)
+                && (door.outside.is_public() || zone_ids.contains(&door.outside.0))
+            {
                 doors.push(door);
             } else {
                 tracing::warn!(door = door.id.0, "door joins zones of another site; left out of the snapshot");

@@ -19,8 +19,9 @@ pub struct Door {
     pub name: String,
     /// Door or flapper gate.
     pub kind: DoorKind,
-    /// The zone entered from.
-    pub outside_zone_id: Id,
+    /// The zone entered from; null for a door at the edge of the site,
+    /// opening onto the public street.
+    pub outside_zone_id: Option<Id>,
     /// The zone this door protects (its level is the door's).
     pub inside_zone_id: Id,
     /// The controller that drives it.
@@ -41,8 +42,11 @@ pub struct DoorInput {
     pub name: Name,
     /// Door or flapper gate.
     pub kind: DoorKind,
-    /// The zone entered from.
-    pub outside_zone_id: Id,
+    /// The zone entered from; null for a door at the edge of the site,
+    /// opening onto the public street (no made-up zone needed). Required, so
+    /// that leaving it out is an error rather than a door onto the street.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub outside_zone_id: Option<Id>,
     /// The zone this door protects; differs from `outside_zone_id`.
     pub inside_zone_id: Id,
     /// The controller that drives it.
@@ -91,7 +95,7 @@ type DoorRow = (
     i64,
     String,
     String,
-    i64,
+    Option<i64>,
     i64,
     Option<i64>,
     Option<String>,
@@ -106,7 +110,7 @@ fn door(row: DoorRow) -> StoreResult<Door> {
         id: stored_id(row.0)?,
         name: row.1,
         kind: DoorKind::parse(&row.2)?,
-        outside_zone_id: stored_id(row.3)?,
+        outside_zone_id: row.3.map(stored_id).transpose()?,
         inside_zone_id: stored_id(row.4)?,
         controller_id: row.5.map(stored_id).transpose()?,
         entry_reader: row.6.as_deref().map(Reader::from_stored).transpose()?,
@@ -133,7 +137,7 @@ fn controller(row: ControllerRow) -> StoreResult<Controller> {
 }
 
 fn check_door(input: &DoorInput) -> StoreResult<(Option<String>, Option<String>)> {
-    if input.outside_zone_id == input.inside_zone_id {
+    if input.outside_zone_id == Some(input.inside_zone_id) {
         return Err(StoreError::Invalid(
             "a door joins two different zones".into(),
         ));
@@ -150,7 +154,11 @@ const DOOR_REFS: &str = "no such zone or controller";
 /// controller's snapshot holds its own site's zones only.
 async fn check_door_site(tx: &mut Tx, input: &DoorInput) -> StoreResult<()> {
     let mut sites = Vec::new();
-    for zone in [input.outside_zone_id, input.inside_zone_id] {
+    for zone in input
+        .outside_zone_id
+        .into_iter()
+        .chain([input.inside_zone_id])
+    {
         let site: Option<i64> = sqlx::query_scalar("SELECT site_id FROM zones WHERE id = $1")
             .bind(zone.get())
             .fetch_optional(&mut **tx)
@@ -217,7 +225,7 @@ impl Store {
         )
         .bind(input.name.as_str())
         .bind(input.kind.as_str())
-        .bind(input.outside_zone_id.get())
+        .bind(input.outside_zone_id.map(Id::get))
         .bind(input.inside_zone_id.get())
         .bind(input.controller_id.map(Id::get))
         .bind(entry)
@@ -254,7 +262,7 @@ impl Store {
         )
         .bind(input.name.as_str())
         .bind(input.kind.as_str())
-        .bind(input.outside_zone_id.get())
+        .bind(input.outside_zone_id.map(Id::get))
         .bind(input.inside_zone_id.get())
         .bind(input.controller_id.map(Id::get))
         .bind(entry)
