@@ -3,24 +3,27 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use tobira_protocol::PolicySigner;
 use tobira_web::store::auth::Role;
+use tobira_web::store::resources::Id;
+use tobira_web::store::utc_text;
 use tobira_web::{AppState, ServeOptions, Store};
+
+/// The database when none is given: the one `scripts/run` and the README use.
+const DEFAULT_DATABASE: &str = "sqlite://data/central.db";
 
 /// Arguments of `tobira central`.
 #[derive(Debug, Args)]
 pub struct CentralArgs {
-    /// Database: `sqlite://FILE` (created if missing) or `postgres://…`.
-    #[arg(
-        long,
-        env = "TOBIRA_DATABASE",
-        default_value = "sqlite://tobira-central.db",
-        global = true
-    )]
-    database: String,
+    /// Database: `sqlite://FILE` or `postgres://…` [default: sqlite://data/central.db].
+    /// The service creates a missing SQLite file; the administration commands
+    /// refuse to create one at the default path (start the service first).
+    #[arg(long, env = "TOBIRA_DATABASE", global = true)]
+    database: Option<String>,
     /// The central signing key file (created on first start). Default: next to
     /// the SQLite file, or `tobira-central.key` for PostgreSQL.
     #[arg(long, env = "TOBIRA_KEY_FILE", global = true)]
@@ -28,6 +31,10 @@ pub struct CentralArgs {
     /// Where to listen.
     #[arg(long, env = "TOBIRA_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Seconds a controller may stay silent before a `controller_offline` alarm (30 or more).
+    #[arg(long, env = "TOBIRA_OFFLINE_AFTER", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(30..))]
+    offline_after: u64,
     #[command(subcommand)]
     command: Option<CentralCommand>,
 }
@@ -83,6 +90,14 @@ enum TokenCommand {
         #[arg(long, default_value_t = 90)]
         days: u32,
     },
+    /// Lists API tokens: id, name, role, created, expires, last use, state.
+    List,
+    /// Revokes an API token: refused from its next request on.
+    Revoke {
+        /// The token's id (from `token list`).
+        #[arg(value_parser = parse_id)]
+        id: Id,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,12 +111,43 @@ enum ControllerCommand {
         #[arg(long)]
         name: String,
     },
+    /// Refuses the controller at sync; its doors keep running on their cached policy.
+    Disable {
+        /// The controller's id.
+        #[arg(value_parser = parse_id)]
+        id: Id,
+    },
+    /// Accepts a disabled controller again.
+    Enable {
+        /// The controller's id.
+        #[arg(value_parser = parse_id)]
+        id: Id,
+    },
+    /// Gives the controller a new secret (printed as JSON); the old one stops working.
+    RotateSecret {
+        /// The controller's id.
+        #[arg(value_parser = parse_id)]
+        id: Id,
+    },
+    /// Removes a controller no door refers to.
+    Delete {
+        /// The controller's id.
+        #[arg(value_parser = parse_id)]
+        id: Id,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Verifies the admin audit chain; exits non-zero where it breaks.
     Verify,
+}
+
+fn parse_id(s: &str) -> Result<Id, String> {
+    s.parse::<i64>()
+        .ok()
+        .and_then(Id::new)
+        .ok_or_else(|| format!("{s} is not an id (1 to 4294967295)"))
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -111,14 +157,8 @@ fn parse_role(s: &str) -> Result<Role, String> {
 
 /// Where the signing key lives by default.
 fn default_key_file(database: &str) -> PathBuf {
-    match database
-        .strip_prefix("sqlite://")
-        .or_else(|| database.strip_prefix("sqlite:"))
-    {
-        Some(path) => {
-            let file = path.split('?').next().unwrap_or(path);
-            PathBuf::from(format!("{file}.key"))
-        }
+    match sqlite_file(database) {
+        Some(file) => PathBuf::from(format!("{file}.key")),
         None => PathBuf::from("tobira-central.key"),
     }
 }
@@ -170,19 +210,73 @@ fn read_password() -> anyhow::Result<String> {
     Ok(line)
 }
 
+/// The SQLite file a database URL names, if it is one.
+fn sqlite_file(database: &str) -> Option<&str> {
+    let path = database
+        .strip_prefix("sqlite://")
+        .or_else(|| database.strip_prefix("sqlite:"))?;
+    Some(path.split('?').next().unwrap_or(path))
+}
+
+/// Where the database is, checked before anything is opened: the service may
+/// create a SQLite file (and its directory); an administration command may
+/// create one only where it was told to, since a token or controller written
+/// into a stray database would be refused by the running service.
+fn database_for(args: &CentralArgs) -> anyhow::Result<String> {
+    let given = args.database.clone();
+    let database = given.clone().unwrap_or_else(|| DEFAULT_DATABASE.into());
+    let Some(file) = sqlite_file(&database).filter(|f| !f.is_empty() && *f != ":memory:") else {
+        return Ok(database);
+    };
+    if Path::new(file).exists() {
+        return Ok(database);
+    }
+    match (&args.command, given) {
+        (None, _) => {
+            if let Some(dir) = Path::new(file)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("creating the database directory {}", dir.display())
+                })?;
+            }
+            eprintln!("tobira central: creating a new database at {file}");
+        }
+        (Some(_), None) => bail!(
+            "no database at {file}; start `tobira central` first (it creates it) or pass --database"
+        ),
+        (Some(_), Some(_)) => eprintln!("tobira central: creating a new database at {file}"),
+    }
+    Ok(database)
+}
+
+impl CentralArgs {
+    /// Whether this runs the service (rather than an administration command).
+    pub fn serves(&self) -> bool {
+        self.command.is_none()
+    }
+}
+
 /// Runs `tobira central`.
 pub fn run(args: CentralArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let store = Store::connect(&args.database)
+        let database = database_for(&args)?;
+        let kind = if sqlite_file(&database).is_some() {
+            "SQLite"
+        } else {
+            "PostgreSQL"
+        };
+        let store = Store::connect(&database)
             .await
-            .with_context(|| format!("opening database {}", redact(&args.database)))?;
+            .with_context(|| format!("opening the {kind} database {}", redact(&database)))?;
         let key_file = args
             .key_file
             .clone()
-            .unwrap_or_else(|| default_key_file(&args.database));
+            .unwrap_or_else(|| default_key_file(&database));
         let signer = load_or_create_key(&key_file)?;
         match args.command {
             None => {
@@ -190,15 +284,20 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
                     store: store.clone(),
                     signer: Arc::new(signer),
                 };
-                eprintln!("tobira central: listening on http://{}", args.listen);
+                let listener = tobira_web::server::bind(args.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", args.listen))?;
+                let addr = listener.local_addr()?;
+                eprintln!("tobira central: listening on http://{addr}");
                 tobira_web::serve(
                     state,
+                    listener,
                     ServeOptions {
-                        listen: args.listen,
+                        offline_after: Duration::from_secs(args.offline_after),
                     },
                 )
                 .await
-                .with_context(|| format!("serving on {}", args.listen))?;
+                .with_context(|| format!("serving on {addr}"))?;
             }
             Some(CentralCommand::Admin {
                 command: AdminCommand::CreateUser { username, role },
@@ -213,6 +312,15 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
                 let token = store.create_token("cli", &name, role, days).await?;
                 println!("{token}");
             }
+            Some(CentralCommand::Token {
+                command: TokenCommand::List,
+            }) => print_tokens(&store).await?,
+            Some(CentralCommand::Token {
+                command: TokenCommand::Revoke { id },
+            }) => {
+                let token = store.revoke_token("cli", id).await?;
+                eprintln!("revoked token {id} ({})", token.name);
+            }
             Some(CentralCommand::Controller {
                 command: ControllerCommand::Add { site, name },
             }) => {
@@ -224,6 +332,35 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
                 });
                 println!("{}", serde_json::to_string_pretty(&out)?);
             }
+            Some(CentralCommand::Controller {
+                command: ControllerCommand::Disable { id },
+            }) => {
+                store.set_controller_disabled("cli", id, true).await?;
+                eprintln!("disabled controller {id}: it is refused at sync; its doors keep their cached policy");
+            }
+            Some(CentralCommand::Controller {
+                command: ControllerCommand::Enable { id },
+            }) => {
+                store.set_controller_disabled("cli", id, false).await?;
+                eprintln!("enabled controller {id}");
+            }
+            Some(CentralCommand::Controller {
+                command: ControllerCommand::RotateSecret { id },
+            }) => {
+                let creds = store.rotate_controller_secret("cli", id).await?;
+                let out = serde_json::json!({
+                    "controller": creds.controller,
+                    "secret": creds.secret,
+                    "central_public_key": signer.public_key().to_hex(),
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            }
+            Some(CentralCommand::Controller {
+                command: ControllerCommand::Delete { id },
+            }) => {
+                store.delete_controller("cli", id).await?;
+                eprintln!("deleted controller {id}");
+            }
             Some(CentralCommand::Audit {
                 command: AuditCommand::Verify,
             }) => match store.verify_audit().await? {
@@ -234,6 +371,40 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
         store.close().await;
         Ok(())
     })
+}
+
+/// Prints every API token, one a line (never the token or its hash).
+async fn print_tokens(store: &Store) -> anyhow::Result<()> {
+    let time = |ms: Option<i64>| ms.map_or_else(|| "never".to_string(), utc_text);
+    println!(
+        "{:<6} {:<24} {:<10} {:<20} {:<20} {:<20} STATE",
+        "ID", "NAME", "ROLE", "CREATED", "EXPIRES", "LAST USE"
+    );
+    let now = tobira_web::store::now_ms();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.list_tokens(Some(500), cursor.as_deref()).await?;
+        for t in &page.items {
+            let state = match t.revoked_at {
+                Some(at) => format!("revoked {}", utc_text(at.get())),
+                None if t.expires_at.get() <= now => "expired".to_string(),
+                None => "active".to_string(),
+            };
+            println!(
+                "{:<6} {:<24} {:<10} {:<20} {:<20} {:<20} {state}",
+                t.id.get(),
+                t.name,
+                t.role.as_str(),
+                utc_text(t.created_at.get()),
+                utc_text(t.expires_at.get()),
+                time(t.last_used_at.map(|m| m.get())),
+            );
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
 }
 
 /// The database URL without its password, for messages.

@@ -29,10 +29,12 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // A controller logs every recorded event for the technician; the other
-    // commands print their results and log only problems.
-    let default = match cli.command {
+    // A controller logs every recorded event for the technician, the central
+    // service every request and controller (dis)connect; the other commands
+    // print their results and log only problems.
+    let default = match &cli.command {
         Command::Controller(_) => "info",
+        Command::Central(args) if args.serves() => "info",
         _ => "warn",
     };
     // Log lines are written by a thread of their own: a door's decision loop

@@ -154,3 +154,401 @@ fn the_central_service_starts_answers_and_is_administered_from_the_command_line(
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
 }
+
+/// `tobira central …` run in `dir` with no `--database` and no `TOBIRA_DATABASE`.
+fn central_default(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("central")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TOBIRA_DATABASE")
+        .env_remove("TOBIRA_KEY_FILE")
+        .env("TOBIRA_PASSWORD", "a sufficiently long password")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A plain HTTP/1.1 request with an optional `Authorization` value; returns (status, body).
+fn request(addr: SocketAddr, method: &str, path: &str, auth: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+/// A running `tobira central` whose stderr lines are collected as they come.
+struct Logged {
+    child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Logged {
+    fn start(cmd: &mut Command) -> Logged {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Logged { child, lines }
+    }
+
+    fn text(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits (up to 20 s) for a line with every one of `parts`; returns it.
+    fn wait_for(&self, parts: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return line.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line with {parts:?} in:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_healthy(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match get(addr, "/healthz") {
+            Ok((200, _)) => return,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            other => panic!("central never answered: {other:?}"),
+        }
+    }
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    let (stdout, stderr) = text(out);
+    assert!(out.status.success(), "{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[test]
+fn tokens_are_listed_and_revoked_from_the_command_line_and_a_revoked_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/central.db", dir.path().display());
+    let out = central(
+        &db,
+        &["token", "create", "--name", "hr-sync", "--role", "admin"],
+    );
+    let token = text(&out).0.trim().to_string();
+    central(
+        &db,
+        &["token", "create", "--name", "report", "--role", "security"],
+    );
+
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = Logged::start(Command::new(BIN).args([
+        "central",
+        "--database",
+        &db,
+        "--listen",
+        &addr.to_string(),
+    ]));
+    wait_healthy(addr);
+    let bearer = format!("Bearer {token}");
+    assert_eq!(request(addr, "GET", "/api/v1/sites", Some(&bearer)).0, 200);
+
+    let out = central(&db, &["token", "list"]);
+    let (list, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let hr = list.lines().find(|l| l.contains("hr-sync")).unwrap();
+    assert!(hr.contains("admin"), "{list}");
+    assert!(!hr.contains("never"), "its last use shows: {list}");
+    let report = list.lines().find(|l| l.contains("report")).unwrap();
+    assert!(
+        report.contains("never") && report.contains("security"),
+        "{list}"
+    );
+    assert!(!list.contains("tbr_"), "{list}");
+    let id = hr.split_whitespace().next().unwrap();
+
+    let out = central(&db, &["token", "revoke", id]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let (status, body) = request(addr, "GET", "/api/v1/sites", Some(&bearer));
+    assert_eq!(status, 401, "refused at once: {body}");
+    let out = central(&db, &["token", "list"]);
+    assert!(
+        text(&out)
+            .0
+            .lines()
+            .any(|l| l.contains("hr-sync") && l.contains("revoked")),
+        "{}",
+        text(&out).0
+    );
+    let out = central(&db, &["token", "revoke", "999"]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("token 999"), "{}", text(&out).1);
+    let out = central(&db, &["audit", "verify"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+
+    // Every request is logged with its actor, never with its token.
+    let line = server.wait_for(&["GET", "/api/v1/sites", "200", "token:hr-sync"]);
+    assert!(line.contains("ms"), "{line}");
+    server.wait_for(&["GET", "/api/v1/sites", "401"]);
+    assert!(!server.text().contains(&token), "{}", server.text());
+}
+
+#[test]
+fn controllers_are_disabled_enabled_rekeyed_and_deleted_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/central.db", dir.path().display());
+    let token = text(&central(
+        &db,
+        &["token", "create", "--name", "a", "--role", "admin"],
+    ))
+    .0
+    .trim()
+    .to_string();
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = Logged::start(Command::new(BIN).args([
+        "central",
+        "--database",
+        &db,
+        "--listen",
+        &addr.to_string(),
+    ]));
+    wait_healthy(addr);
+    let bearer = format!("Bearer {token}");
+    let (status, body) = request(addr, "POST", "/api/v1/sites", Some(&bearer));
+    assert_eq!(status, 400, "a body is needed: {body}");
+    // A site and a controller, through the command line where it can.
+    let mut s = TcpStream::connect(addr).unwrap();
+    let site = r#"{"name":"City Hall"}"#;
+    write!(
+        s,
+        "POST /api/v1/sites HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {bearer}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{site}",
+        site.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let added = json_of(&central(
+        &db,
+        &["controller", "add", "--site", "1", "--name", "1F"],
+    ));
+    let secret = added["secret"].as_str().unwrap().to_string();
+    let auth = format!("Bearer 1.{secret}");
+    assert_eq!(
+        request(addr, "GET", "/sync/v1/snapshot", Some(&auth)).0,
+        200
+    );
+    server.wait_for(&["controller connected", "controller=1"]);
+    server.wait_for(&["GET", "/sync/v1/snapshot", "200", "controller:1"]);
+
+    let out = central(&db, &["controller", "disable", "1"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let (status, body) = request(addr, "GET", "/sync/v1/snapshot", Some(&auth));
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("controller_disabled"), "{body}");
+    let out = central(&db, &["controller", "enable", "1"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(
+        request(addr, "GET", "/sync/v1/snapshot", Some(&auth)).0,
+        200
+    );
+
+    let rotated = json_of(&central(&db, &["controller", "rotate-secret", "1"]));
+    let new_secret = rotated["secret"].as_str().unwrap();
+    assert_ne!(new_secret, secret);
+    assert_eq!(
+        request(addr, "GET", "/sync/v1/snapshot", Some(&auth)).0,
+        401
+    );
+    let new_auth = format!("Bearer 1.{new_secret}");
+    assert_eq!(
+        request(addr, "GET", "/sync/v1/snapshot", Some(&new_auth)).0,
+        200
+    );
+
+    let out = central(&db, &["controller", "delete", "1"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(
+        request(addr, "GET", "/sync/v1/snapshot", Some(&new_auth)).0,
+        401
+    );
+    let out = central(&db, &["controller", "delete", "1"]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("controller 1"), "{}", text(&out).1);
+    let log = server.text();
+    assert!(!log.contains(&secret) && !log.contains(new_secret), "{log}");
+    let out = central(&db, &["audit", "verify"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+}
+
+#[test]
+fn a_taken_port_is_a_clear_error_before_any_listening_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/central.db", dir.path().display());
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut child = Command::new(BIN)
+        .args(["central", "--database", &db, "--listen", &addr])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "still running on a taken port");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&addr), "{stderr}");
+    assert!(stderr.contains("in use"), "{stderr}");
+    assert!(
+        !stderr.contains("listening") && !stdout.contains("listening"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_postgresql_is_a_clear_error_within_seconds() {
+    let port = free_port();
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args([
+            "central",
+            "--database",
+            &format!("postgres://tobira:hunter2@127.0.0.1:{port}/tobira"),
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(took < Duration::from_secs(10), "took {took:?}: {stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(stderr.contains("PostgreSQL"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(!stderr.contains("listening"), "{stderr}");
+}
+
+#[test]
+fn one_default_database_and_commands_do_not_create_a_stray_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // No database yet: an administration command says so and creates nothing.
+    let out = central_default(dir.path(), &["token", "create", "--name", "x"]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stderr.contains("no database at data/central.db") && stderr.contains("--database"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("tbr_"));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing created"
+    );
+    for args in [
+        &["admin", "create-user", "--username", "sato"][..],
+        &["controller", "add", "--site", "1", "--name", "1F"],
+        &["token", "list"],
+    ] {
+        let out = central_default(dir.path(), args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(text(&out).1.contains("no database at"), "{args:?}");
+    }
+
+    // The service creates it at the default path; then commands find it, and
+    // the token they print is one the running service accepts.
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _server = Server(
+        Command::new(BIN)
+            .args(["central", "--listen", &addr.to_string()])
+            .current_dir(dir.path())
+            .env_remove("TOBIRA_DATABASE")
+            .env_remove("TOBIRA_KEY_FILE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_healthy(addr);
+    assert!(dir.path().join("data/central.db").exists());
+    let out = central_default(dir.path(), &["token", "create", "--name", "x"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let bearer = format!("Bearer {}", stdout.trim());
+    assert_eq!(request(addr, "GET", "/api/v1/sites", Some(&bearer)).0, 200);
+
+    // The same path in the built-in default, scripts/run and the README.
+    let help = text(&central_default(dir.path(), &["--help"])).0;
+    assert!(help.contains("sqlite://data/central.db"), "{help}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = std::fs::read_to_string(root.join("scripts/run")).unwrap();
+    assert!(run.contains("db=\"sqlite://data/central.db\""), "{run}");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(readme.contains("sqlite://data/central.db"));
+    for stray in ["tobira-central.db", "sqlite://central.db"] {
+        assert!(!readme.contains(stray), "README still names {stray}");
+        let api = std::fs::read_to_string(root.join("docs/api.md")).unwrap();
+        assert!(!api.contains(stray), "docs/api.md still names {stray}");
+    }
+}

@@ -1,13 +1,34 @@
 //! Request authentication: API tokens for people and integrations, controller
-//! credentials for the sync API.
+//! credentials for the sync API; who was authenticated, for the request log.
+
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tobira_firmware::ControllerId;
 
 use crate::error::WebError;
-use crate::store::auth::{Principal, Role};
+use crate::store::auth::{ControllerAuth, Principal, Role};
+use crate::store::now_ms;
 use crate::AppState;
+
+/// Where the authenticating extractor leaves the caller's name (`token:NAME#ID`,
+/// `controller:ID`) for the request log; never a secret.
+#[derive(Debug, Clone, Default)]
+pub struct ActorSlot(Arc<OnceLock<String>>);
+
+impl ActorSlot {
+    /// The caller, if one was authenticated.
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+
+    fn note(parts: &Parts, actor: impl FnOnce() -> String) {
+        if let Some(slot) = parts.extensions.get::<ActorSlot>() {
+            let _ = slot.0.set(actor());
+        }
+    }
+}
 
 fn bearer(parts: &Parts) -> Option<&str> {
     parts
@@ -64,7 +85,13 @@ impl FromRequestParts<AppState> for Caller {
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or(WebError::Unauthorized)?;
         match state.store.verify_token(token).await? {
-            Some(p) => Ok(Caller(p)),
+            Some(p) => {
+                ActorSlot::note(parts, || match p.token_id {
+                    Some(id) => format!("{}#{id}", p.actor),
+                    None => p.actor.clone(),
+                });
+                Ok(Caller(p))
+            }
             None => Err(WebError::Unauthorized),
         }
     }
@@ -84,10 +111,20 @@ impl FromRequestParts<AppState> for ControllerCaller {
         let (id, secret) = bearer(parts)
             .and_then(tobira_protocol::parse_controller_token)
             .ok_or(WebError::Unauthorized)?;
-        if state.store.verify_controller(id, secret).await? {
-            Ok(ControllerCaller(id))
-        } else {
-            Err(WebError::Unauthorized)
+        ActorSlot::note(parts, || format!("controller:{}", id.0));
+        match state
+            .store
+            .authenticate_controller(id, secret, now_ms())
+            .await?
+        {
+            ControllerAuth::Accepted { connected } => {
+                if connected {
+                    tracing::info!(controller = id.0, "controller connected");
+                }
+                Ok(ControllerCaller(id))
+            }
+            ControllerAuth::Disabled => Err(WebError::ControllerDisabled(id.0)),
+            ControllerAuth::Refused => Err(WebError::Unauthorized),
         }
     }
 }

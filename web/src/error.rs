@@ -30,6 +30,9 @@ pub enum WebError {
     /// The body combines settings that the level rules make meaningless.
     #[error("{0}")]
     Meaningless(String),
+    /// A controller with valid credentials that an admin disabled.
+    #[error("controller {0} is disabled at the central service; its doors keep running on their cached policy until an admin enables it")]
+    ControllerDisabled(u32),
     /// The body is larger than allowed.
     #[error("request body too large")]
     TooLarge,
@@ -53,7 +56,7 @@ impl WebError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::ControllerDisabled(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MissingReference(_) | Self::Meaningless(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -67,6 +70,7 @@ impl WebError {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::ControllerDisabled(_) => "controller_disabled",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::MissingReference(_) => "missing_reference",

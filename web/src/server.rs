@@ -1,23 +1,51 @@
-//! The HTTP server: routes, body limits, health check, graceful shutdown.
+//! The HTTP server: routes, body limits, health check, request log, the
+//! controller-offline watch, graceful shutdown.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
+use crate::auth::ActorSlot;
 use crate::error::WebError;
+use crate::store::{now_ms, Store};
 use crate::AppState;
 
 /// Largest request body accepted (an event batch of 1000 events fits easily).
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
+/// How long a controller may stay silent before `controller_offline`, by default.
+pub const DEFAULT_OFFLINE_AFTER: Duration = Duration::from_secs(600);
+
 /// How to run the server.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Where to listen.
-    pub listen: SocketAddr,
+    /// A controller silent this long raises a `controller_offline` alarm.
+    pub offline_after: Duration,
+}
+
+/// Logs every request: method, path (never the query or headers), status,
+/// duration and who was authenticated; never a token or secret.
+async fn log_request(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let actor = ActorSlot::default();
+    request.extensions_mut().insert(actor.clone());
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        actor = actor.get().unwrap_or("-"),
+        "request"
+    );
+    response
 }
 
 async fn healthz() -> &'static str {
@@ -40,19 +68,56 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(60),
         ))
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }
 
-/// Serves until SIGINT/SIGTERM.
-pub async fn serve(state: AppState, options: ServeOptions) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(options.listen).await?;
+/// Binds the listening socket; call before announcing the service, so that a
+/// taken port is an error and not a "listening" line followed by one.
+pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen).await
+}
+
+/// Serves on `listener` until SIGINT/SIGTERM, watching for silent controllers.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    options: ServeOptions,
+) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "central service listening");
     let store = state.store.clone();
+    let watch = tokio::spawn(watch_controllers(store.clone(), options.offline_after));
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    watch.abort();
     store.close().await;
     Ok(())
+}
+
+/// Checks for silent controllers a few times per `offline_after` (at least
+/// once a minute) and logs each disconnect; the alarm is the store's.
+async fn watch_controllers(store: Store, offline_after: Duration) {
+    let every = (offline_after / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let after_ms = i64::try_from(offline_after.as_millis()).unwrap_or(i64::MAX);
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.raise_offline_alarms(now_ms(), after_ms).await {
+            Ok(offline) => {
+                for c in offline {
+                    tracing::warn!(
+                        controller = c.id,
+                        name = %c.name,
+                        last_contact = %crate::store::utc_text(c.last_contact_ms),
+                        "controller disconnected: no contact for longer than the offline limit; controller_offline alarm raised"
+                    );
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot check for offline controllers"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -3,6 +3,7 @@
 
 mod access;
 mod cards;
+mod credentials;
 mod doors;
 mod events;
 mod people;
@@ -107,6 +108,8 @@ macro_rules! error_sets {
 error_sets! {
     /// Errors of a read without a path id.
     ReadErrors = [400, 401, 500];
+    /// Errors of an admin-only read without a path id.
+    AdminReadErrors = [400, 401, 403, 500];
     /// Errors of a read of one resource.
     GetErrors = [400, 401, 404, 500];
     /// Errors of a create.
@@ -165,6 +168,9 @@ impl utoipa::Modify for BearerAuth {
         access::delete_booking,
         events::search_events, events::export_events, events::occupancy,
         review::list_alarms, review::ack_alarm, review::list_audit, review::verify_audit,
+        credentials::list_tokens, credentials::revoke_token, credentials::disable_controller,
+        credentials::enable_controller, credentials::rotate_controller_secret,
+        credentials::delete_controller,
     ),
     components(schemas(ErrorBody, Id, Level, Millis, Uid, PersonKind, CardState, Outcome, ReasonCode, Order, AlarmState)),
     modifiers(&BearerAuth),
@@ -175,6 +181,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "access", description = "Access groups, members, grants, room bookings"),
         (name = "events", description = "Event search, CSV export, level-4 occupancy"),
         (name = "review", description = "Alarms and the admin audit log"),
+        (name = "credentials", description = "API tokens and controller credentials (admin)"),
     )
 )]
 #[derive(Debug)]
@@ -268,7 +275,27 @@ fn routes() -> Router<AppState> {
             "/api/v1/controllers",
             get(doors::list_controllers).post(doors::create_controller),
         )
-        .route("/api/v1/controllers/{id}", get(doors::get_controller))
+        .route(
+            "/api/v1/controllers/{id}",
+            get(doors::get_controller).delete(credentials::delete_controller),
+        )
+        .route(
+            "/api/v1/controllers/{id}/disable",
+            post(credentials::disable_controller),
+        )
+        .route(
+            "/api/v1/controllers/{id}/enable",
+            post(credentials::enable_controller),
+        )
+        .route(
+            "/api/v1/controllers/{id}/rotate-secret",
+            post(credentials::rotate_controller_secret),
+        )
+        .route("/api/v1/tokens", get(credentials::list_tokens))
+        .route(
+            "/api/v1/tokens/{id}/revoke",
+            post(credentials::revoke_token),
+        )
         .route(
             "/api/v1/people",
             get(people::list_people).post(people::create_person),

@@ -1,5 +1,7 @@
 //! Credentials: admin users (argon2), API tokens and controller secrets (SHA-256
-//! of 256-bit random values: fast to check on every request, useless if leaked).
+//! of 256-bit random values: fast to check on every request, useless if leaked),
+//! and their lifecycle: token list and revocation, controllers disabled,
+//! enabled, re-keyed and deleted.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -10,7 +12,16 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tobira_firmware::ControllerId;
 
+use super::resources::{id_cursor, millis, page_size, paged, stored_id, Id, Millis, Page};
 use super::{now_ms, ChangeScope, Store, StoreError, StoreResult};
+
+/// A token's last use is written at most this often: a busy integrator does
+/// not turn every request into a write.
+pub const TOKEN_USE_EVERY_MS: i64 = 60_000;
+
+/// A controller's last contact is written at most this often while it is
+/// online (its long-poll alone checks in twice a minute).
+pub const CONTACT_EVERY_MS: i64 = 10_000;
 
 /// What a user or token may do.
 #[derive(
@@ -73,6 +84,60 @@ pub struct Principal {
     pub actor: String,
     /// Role.
     pub role: Role,
+    /// The API token's id, when a token authenticated.
+    pub token_id: Option<i64>,
+}
+
+/// An API token as listed: never the token, never its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TokenInfo {
+    /// The token's id.
+    pub id: Id,
+    /// What it is for.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// When it was created.
+    pub created_at: Millis,
+    /// When it expires.
+    pub expires_at: Millis,
+    /// When it last authenticated a request (to within a minute); null = never.
+    pub last_used_at: Option<Millis>,
+    /// When it was revoked; null = not revoked.
+    pub revoked_at: Option<Millis>,
+}
+
+type TokenRow = (i64, String, String, i64, i64, Option<i64>, Option<i64>);
+
+const TOKEN_COLUMNS: &str =
+    "SELECT id, name, role, created_at, expires_at, last_used_at, revoked_at FROM api_tokens";
+
+fn token_info(row: TokenRow) -> StoreResult<TokenInfo> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("token {what}"));
+    Ok(TokenInfo {
+        id: stored_id(row.0)?,
+        name: row.1,
+        role: Role::parse(&row.2).ok_or_else(|| corrupt("role"))?,
+        created_at: Millis::new(row.3).ok_or_else(|| corrupt("created_at"))?,
+        expires_at: Millis::new(row.4).ok_or_else(|| corrupt("expires_at"))?,
+        last_used_at: millis(row.5),
+        revoked_at: millis(row.6),
+    })
+}
+
+/// What a controller's credentials are worth right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControllerAuth {
+    /// Unknown controller or wrong secret.
+    Refused,
+    /// Right secret, but an admin disabled the controller.
+    Disabled,
+    /// Welcome; `connected` when this is its first contact since the service
+    /// started or since it was found offline.
+    Accepted {
+        /// First contact since start or since an outage.
+        connected: bool,
+    },
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -166,6 +231,7 @@ impl Store {
         Ok(Some(Principal {
             actor: username.to_string(),
             role,
+            token_id: None,
         }))
     }
 
@@ -205,22 +271,106 @@ impl Store {
 
     /// The principal behind a valid, unexpired, unrevoked token.
     pub async fn verify_token(&self, token: &str) -> StoreResult<Option<Principal>> {
+        self.verify_token_at(token, now_ms()).await
+    }
+
+    /// [`Store::verify_token`] at `now`: also records the token's use, at most
+    /// once per [`TOKEN_USE_EVERY_MS`]. Nothing is cached, so a revoked token
+    /// fails on its very next request.
+    pub async fn verify_token_at(&self, token: &str, now: i64) -> StoreResult<Option<Principal>> {
         if !token.starts_with("tbr_") {
             return Ok(None);
         }
-        let row = sqlx::query("SELECT name, role FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2")
-            .bind(sha256_hex(token))
-            .bind(now_ms())
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let name: String = row.try_get("name")?;
-        let role: String = row.try_get("role")?;
+        let row: Option<(i64, String, String, Option<i64>)> = sqlx::query_as(
+            "SELECT id, name, role, last_used_at FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
+        )
+        .bind(sha256_hex(token))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((id, name, role, last_used)) = row else {
+            return Ok(None);
+        };
         let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?;
+        if last_used.is_none_or(|at| now - at >= TOKEN_USE_EVERY_MS) {
+            // The condition repeats the check, so concurrent requests write once.
+            let mut tx = self.begin().await?;
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)")
+                .bind(now)
+                .bind(id)
+                .bind(now - TOKEN_USE_EVERY_MS)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
         Ok(Some(Principal {
             actor: format!("token:{name}"),
             role,
+            token_id: Some(id),
         }))
+    }
+
+    /// API tokens by id, revoked and expired ones included.
+    pub async fn list_tokens(
+        &self,
+        limit: Option<i64>,
+        cursor: Option<&str>,
+    ) -> StoreResult<Page<TokenInfo>> {
+        let limit = page_size(limit)?;
+        let rows: Vec<TokenRow> = sqlx::query_as(&format!(
+            "{TOKEN_COLUMNS} WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(id_cursor(cursor)?)
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows
+            .into_iter()
+            .map(token_info)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(paged(items, limit, |t| t.id.to_string()))
+    }
+
+    /// One API token.
+    pub async fn token(&self, id: Id) -> StoreResult<TokenInfo> {
+        token_info(
+            self.row_by_id::<TokenRow>(TOKEN_COLUMNS, id, "token")
+                .await?,
+        )
+    }
+
+    /// Revokes a token: refused from its next request on.
+    pub async fn revoke_token(&self, actor: &str, id: Id) -> StoreResult<TokenInfo> {
+        let mut tx = self.begin().await?;
+        let row: Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT name, revoked_at FROM api_tokens WHERE id = $1")
+                .bind(id.get())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let name = match row {
+            None => return Err(StoreError::NotFound(format!("token {id}"))),
+            Some((name, Some(_))) => {
+                return Err(StoreError::Conflict(format!(
+                    "token {id} ({name}) is already revoked"
+                )))
+            }
+            Some((name, None)) => name,
+        };
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(id.get())
+            .execute(&mut *tx)
+            .await?;
+        self.audit(
+            &mut tx,
+            actor,
+            "token.revoke",
+            &format!("token:{name}"),
+            &serde_json::json!({"id": id}),
+        )
+        .await?;
+        tx.commit().await?;
+        self.token(id).await
     }
 
     /// Registers a controller for a site and returns its credentials.
@@ -232,16 +382,43 @@ impl Store {
     ) -> StoreResult<ControllerCredentials> {
         let secret = random_hex(32);
         let mut tx = self.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO controllers (site_id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        let site_known: Option<i64> = sqlx::query_scalar("SELECT id FROM sites WHERE id = $1")
+            .bind(site)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if site_known.is_none() {
+            return Err(StoreError::Conflict("no such site".into()));
+        }
+        // Past every id ever given (the audit log keeps each `controller.add`)
+        // or left in events and alarms: events are keyed by controller id,
+        // and SQLite would hand a deleted highest id out again.
+        let used: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(m), 0) FROM (SELECT MAX(id) AS m FROM controllers UNION ALL SELECT MAX(controller_id) FROM events UNION ALL SELECT MAX(controller_id) FROM alarms) ids",
         )
+        .fetch_one(&mut *tx)
+        .await?;
+        let added: Vec<String> =
+            sqlx::query_scalar("SELECT target FROM admin_audit WHERE action = 'controller.add'")
+                .fetch_all(&mut *tx)
+                .await?;
+        let next = added
+            .iter()
+            .filter_map(|t| t.strip_prefix("controller:")?.parse::<i64>().ok())
+            .fold(used, i64::max)
+            + 1;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO controllers (id, site_id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(next)
         .bind(site)
         .bind(name)
         .bind(sha256_hex(&secret))
         .bind(now_ms())
         .fetch_one(&mut *tx)
         .await
-        .map_err(|e| StoreError::conflict_or(e, "no such site"))?;
+        .map_err(|e| {
+            StoreError::conflict_or(e, "another controller was added at the same time; try again")
+        })?;
         let controller = u32::try_from(id)
             .map_err(|_| StoreError::Invalid("controller id out of range".into()))?;
         let version = self
@@ -265,13 +442,176 @@ impl Store {
         Ok(ControllerCredentials { controller, secret })
     }
 
-    /// Checks a controller's secret and records that it was seen.
+    /// Checks a controller's secret (true only for an enabled controller).
     pub async fn verify_controller(&self, id: ControllerId, secret: &str) -> StoreResult<bool> {
-        let stored: Option<String> =
-            sqlx::query_scalar("SELECT secret_hash FROM controllers WHERE id = $1")
-                .bind(i64::from(id.0))
-                .fetch_optional(&self.pool)
+        Ok(matches!(
+            self.authenticate_controller(id, secret, now_ms()).await?,
+            ControllerAuth::Accepted { .. }
+        ))
+    }
+
+    /// Checks a controller's credentials at `now` and records its contact (at
+    /// most once per [`CONTACT_EVERY_MS`], and always when it comes back from
+    /// an outage, which clears the outage so that the next one alarms again).
+    pub async fn authenticate_controller(
+        &self,
+        id: ControllerId,
+        secret: &str,
+        now: i64,
+    ) -> StoreResult<ControllerAuth> {
+        let cid = i64::from(id.0);
+        let row: Option<(String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT secret_hash, disabled, last_seen_at, offline_alarm_at FROM controllers WHERE id = $1",
+        )
+        .bind(cid)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((hash, disabled, last_seen, offline_alarm)) = row else {
+            return Ok(ControllerAuth::Refused);
+        };
+        if hash != sha256_hex(secret) {
+            return Ok(ControllerAuth::Refused);
+        }
+        if disabled != 0 {
+            return Ok(ControllerAuth::Disabled);
+        }
+        let connected = offline_alarm.is_some() || self.online().insert(cid);
+        if connected || last_seen.is_none_or(|at| now - at >= CONTACT_EVERY_MS) {
+            let mut tx = self.begin().await?;
+            sqlx::query(
+                "UPDATE controllers SET last_seen_at = $1, offline_alarm_at = NULL WHERE id = $2",
+            )
+            .bind(now)
+            .bind(cid)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(ControllerAuth::Accepted { connected })
+    }
+
+    /// Disables (`true`) or enables a controller: a disabled one is refused at
+    /// sync from its next request on; its doors keep their cached policy.
+    pub async fn set_controller_disabled(
+        &self,
+        actor: &str,
+        id: Id,
+        disabled: bool,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT disabled FROM controllers WHERE id = $1")
+                .bind(id.get())
+                .fetch_optional(&mut *tx)
                 .await?;
-        Ok(stored.is_some_and(|h| h == sha256_hex(secret)))
+        match current {
+            None => return Err(StoreError::NotFound(format!("controller {id}"))),
+            Some(d) if (d != 0) == disabled => {
+                let state = if disabled { "disabled" } else { "enabled" };
+                return Err(StoreError::Conflict(format!(
+                    "controller {id} is already {state}"
+                )));
+            }
+            Some(_) => {}
+        }
+        sqlx::query("UPDATE controllers SET disabled = $1 WHERE id = $2")
+            .bind(i64::from(disabled))
+            .bind(id.get())
+            .execute(&mut *tx)
+            .await?;
+        let action = if disabled {
+            "controller.disable"
+        } else {
+            "controller.enable"
+        };
+        self.audit(
+            &mut tx,
+            actor,
+            action,
+            &format!("controller:{id}"),
+            &serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Gives a controller a new secret; the old one is refused from now on.
+    pub async fn rotate_controller_secret(
+        &self,
+        actor: &str,
+        id: Id,
+    ) -> StoreResult<ControllerCredentials> {
+        let controller = u32::try_from(id.get())
+            .map_err(|_| StoreError::Invalid("controller id out of range".into()))?;
+        let secret = random_hex(32);
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("UPDATE controllers SET secret_hash = $1 WHERE id = $2")
+            .bind(sha256_hex(&secret))
+            .bind(id.get())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("controller {id}")));
+        }
+        self.audit(
+            &mut tx,
+            actor,
+            "controller.rotate_secret",
+            &format!("controller:{id}"),
+            &serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ControllerCredentials { controller, secret })
+    }
+
+    /// Removes a controller no door refers to; otherwise a conflict naming the doors.
+    pub async fn delete_controller(&self, actor: &str, id: Id) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let doors: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, name FROM doors WHERE controller_id = $1 ORDER BY id LIMIT 21",
+        )
+        .bind(id.get())
+        .fetch_all(&mut *tx)
+        .await?;
+        if !doors.is_empty() {
+            let mut names: Vec<String> = doors
+                .iter()
+                .take(20)
+                .map(|(door, name)| format!("{door} ({name})"))
+                .collect();
+            if doors.len() > 20 {
+                names.push("…".into());
+            }
+            return Err(StoreError::Conflict(format!(
+                "controller {id} still drives door {}; move or delete those doors first",
+                names.join(", ")
+            )));
+        }
+        super::resources::delete_row(
+            &mut tx,
+            "controllers",
+            id,
+            "controller",
+            "the controller is still referred to",
+        )
+        .await?;
+        let target = format!("controller:{id}");
+        let version = self
+            .record_change(&mut tx, ChangeScope::Structure, &target, false)
+            .await?;
+        self.audit(
+            &mut tx,
+            actor,
+            "controller.delete",
+            &target,
+            &serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        self.online().remove(&id.get());
+        self.publish(version, false);
+        Ok(())
     }
 }

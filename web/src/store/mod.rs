@@ -9,6 +9,7 @@ pub mod auth;
 pub mod events;
 mod ids;
 pub mod policy;
+pub mod presence;
 pub mod queries;
 pub mod resources;
 
@@ -50,6 +51,9 @@ pub enum StoreError {
     /// The database URL is not one we support.
     #[error("unsupported database URL (use sqlite://FILE or postgres://…)")]
     Url,
+    /// The database server did not answer in time.
+    #[error("no answer from the database server at {0} within {1} s")]
+    Unreachable(String, u64),
     /// Database failure (logged, never shown to clients).
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -102,6 +106,32 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// UTC text of a time in milliseconds since the epoch: `2027-01-15T08:00:00Z`.
+pub fn utc_text(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days to civil date (H. Hinnant's algorithm, proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// How long the first connection to PostgreSQL may take before the service
+/// gives up with a clear error (sqlx would otherwise retry for 30 s, silently).
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The central store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -111,6 +141,9 @@ pub struct Store {
     writer: AnyPool,
     backend: Backend,
     versions: tokio::sync::watch::Sender<PolicyVersion>,
+    /// Controllers that checked in since this process started and have not
+    /// been found offline since: their next contact is not a "connect".
+    online: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
 }
 
 /// The current policy version and whether the last change was urgent.
@@ -159,6 +192,28 @@ impl ChangeScope {
     }
 }
 
+/// One direct connection attempt with a deadline, so that an unreachable or
+/// misconfigured server is reported at once, with its cause.
+async fn probe(options: &AnyConnectOptions) -> StoreResult<()> {
+    use sqlx::{ConnectOptions as _, Connection as _};
+    let server = options
+        .database_url
+        .host_str()
+        .map(|h| match options.database_url.port() {
+            Some(p) => format!("{h}:{p}"),
+            None => h.to_string(),
+        })
+        .unwrap_or_default();
+    match tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(StoreError::Database(e)),
+        Err(_) => Err(StoreError::Unreachable(server, CONNECT_TIMEOUT.as_secs())),
+    }
+}
+
 impl Store {
     /// Opens (creating a SQLite file if needed) and migrates the database.
     pub async fn connect(url: &str) -> StoreResult<Store> {
@@ -178,6 +233,9 @@ impl Store {
             _ => url.to_string(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
+        if backend == Backend::Postgres {
+            probe(&options).await?;
+        }
         let pool = Self::pool_options(
             backend,
             match backend {
@@ -211,10 +269,19 @@ impl Store {
             writer,
             backend,
             versions,
+            online: std::sync::Arc::default(),
         };
         let current = store.load_policy_version().await?;
         store.versions.send_replace(current);
         Ok(store)
+    }
+
+    /// The set of controllers online since start (see [`Store::online`]).
+    pub(crate) fn online(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<i64>> {
+        // A panic elsewhere while holding it leaves a plain set: still usable.
+        self.online
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn pool_options(backend: Backend, size: u32) -> AnyPoolOptions {

@@ -79,6 +79,8 @@ pub struct Controller {
     /// The policy version it last confirmed.
     #[schema(minimum = 0)]
     pub policy_version: i64,
+    /// Disabled by an admin: refused at sync (its doors keep their cached policy).
+    pub disabled: bool,
 }
 
 /// What a client sends to register a controller.
@@ -119,10 +121,10 @@ fn door(row: DoorRow) -> StoreResult<Door> {
     })
 }
 
-type ControllerRow = (i64, i64, String, i64, Option<i64>, i64);
+type ControllerRow = (i64, i64, String, i64, Option<i64>, i64, i64);
 
 const CONTROLLER_COLUMNS: &str =
-    "SELECT id, site_id, name, created_at, last_seen_at, policy_version FROM controllers";
+    "SELECT id, site_id, name, created_at, last_seen_at, policy_version, disabled FROM controllers";
 
 fn controller(row: ControllerRow) -> StoreResult<Controller> {
     Ok(Controller {
@@ -133,6 +135,7 @@ fn controller(row: ControllerRow) -> StoreResult<Controller> {
             .ok_or_else(|| StoreError::Corrupt("controller created_at".into()))?,
         last_seen_at: millis(row.4),
         policy_version: row.5,
+        disabled: row.6 != 0,
     })
 }
 
