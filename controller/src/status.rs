@@ -152,8 +152,10 @@ pub struct SyncStatus {
     pub online: bool,
     /// The last successful exchange (ms since the epoch).
     pub last_success_ms: Option<i64>,
-    /// The last error, in words.
+    /// The error of the last exchange, in words; cleared once an exchange succeeds.
     pub last_error: Option<String>,
+    /// Why the last refused policy message was refused (kept after later successes).
+    pub last_refusal: Option<String>,
     /// Events the central service acknowledged since start.
     pub events_acknowledged: u64,
     /// Policy updates applied since start.
