@@ -909,7 +909,7 @@ fn a_bad_config_is_refused_with_the_line_that_is_wrong() {
             .unwrap();
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("line 10"), "{err}");
+        assert!(err.contains(&format!("{}:10:1:", path.display())), "{err}");
         assert!(err.contains("unlock_sec"), "{err}");
     }
     let good = dir.path().join("good.toml");
