@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use tobira_firmware::{DoorTimings, GateTimings, LockKind};
+use serde::{Deserialize, Serialize};
+use tobira_firmware::{DoorId, DoorTimings, EventKind, GateTimings, LockKind, SnapshotData};
 use tobira_hardware::gpio::{Polarity, Pull, MAX_BCM};
 use tobira_hardware::profile::BoardProfile;
 
@@ -317,6 +317,59 @@ impl Location {
         Location {
             line: before.matches('\n').count() + 1,
             column: before[line_start..].chars().count() + 1,
+        }
+    }
+}
+
+/// Doors the configuration and the policy disagree about, by id, ascending.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DoorMismatch {
+    /// Configured doors the policy does not know: every card there is refused as `unknown_door`.
+    pub not_in_policy: Vec<u32>,
+    /// Doors of this controller's policy that no configured door drives.
+    pub not_configured: Vec<u32>,
+}
+
+impl DoorMismatch {
+    /// Whether they agree.
+    pub fn is_empty(&self) -> bool {
+        self.not_in_policy.is_empty() && self.not_configured.is_empty()
+    }
+
+    /// The event recording it.
+    pub fn event(&self) -> EventKind {
+        EventKind::ConfigMismatch {
+            not_in_policy: self.not_in_policy.iter().copied().map(DoorId).collect(),
+            not_configured: self.not_configured.iter().copied().map(DoorId).collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for DoorMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |ids: &[u32]| {
+            ids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        if !self.not_in_policy.is_empty() {
+            parts.push(format!(
+                "configured doors not in the policy: {} (every card there is refused as unknown_door)",
+                list(&self.not_in_policy)
+            ));
+        }
+        if !self.not_configured.is_empty() {
+            parts.push(format!(
+                "doors of this controller's policy driven by no configured door: {}",
+                list(&self.not_configured)
+            ));
+        }
+        if parts.is_empty() {
+            f.write_str("config and policy agree on the doors")
+        } else {
+            f.write_str(&parts.join("; "))
         }
     }
 }
@@ -732,6 +785,19 @@ impl Config {
             )?;
         }
         Ok(())
+    }
+
+    /// Where this configuration and a policy snapshot disagree about the
+    /// doors. The central service builds each controller's snapshot from
+    /// exactly the doors assigned to it, so every door in the snapshot is one
+    /// this controller should drive.
+    pub fn door_mismatch(&self, policy: &SnapshotData) -> DoorMismatch {
+        let configured: BTreeSet<u32> = self.doors.iter().map(|d| d.id).collect();
+        let known: BTreeSet<u32> = policy.doors.iter().map(|d| d.id.0).collect();
+        DoorMismatch {
+            not_in_policy: configured.difference(&known).copied().collect(),
+            not_configured: known.difference(&configured).copied().collect(),
+        }
     }
 
     /// The state database's path.

@@ -27,6 +27,8 @@ pub struct Status {
     pub devices: BTreeMap<String, DeviceStatus>,
     /// The cached policy.
     pub policy: PolicyStatus,
+    /// Doors the configuration and the policy disagree about (none while no policy is held).
+    pub config_mismatch: Option<crate::config::DoorMismatch>,
     /// Events waiting for the central service.
     pub outbox_depth: u64,
     /// The last sequence number recorded.
