@@ -44,20 +44,6 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
 }
 
 fn check(config: &Config, policy: Option<PathBuf>) -> anyhow::Result<()> {
-    if let Some(path) = policy {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading policy file {}", path.display()))?;
-        let data = tobira_controller::daemon::parse_policy(&text, config)
-            .map_err(|e| anyhow::anyhow!("policy file {}: {e}", path.display()))?;
-        let snapshot = tobira_firmware::Snapshot::new(data)
-            .map_err(|e| anyhow::anyhow!("policy file {}: {e}", path.display()))?;
-        println!(
-            "policy file OK: version {}, {} doors, {} cards",
-            snapshot.version(),
-            snapshot.data().doors.len(),
-            snapshot.data().cards.len()
-        );
-    }
     println!(
         "config OK: controller {}, {} doors/gates, {} biometric modules, central {}",
         config.controller,
@@ -68,5 +54,75 @@ fn check(config: &Config, policy: Option<PathBuf>) -> anyhow::Result<()> {
             .as_ref()
             .map_or("none (standalone)", |c| c.url.as_str())
     );
+    // The doors are compared with the policy file, or else with the policy
+    // the controller has cached: a door the policy does not know refuses
+    // every card, a door of the policy nobody drives stays shut.
+    let snapshot = match policy {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading policy file {}", path.display()))?;
+            let data = tobira_controller::daemon::parse_policy(&text, config)
+                .map_err(|e| anyhow::anyhow!("policy file {}: {e}", path.display()))?;
+            let snapshot = tobira_firmware::Snapshot::new(data)
+                .map_err(|e| anyhow::anyhow!("policy file {}: {e}", path.display()))?;
+            println!(
+                "policy file OK: version {}, {} doors, {} cards",
+                snapshot.version(),
+                snapshot.data().doors.len(),
+                snapshot.data().cards.len()
+            );
+            snapshot
+        }
+        None => match cached_policy(config)? {
+            Some(snapshot) => {
+                println!(
+                    "cached policy version {} in {}: {} doors, {} cards",
+                    snapshot.version(),
+                    config.data_dir.display(),
+                    snapshot.data().doors.len(),
+                    snapshot.data().cards.len()
+                );
+                snapshot
+            }
+            None => {
+                println!(
+                    "no cached policy in {} and no --policy FILE: doors not compared with a policy",
+                    config.data_dir.display()
+                );
+                return Ok(());
+            }
+        },
+    };
+    let mismatch = config.door_mismatch(snapshot.data());
+    anyhow::ensure!(
+        mismatch.is_empty(),
+        "config and policy version {} disagree: {mismatch}",
+        snapshot.version()
+    );
+    println!("doors OK: config and policy agree");
     Ok(())
+}
+
+/// The policy the controller has cached in its data directory, if it has one.
+/// The state database is only read when it exists: `check` creates nothing.
+fn cached_policy(config: &Config) -> anyhow::Result<Option<tobira_firmware::Snapshot>> {
+    let path = config.state_path();
+    if !path.exists() {
+        return Ok(None);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let pool = tobira_controller::state::open(&path)
+            .await
+            .with_context(|| format!("opening {}", path.display()))?;
+        let store = tobira_controller::policy::PolicyStore::load(pool.clone()).await;
+        pool.close().await;
+        let current = store
+            .with_context(|| format!("reading the policy cached in {}", path.display()))?
+            .current();
+        Ok((current.snapshot.version() > 0).then(|| (*current.snapshot).clone()))
+    })
 }

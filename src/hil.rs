@@ -22,7 +22,7 @@ enum HilCommand {
     Card(CardArgs),
     /// Run a virtual fingerprint module on a pseudo-terminal.
     Finger(FingerArgs),
-    /// Run the virtual GPIO board (protocol: GPIO-SIM.md).
+    /// Run the virtual GPIO board (protocol: docs/gpio-sim.md).
     Gpio(GpioArgs),
 }
 

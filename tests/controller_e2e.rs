@@ -1021,7 +1021,7 @@ fn a_bad_config_is_refused_with_the_line_that_is_wrong() {
             .unwrap();
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("line 10"), "{err}");
+        assert!(err.contains(&format!("{}:10:1:", path.display())), "{err}");
         assert!(err.contains("unlock_sec"), "{err}");
     }
     let good = dir.path().join("good.toml");
@@ -1294,4 +1294,139 @@ timings = {{ unlock_ms = 500, held_prealarm_ms = 20000, held_alarm_ms = 30000 }}
         .map(|a| &a["kind"])
         .collect();
     assert!(!kinds.contains(&&Value::from("chain_break")), "{alarms}");
+}
+
+/// A config and a policy that disagree about the doors, and a reader that is
+/// never plugged in: the running controller says so in `/status`, in its log
+/// and with events in the outbox; `check` says so from the cached policy.
+#[test]
+fn doors_the_policy_does_not_know_and_readers_never_found_are_reported() {
+    let dir = Scratch::new("controller-mismatch");
+    let socket = dir.path().join("gpio.sock");
+    let (_board, _, _) = simulator(&["hil", "gpio", "--socket", socket.to_str().unwrap()]);
+    let status_port = free_port();
+    let policy_path = dir.path().join("policy.json");
+    std::fs::write(&policy_path, serde_json::to_string(&policy(1)).unwrap()).unwrap();
+    let config = dir.path().join("controller.toml");
+    // Door 10 is in the policy; door 99 is not (a typo for 50, say); the
+    // policy's doors 20, 30, 40 and 50 are driven by no door of this config.
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+controller = 1
+data_dir = "{data}"
+status_listen = "127.0.0.1:{status_port}"
+
+[gpio]
+backend = "virtual"
+socket = "{socket}"
+
+[[doors]]
+name = "office"
+id = 10
+kind = "door"
+entry_reader = "Never Plugged Reader"
+lock_output = {{ pin = {OFFICE_LOCK} }}
+contact = {{ pin = {OFFICE_CONTACT}, active_low = true }}
+
+[[doors]]
+name = "store"
+id = 99
+kind = "door"
+lock_output = {{ pin = 21 }}
+contact = {{ pin = 26, active_low = true }}
+rex = {{ pin = {OFFICE_REX} }}
+"#,
+            data = dir.path().join("data").display(),
+            socket = socket.display(),
+        ),
+    )
+    .unwrap();
+
+    // `check` with the policy file, before anything is cached.
+    let check = |policy: Option<&Path>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["controller", "check", "--config", config.to_str().unwrap()]);
+        if let Some(p) = policy {
+            cmd.args(["--policy", p.to_str().unwrap()]);
+        }
+        let out = cmd.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    for policy in [Some(policy_path.as_path()), None] {
+        let (ok, text) = check(policy);
+        if policy.is_none() {
+            // Nothing cached yet: the doors cannot be compared, and check says so.
+            assert!(ok, "{text}");
+            assert!(text.contains("no cached policy"), "{text}");
+            continue;
+        }
+        assert!(!ok, "{text}");
+        assert!(text.contains("not in the policy: 99"), "{text}");
+        assert!(
+            text.contains("no configured door: 20, 30, 40, 50"),
+            "{text}"
+        );
+    }
+
+    let c = Controller::start(&config, Some(&policy_path));
+    c.wait_log("the mismatch warning", |l| {
+        l.contains("WARN") && l.contains("config and policy disagree")
+    });
+    c.wait_event(&["config_mismatch", "[99]", "[20,30,40,50]"], 1);
+    // The reader is never found on pcscd: offline, with an event.
+    c.wait_event(&["device_offline", "Never Plugged Reader"], 1);
+    let status = http_get(status_port, "/status");
+    assert_eq!(
+        status["config_mismatch"]["not_in_policy"],
+        serde_json::json!([99])
+    );
+    assert_eq!(
+        status["config_mismatch"]["not_configured"],
+        serde_json::json!([20, 30, 40, 50])
+    );
+    assert_eq!(status["devices"]["Never Plugged Reader"]["online"], false);
+    c.stop();
+
+    let path = dir.path().join("data").join("controller.sqlite");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let events = rt.block_on(async {
+        let pool = tobira_controller::state::open(&path).await.unwrap();
+        let outbox = tobira_controller::outbox::Outbox::open(pool.clone(), ControllerId(1))
+            .await
+            .unwrap();
+        let events = outbox.pending(100_000).await.unwrap();
+        pool.close().await;
+        events
+    });
+    let mismatches: Vec<&EventKind> = events
+        .iter()
+        .map(|e| &e.event.kind)
+        .filter(|k| matches!(k, EventKind::ConfigMismatch { .. }))
+        .collect();
+    assert_eq!(
+        mismatches,
+        [&EventKind::ConfigMismatch {
+            not_in_policy: vec![DoorId(99)],
+            not_configured: vec![DoorId(20), DoorId(30), DoorId(40), DoorId(50)],
+        }]
+    );
+    assert!(events.iter().any(|e| matches!(&e.event.kind,
+        EventKind::DeviceOffline { device } if device.name == "Never Plugged Reader"
+            && device.kind == DeviceKind::CardReader)));
+
+    // `check` now finds the cached policy in data_dir by itself.
+    let (ok, text) = check(None);
+    assert!(!ok, "{text}");
+    assert!(text.contains("cached policy version 1"), "{text}");
+    assert!(text.contains("not in the policy: 99"), "{text}");
 }

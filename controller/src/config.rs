@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use tobira_firmware::{DoorTimings, GateTimings, LockKind};
+use serde::{Deserialize, Serialize};
+use tobira_firmware::{DoorId, DoorTimings, EventKind, GateTimings, LockKind, SnapshotData};
 use tobira_hardware::gpio::{Polarity, Pull, MAX_BCM};
 use tobira_hardware::profile::BoardProfile;
 
@@ -49,6 +49,9 @@ pub struct Config {
     /// How often door inputs are sampled, in milliseconds.
     #[serde(default = "default_poll_ms")]
     pub poll_ms: u32,
+    /// The text it was parsed from, for the line numbers of check errors.
+    #[serde(skip)]
+    source: Source,
 }
 
 fn default_poll_ms() -> u32 {
@@ -295,6 +298,80 @@ pub struct TamperInputConfig {
     pub input: PinRef,
 }
 
+/// Where a problem is in the file: the line and column (from 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// Line, from 1.
+    pub line: usize,
+    /// Column in characters, from 1.
+    pub column: usize,
+}
+
+impl Location {
+    /// The location of byte `offset` in `text`.
+    fn of(text: &str, offset: usize) -> Self {
+        let before = text.get(..offset.min(text.len())).unwrap_or(text);
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Location {
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+        }
+    }
+}
+
+/// Doors the configuration and the policy disagree about, by id, ascending.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DoorMismatch {
+    /// Configured doors the policy does not know: every card there is refused as `unknown_door`.
+    pub not_in_policy: Vec<u32>,
+    /// Doors of this controller's policy that no configured door drives.
+    pub not_configured: Vec<u32>,
+}
+
+impl DoorMismatch {
+    /// Whether they agree.
+    pub fn is_empty(&self) -> bool {
+        self.not_in_policy.is_empty() && self.not_configured.is_empty()
+    }
+
+    /// The event recording it.
+    pub fn event(&self) -> EventKind {
+        EventKind::ConfigMismatch {
+            not_in_policy: self.not_in_policy.iter().copied().map(DoorId).collect(),
+            not_configured: self.not_configured.iter().copied().map(DoorId).collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for DoorMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |ids: &[u32]| {
+            ids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        if !self.not_in_policy.is_empty() {
+            parts.push(format!(
+                "configured doors not in the policy: {} (every card there is refused as unknown_door)",
+                list(&self.not_in_policy)
+            ));
+        }
+        if !self.not_configured.is_empty() {
+            parts.push(format!(
+                "doors of this controller's policy driven by no configured door: {}",
+                list(&self.not_configured)
+            ));
+        }
+        if parts.is_empty() {
+            f.write_str("config and policy agree on the doors")
+        } else {
+            f.write_str(&parts.join("; "))
+        }
+    }
+}
+
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -306,22 +383,86 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
-    /// TOML syntax or an unknown/missing/mistyped field (the message shows the line).
-    #[error("{path}: {message}")]
+    /// TOML syntax or an unknown/missing/mistyped field.
+    #[error("{path}:{}:{}: {message}", at.line, at.column)]
     Parse {
         /// The file.
         path: PathBuf,
-        /// The parser's message, with line, column and the offending text.
+        /// Where.
+        at: Location,
+        /// The parser's message, with the offending line.
         message: String,
     },
     /// The fields parse but do not make sense together.
-    #[error("{path}: {message}")]
+    #[error("{path}:{}: {message}", at.line)]
     Invalid {
         /// The file.
         path: PathBuf,
+        /// The line of the key (or the table) that is wrong.
+        at: Location,
         /// What is wrong.
         message: String,
     },
+}
+
+/// One step of a key path: a key of a table or an item of an array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step<'a> {
+    Key(&'a str),
+    Item(usize),
+}
+
+/// A problem found by [`Config::check`], with the key it is about.
+#[derive(Debug)]
+struct Issue {
+    at: Vec<Step<'static>>,
+    message: String,
+}
+
+fn issue(at: &[Step<'static>], message: impl Into<String>) -> Issue {
+    Issue {
+        at: at.to_vec(),
+        message: message.into(),
+    }
+}
+
+/// The text a configuration was parsed from, so a check can name the line.
+#[derive(Debug, Clone, Default)]
+struct Source {
+    path: PathBuf,
+    text: std::sync::Arc<str>,
+}
+
+impl Source {
+    /// Where the value at `at` is written: the deepest part of the path that
+    /// is in the file (a key left to its default has no line; its table has).
+    fn locate(&self, at: &[Step<'_>]) -> Location {
+        use toml::de::{DeTable, DeValue};
+        let Ok(root) = DeTable::parse(&self.text) else {
+            return Location { line: 1, column: 1 };
+        };
+        let mut span = 0..0;
+        let mut table = Some(root.get_ref());
+        let mut array: Option<&toml::de::DeArray<'_>> = None;
+        for step in at {
+            let found = match (step, table, array) {
+                (Step::Key(k), Some(t), _) => t
+                    .iter()
+                    .find(|(key, _)| key.get_ref().as_ref() == *k)
+                    .map(|(key, value)| (key.span(), value)),
+                (Step::Item(i), _, Some(a)) => a.get(*i).map(|v| (v.span(), v)),
+                _ => None,
+            };
+            let Some((at, value)) = found else { break };
+            span = at;
+            (table, array) = match value.get_ref() {
+                DeValue::Table(t) => (Some(t), None),
+                DeValue::Array(a) => (None, Some(a)),
+                _ => (None, None),
+            };
+        }
+        Location::of(&self.text, span.start)
+    }
 }
 
 impl Config {
@@ -337,19 +478,26 @@ impl Config {
                 central.secret = Some(secret);
             }
         }
-        config.check().map_err(|message| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        })?;
+        config.check()?;
         Ok(config)
     }
 
     /// Parses TOML text (no checks beyond the types).
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let at = Location::of(text, e.span().map_or(0, |s| s.start));
+            let shown = text.lines().nth(at.line - 1).unwrap_or("").trim_end();
+            ConfigError::Parse {
+                path: origin.to_owned(),
+                at,
+                message: format!("{}\n{:>5} | {shown}", e.message().trim_end(), at.line),
+            }
+        })?;
+        config.source = Source {
             path: origin.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
-        })
+            text: text.into(),
+        };
+        Ok(config)
     }
 
     /// The board profile named by the GPIO section, if any.
@@ -423,166 +571,231 @@ impl Config {
     }
 
     /// Checks what the types cannot: ids and names unique, each door has the
-    /// pins its kind needs, no pin used twice, keys and zones parse.
-    pub fn check(&self) -> Result<(), String> {
+    /// pins its kind needs, no pin used twice, keys and zones parse. The error
+    /// names the file and the line of the key (or table) that is wrong.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.issues().map_err(|issue| ConfigError::Invalid {
+            path: self.source.path.clone(),
+            at: self.source.locate(&issue.at),
+            message: issue.message,
+        })
+    }
+
+    fn issues(&self) -> Result<(), Issue> {
+        use Step::{Item, Key};
         crate::clock::SiteClock::configured(self.time_zone.as_deref())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| issue(&[Key("time_zone")], e.to_string()))?;
         if let Some(central) = &self.central {
+            let at = |key: &'static str| [Key("central"), Key(key)];
             tobira_protocol::PolicyKey::from_hex(&central.public_key)
-                .map_err(|e| format!("central.public_key: {e}"))?;
+                .map_err(|e| issue(&at("public_key"), format!("central.public_key: {e}")))?;
             if central.secret.as_deref().is_none_or(str::is_empty) {
-                return Err(format!(
-                    "central.secret is missing (set it in the file or in {SECRET_ENV})"
+                return Err(issue(
+                    &at("secret"),
+                    format!("central.secret is missing (set it in the file or in {SECRET_ENV})"),
                 ));
             }
             if !(central.url.starts_with("http://") || central.url.starts_with("https://")) {
-                return Err(format!(
-                    "central.url {:?} must start with http:// or https://",
-                    central.url
+                return Err(issue(
+                    &at("url"),
+                    format!(
+                        "central.url {:?} must start with http:// or https://",
+                        central.url
+                    ),
                 ));
             }
             // The central service answers a long-poll after at most 30 s.
             if !(1_000..=30_000).contains(&central.watch_ms) {
-                return Err("central.watch_ms must be 1000–30000".into());
+                return Err(issue(
+                    &at("watch_ms"),
+                    "central.watch_ms must be 1000–30000",
+                ));
             }
             if central.backoff_min_ms < 10 || central.backoff_max_ms < central.backoff_min_ms {
-                return Err("central.backoff_min_ms must be ≥ 10 and ≤ backoff_max_ms".into());
+                return Err(issue(
+                    &at("backoff_min_ms"),
+                    "central.backoff_min_ms must be ≥ 10 and ≤ backoff_max_ms",
+                ));
             }
             if central.batch == 0 || central.batch > tobira_protocol::MAX_BATCH {
-                return Err(format!(
-                    "central.batch must be 1–{}",
-                    tobira_protocol::MAX_BATCH
+                return Err(issue(
+                    &at("batch"),
+                    format!("central.batch must be 1–{}", tobira_protocol::MAX_BATCH),
                 ));
             }
         }
-        let profile = self.profile()?;
+        let profile = self
+            .profile()
+            .map_err(|e| issue(&[Key("gpio"), Key("board")], e))?;
         let mut pins = BTreeSet::new();
-        let mut claim = |what: String, pin: &PinRef, output: bool| -> Result<(), String> {
-            let resolved = self
-                .resolve(profile.as_ref(), pin, output)
-                .map_err(|e| format!("{what}: {e}"))?;
-            if !pins.insert(resolved.pin) {
-                return Err(format!("{what}: BCM pin {} is already used", resolved.pin));
-            }
-            Ok(())
-        };
+        let mut claim =
+            |at: &[Step<'static>], what: String, pin: &PinRef, output: bool| -> Result<(), Issue> {
+                let resolved = self
+                    .resolve(profile.as_ref(), pin, output)
+                    .map_err(|e| issue(at, format!("{what}: {e}")))?;
+                if !pins.insert(resolved.pin) {
+                    return Err(issue(
+                        at,
+                        format!("{what}: BCM pin {} is already used", resolved.pin),
+                    ));
+                }
+                Ok(())
+            };
         let mut names = BTreeSet::new();
         let mut ids = BTreeSet::new();
         let mut readers = BTreeSet::new();
-        for door in &self.doors {
+        for (i, door) in self.doors.iter().enumerate() {
+            let key = |part: &'static str| [Key("doors"), Item(i), Key(part)];
+            let table = [Key("doors"), Item(i)];
             let what = |part: &str| format!("door {:?}: {part}", door.name);
             if !names.insert(door.name.as_str()) {
-                return Err(format!("door name {:?} is used twice", door.name));
+                return Err(issue(
+                    &key("name"),
+                    format!("door name {:?} is used twice", door.name),
+                ));
             }
             if !ids.insert(door.id) {
-                return Err(format!("door id {} is used twice", door.id));
+                return Err(issue(
+                    &key("id"),
+                    format!("door id {} is used twice", door.id),
+                ));
             }
-            for reader in door.entry_reader.iter().chain(&door.exit_reader) {
-                if !readers.insert(reader.as_str()) {
-                    return Err(format!("reader {reader:?} is given to two door sides"));
+            for (part, reader) in [
+                ("entry_reader", &door.entry_reader),
+                ("exit_reader", &door.exit_reader),
+            ] {
+                if let Some(reader) = reader {
+                    if !readers.insert(reader.as_str()) {
+                        return Err(issue(
+                            &key(part),
+                            format!("reader {reader:?} is given to two door sides"),
+                        ));
+                    }
                 }
             }
-            fn need<'a>(
-                pin: &'a Option<PinRef>,
-                part: &str,
-                door: &DoorConfig,
-            ) -> Result<&'a PinRef, String> {
-                pin.as_ref().ok_or_else(|| {
-                    format!(
-                        "door {:?}: {part} is required for a {:?}",
-                        door.name, door.kind
+            // (key, pin, whether it is an output)
+            type Part<'d> = (&'static str, &'d Option<PinRef>, bool);
+            let (required, optional, foreign): (Vec<Part<'_>>, Vec<Part<'_>>, Vec<Part<'_>>) =
+                match door.kind {
+                    DoorKindConfig::Door => (
+                        vec![
+                            ("lock_output", &door.lock_output, true),
+                            ("contact", &door.contact, false),
+                        ],
+                        vec![("rex", &door.rex, false)],
+                        vec![
+                            ("open_in", &door.open_in, true),
+                            ("open_out", &door.open_out, true),
+                            ("passage", &door.passage, false),
+                        ],
+                    ),
+                    DoorKindConfig::FlapperGate => (
+                        vec![
+                            ("open_in", &door.open_in, true),
+                            ("open_out", &door.open_out, true),
+                            ("passage", &door.passage, false),
+                        ],
+                        vec![],
+                        vec![
+                            ("lock_output", &door.lock_output, true),
+                            ("contact", &door.contact, false),
+                            ("rex", &door.rex, false),
+                        ],
+                    ),
+                };
+            for (part, pin, output) in required {
+                let pin = pin.as_ref().ok_or_else(|| {
+                    issue(
+                        &table,
+                        what(&format!("{part} is required for a {:?}", door.kind)),
                     )
-                })
+                })?;
+                claim(&key(part), what(part), pin, output)?;
+            }
+            for (part, pin, output) in optional {
+                if let Some(pin) = pin {
+                    claim(&key(part), what(part), pin, output)?;
+                }
+            }
+            let belongs = match door.kind {
+                DoorKindConfig::Door => "flapper gates",
+                DoorKindConfig::FlapperGate => "doors",
+            };
+            for (part, pin, _) in foreign {
+                if pin.is_some() {
+                    return Err(issue(&key(part), what(&format!("{part} is for {belongs}"))));
+                }
             }
             match door.kind {
                 DoorKindConfig::Door => {
-                    claim(
-                        what("lock_output"),
-                        need(&door.lock_output, "lock_output", door)?,
-                        true,
-                    )?;
-                    claim(
-                        what("contact"),
-                        need(&door.contact, "contact", door)?,
-                        false,
-                    )?;
-                    if let Some(rex) = &door.rex {
-                        claim(what("rex"), rex, false)?;
-                    }
-                    for (part, pin) in [
-                        ("open_in", &door.open_in),
-                        ("open_out", &door.open_out),
-                        ("passage", &door.passage),
-                    ] {
-                        if pin.is_some() {
-                            return Err(what(&format!("{part} is for flapper gates")));
-                        }
-                    }
                     let t = door.timings;
                     if t.unlock_ms == 0 || t.held_prealarm_ms > t.held_alarm_ms {
-                        return Err(what(
-                            "timings need unlock_ms > 0 and held_prealarm_ms ≤ held_alarm_ms",
+                        return Err(issue(
+                            &key("timings"),
+                            what("timings need unlock_ms > 0 and held_prealarm_ms ≤ held_alarm_ms"),
                         ));
                     }
                 }
                 DoorKindConfig::FlapperGate => {
-                    claim(what("open_in"), need(&door.open_in, "open_in", door)?, true)?;
-                    claim(
-                        what("open_out"),
-                        need(&door.open_out, "open_out", door)?,
-                        true,
-                    )?;
-                    claim(
-                        what("passage"),
-                        need(&door.passage, "passage", door)?,
-                        false,
-                    )?;
-                    for (part, pin) in [
-                        ("lock_output", &door.lock_output),
-                        ("contact", &door.contact),
-                        ("rex", &door.rex),
-                    ] {
-                        if pin.is_some() {
-                            return Err(what(&format!("{part} is for doors")));
-                        }
-                    }
                     if door.gate_timings.open_timeout_ms == 0 {
-                        return Err(what("gate_timings.open_timeout_ms must be > 0"));
+                        return Err(issue(
+                            &key("gate_timings"),
+                            what("gate_timings.open_timeout_ms must be > 0"),
+                        ));
                     }
                 }
             }
             if let Some(prompt) = &door.prompt {
-                claim(what("prompt"), prompt, true)?;
+                claim(&key("prompt"), what("prompt"), prompt, true)?;
             }
             if door.entry_reader.is_none() && door.exit_reader.is_none() && door.rex.is_none() {
-                return Err(what("has no reader and no request-to-exit button"));
+                return Err(issue(
+                    &table,
+                    what("has no reader and no request-to-exit button"),
+                ));
             }
         }
         let mut modules = BTreeSet::new();
-        for module in &self.biometric {
+        for (i, module) in self.biometric.iter().enumerate() {
+            let key = |part: &'static str| [Key("biometric"), Item(i), Key(part)];
             if !modules.insert(module.module) {
-                return Err(format!(
-                    "biometric module {} is configured twice",
-                    module.module
+                return Err(issue(
+                    &key("module"),
+                    format!("biometric module {} is configured twice", module.module),
                 ));
             }
-            module.address()?;
+            module.address().map_err(|e| issue(&key("address"), e))?;
         }
-        for fire in &self.fire_inputs {
+        for (i, fire) in self.fire_inputs.iter().enumerate() {
             claim(
+                &[Key("fire_inputs"), Item(i), Key("input")],
                 format!("fire input of zone {}", fire.zone),
                 &fire.input,
                 false,
             )?;
         }
-        for tamper in &self.tamper_inputs {
+        for (i, tamper) in self.tamper_inputs.iter().enumerate() {
             claim(
+                &[Key("tamper_inputs"), Item(i), Key("input")],
                 format!("tamper input {:?}", tamper.name),
                 &tamper.input,
                 false,
             )?;
         }
         Ok(())
+    }
+
+    /// Where this configuration and a policy snapshot disagree about the
+    /// doors. The central service builds each controller's snapshot from
+    /// exactly the doors assigned to it, so every door in the snapshot is one
+    /// this controller should drive.
+    pub fn door_mismatch(&self, policy: &SnapshotData) -> DoorMismatch {
+        let configured: BTreeSet<u32> = self.doors.iter().map(|d| d.id).collect();
+        let known: BTreeSet<u32> = policy.doors.iter().map(|d| d.id.0).collect();
+        DoorMismatch {
+            not_in_policy: configured.difference(&known).copied().collect(),
+            not_configured: known.difference(&configured).copied().collect(),
+        }
     }
 
     /// The state database's path.
@@ -632,28 +845,98 @@ rex = "rex"
         let err = Config::parse(&bad, Path::new("c.toml"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("line 14"), "{err}");
+        assert!(err.starts_with("c.toml:14:1:"), "{err}");
         assert!(err.contains("unlock_secs"), "{err}");
         let bad = GOOD.replace("id = 3", "id = \"three\"");
         let err = Config::parse(&bad, Path::new("c.toml"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("line 12"), "{err}");
+        assert!(err.starts_with("c.toml:12:"), "{err}");
+    }
+
+    /// Loads `text` from a file, as `tobira controller` does; returns the error.
+    fn load_error(text: &str) -> (String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("controller.toml");
+        std::fs::write(&path, text).unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        (err, path.display().to_string())
+    }
+
+    #[test]
+    fn every_config_error_names_the_file_and_the_line() {
+        let second_door = "\n[[doors]]\nname = \"annex\"\nid = 3\nkind = \"door\"\nentry_reader = \"R2\"\nlock_output = { pin = 20 }\ncontact = { pin = 21 }\n";
+        let central = "[central]\nurl = \"http://127.0.0.1:1\"\npublic_key = \"zz\"\nsecret = \"s\"\n\n[gpio]";
+        let keyless = "[central]\nurl = \"http://127.0.0.1:1\"\npublic_key = \"0000000000000000000000000000000000000000000000000000000000000000\"\n\n[gpio]";
+        let cases: Vec<(String, usize, &str)> = vec![
+            // TOML syntax.
+            (GOOD.replace("id = 3", "id = = 3"), 12, "`=`"),
+            // An unknown key.
+            (
+                GOOD.replace("kind = \"door\"", "kind = \"door\"\nunlock_secs = 5"),
+                14,
+                "unlock_secs",
+            ),
+            // A value of the wrong type.
+            (GOOD.replace("id = 3", "id = \"three\""), 12, "u32"),
+            // A pin used twice: where it is used the second time.
+            (
+                GOOD.replace("rex = \"rex\"", "rex = \"door_contact\""),
+                17,
+                "already used",
+            ),
+            // A pin the door's kind needs is missing: the door's table.
+            (
+                GOOD.replace("lock_output = \"lock\"\n", ""),
+                10,
+                "lock_output is required",
+            ),
+            // An unknown time zone.
+            (
+                GOOD.replace("data_dir", "time_zone = \"Asia/Tokio\"\ndata_dir"),
+                3,
+                "Asia/Tokio",
+            ),
+            // A board channel the profile does not have.
+            (
+                GOOD.replace("contact = \"door_contact\"", "contact = \"doorbell\""),
+                16,
+                "doorbell",
+            ),
+            // A door id used twice: the second door's id.
+            (format!("{GOOD}{second_door}"), 21, "used twice"),
+            // A central key that is not one.
+            (GOOD.replace("[gpio]", central), 7, "public_key"),
+            // A central section without a secret: the section.
+            (GOOD.replace("[gpio]", keyless), 5, "secret"),
+        ];
+        for (text, line, what) in cases {
+            let (err, path) = load_error(&text);
+            assert!(
+                err.starts_with(&format!("{path}:{line}:")),
+                "expected {path}:{line}: for {what:?}, got: {err}"
+            );
+            assert!(err.contains(what), "{err}");
+        }
     }
 
     #[test]
     fn inconsistent_configs_are_refused() {
         let twice = GOOD.replace("rex = \"rex\"", "rex = \"door_contact\"");
         let c = Config::parse(&twice, Path::new("c.toml")).unwrap();
-        assert!(c.check().unwrap_err().contains("already used"));
+        assert!(c.check().unwrap_err().to_string().contains("already used"));
         let no_lock = GOOD.replace("lock_output = \"lock\"\n", "");
         let c = Config::parse(&no_lock, Path::new("c.toml")).unwrap();
-        assert!(c.check().unwrap_err().contains("lock_output is required"));
+        assert!(c
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("lock_output is required"));
         let zone = GOOD.replace("data_dir", "time_zone = \"Asia/Nowhere\"\ndata_dir");
         let c = Config::parse(&zone, Path::new("c.toml")).unwrap();
-        assert!(c.check().unwrap_err().contains("Asia/Nowhere"));
+        assert!(c.check().unwrap_err().to_string().contains("Asia/Nowhere"));
         let channel = GOOD.replace("contact = \"door_contact\"", "contact = \"doorbell\"");
         let c = Config::parse(&channel, Path::new("c.toml")).unwrap();
-        assert!(c.check().unwrap_err().contains("doorbell"));
+        assert!(c.check().unwrap_err().to_string().contains("doorbell"));
     }
 }

@@ -4,12 +4,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tobira_firmware::{ControllerId, ModuleId, Side, Snapshot, SnapshotData, ZoneId};
+use tobira_firmware::{
+    ControllerId, DeviceKind, DeviceRef, EventKind, ModuleId, Side, Snapshot, SnapshotData,
+    Timestamp, ZoneId,
+};
 use tobira_protocol::{PolicyKey, PolicyMessage, SignedPolicy};
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::{now_utc, SiteClock};
-use crate::config::Config;
+use crate::config::{Config, DoorMismatch};
 use crate::devices;
 use crate::doors::DoorUnit;
 use crate::engine::{Engine, InputRole, ReaderBinding, WatchedInput};
@@ -209,13 +212,28 @@ pub async fn run_until(
     let reader_task = if readers.is_empty() {
         None
     } else {
-        let names = readers.iter().map(|r| r.pattern.clone()).collect();
+        let names: Vec<String> = readers.iter().map(|r| r.pattern.clone()).collect();
+        let (reader_tx, reader_rx) = mpsc::channel(256);
+        tokio::spawn(report_readers_never_found(
+            names.clone(),
+            reader_rx,
+            device_tx.clone(),
+            outbox.clone(),
+            board.clone(),
+        ));
         Some(tokio::spawn(devices::run_readers(
             names,
-            device_tx.clone(),
+            reader_tx,
             stop.clone(),
         )))
     };
+    tokio::spawn(report_door_mismatch(
+        config.clone(),
+        policy.clone(),
+        outbox.clone(),
+        board.clone(),
+        stop.clone(),
+    ));
     drop(device_tx);
 
     let listener = tokio::net::TcpListener::bind(config.status_listen)
@@ -304,6 +322,128 @@ pub async fn run_until(
     pool.close().await;
     tracing::info!("controller stopped");
     Ok(())
+}
+
+/// How long a configured card reader may take to appear on pcscd before it
+/// is reported offline. pcscd lists the readers it has as soon as it is asked.
+const READER_GRACE: Duration = Duration::from_secs(5);
+
+/// Passes the reader task's inputs on to the decision loop and, once
+/// [`READER_GRACE`] has passed, reports each configured reader that never
+/// appeared (a typo in its name, never plugged in, pcscd down): offline on the
+/// status board, an error in the log and a `device_offline` event. Without
+/// this a reader that is never found would never be "removed" either, and
+/// nobody would hear of it. When it does appear later, the decision loop
+/// records it online.
+async fn report_readers_never_found(
+    patterns: Vec<String>,
+    mut from: mpsc::Receiver<devices::DeviceInput>,
+    to: mpsc::Sender<devices::DeviceInput>,
+    outbox: Outbox,
+    board: StatusBoard,
+) {
+    use tobira_hardware::card::ReaderEvent;
+    let mut unseen = patterns;
+    let grace = tokio::time::sleep(READER_GRACE);
+    tokio::pin!(grace);
+    let (mut open, mut waiting) = (true, true);
+    while open || waiting {
+        tokio::select! {
+            input = from.recv(), if open => match input {
+                Some(input) => {
+                    if let devices::DeviceInput::Reader(ReaderEvent::ReaderAdded(name)) = &input {
+                        unseen.retain(|p| !name.contains(p.as_str()));
+                    }
+                    if to.send(input).await.is_err() {
+                        return;
+                    }
+                }
+                None => open = false,
+            },
+            () = &mut grace, if waiting => {
+                waiting = false;
+                let now = now_utc();
+                let mut events = Vec::new();
+                for pattern in &unseen {
+                    let shown = board.update(|s| s.devices.get(pattern).and_then(|d| d.error.clone()));
+                    // Keep a pcscd error: it says why better than "not found".
+                    let error = shown
+                        .filter(|e| e.starts_with("pcscd"))
+                        .unwrap_or_else(|| format!("not found on pcscd within {} s", READER_GRACE.as_secs()));
+                    tracing::error!(reader = %pattern, %error, "card reader never found; its door side takes no cards");
+                    board.device(pattern, "card_reader", false, Some(error), now);
+                    events.push(EventKind::DeviceOffline {
+                        device: DeviceRef {
+                            kind: DeviceKind::CardReader,
+                            name: pattern.clone(),
+                        },
+                    });
+                }
+                record(&outbox, &board, now, events).await;
+            }
+        }
+    }
+}
+
+/// Compares the configured doors with each policy loaded or applied; shows
+/// the difference on the status board and, when it changed, warns and
+/// records a `config_mismatch` event (one with empty lists once it is resolved).
+async fn report_door_mismatch(
+    config: Config,
+    policy: PolicyStore,
+    outbox: Outbox,
+    board: StatusBoard,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut policies = policy.subscribe();
+    let mut recorded: Option<DoorMismatch> = None;
+    loop {
+        let snapshot = std::sync::Arc::clone(&policies.borrow_and_update().snapshot);
+        let version = snapshot.version();
+        // Version 0 is "no policy yet": nothing to compare with.
+        if version > 0 {
+            let mismatch = config.door_mismatch(snapshot.data());
+            board.update(|s| s.config_mismatch = Some(mismatch.clone()));
+            let news = match &recorded {
+                None => !mismatch.is_empty(),
+                Some(before) => *before != mismatch,
+            };
+            if news {
+                if mismatch.is_empty() {
+                    tracing::info!(version, "config and policy agree on the doors again");
+                } else {
+                    tracing::warn!(version, %mismatch, "config and policy disagree about the doors");
+                }
+                record(&outbox, &board, now_utc(), vec![mismatch.event()]).await;
+            }
+            recorded = Some(mismatch);
+        }
+        tokio::select! {
+            changed = policies.changed() => if changed.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Commits events outside the decision loop (it logs them as the loop does).
+async fn record(outbox: &Outbox, board: &StatusBoard, at: Timestamp, events: Vec<EventKind>) {
+    if events.is_empty() {
+        return;
+    }
+    match outbox.append(at, events).await {
+        Ok(sealed) => {
+            for s in &sealed {
+                let text = serde_json::to_string(&s.event.kind).unwrap_or_default();
+                tracing::info!(seq = s.event.seq, event = %text, "event recorded");
+            }
+            let last = sealed.last().map_or(0, |s| s.event.seq);
+            board.update(|st| {
+                st.last_seq = st.last_seq.max(last);
+                st.outbox_depth += sealed.len() as u64;
+            });
+        }
+        Err(e) => tracing::error!(error = %e, "cannot record events"),
+    }
 }
 
 /// Loads a snapshot from a file: a signed envelope as the central service

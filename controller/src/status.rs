@@ -27,6 +27,8 @@ pub struct Status {
     pub devices: BTreeMap<String, DeviceStatus>,
     /// The cached policy.
     pub policy: PolicyStatus,
+    /// Doors the configuration and the policy disagree about (none while no policy is held).
+    pub config_mismatch: Option<crate::config::DoorMismatch>,
     /// Events waiting for the central service.
     pub outbox_depth: u64,
     /// The last sequence number recorded.
@@ -152,8 +154,10 @@ pub struct SyncStatus {
     pub online: bool,
     /// The last successful exchange (ms since the epoch).
     pub last_success_ms: Option<i64>,
-    /// The last error, in words.
+    /// The error of the last exchange, in words; cleared once an exchange succeeds.
     pub last_error: Option<String>,
+    /// Why the last refused policy message was refused (kept after later successes).
+    pub last_refusal: Option<String>,
     /// Events the central service acknowledged since start.
     pub events_acknowledged: u64,
     /// Policy updates applied since start.

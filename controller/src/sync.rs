@@ -650,6 +650,9 @@ impl SyncClient {
         self.board.update(|s| {
             s.sync.online = true;
             s.sync.last_success_ms = Some(now.0);
+            // The error described an exchange that has since gone through:
+            // left standing, it would send a technician after a fixed fault.
+            s.sync.last_error = None;
         });
     }
 
@@ -662,6 +665,7 @@ impl SyncClient {
             }
             if e.is_refusal() {
                 s.sync.policy_refused += 1;
+                s.sync.last_refusal = Some(text.clone());
             }
         });
         match e {

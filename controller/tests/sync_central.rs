@@ -641,6 +641,40 @@ async fn events_wait_while_central_is_down_and_arrive_in_order_once_it_is_up() {
 }
 
 #[tokio::test]
+async fn the_last_error_is_cleared_once_sync_succeeds() {
+    let mut central = Central::new().await;
+    // An address with nothing listening on it yet.
+    let addr: SocketAddr = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let door = Door::open().await;
+    let running = door.sync(config(
+        &format!("http://{addr}"),
+        &central.public_key,
+        &central.secret,
+    ));
+    door.append(1).await;
+    eventually("the error on the board", PATIENCE, async || {
+        door.status().sync.last_error.is_some()
+    })
+    .await;
+    central.serve(TcpListener::bind(addr).await.unwrap());
+    eventually("the policy and the events through", PATIENCE, async || {
+        door.policy.version() == central.version() && door.outbox.depth().await.unwrap() == 0
+    })
+    .await;
+    // Every exchange from here on succeeds: the error of the outage goes.
+    eventually("the error to be cleared", PATIENCE, async || {
+        let s = door.status().sync;
+        s.online && s.last_error.is_none()
+    })
+    .await;
+    assert!(door.status().sync.last_success_ms.is_some());
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn stopping_is_prompt_and_keeps_unsent_events_when_central_hangs() {
     let central = Central::new().await;
     // Accepts connections (the kernel does) but never answers.
@@ -751,8 +785,8 @@ async fn a_delta_that_does_not_apply_is_refused_and_a_full_snapshot_repairs_it()
     assert!(proxy.altered() >= 1);
     let status = door.status();
     assert!(status.sync.policy_refused >= 1);
-    let error = status.sync.last_error.unwrap();
-    assert!(error.contains("does not apply"), "{error}");
+    let refusal = status.sync.last_refusal.unwrap();
+    assert!(refusal.contains("does not apply"), "{refusal}");
     // The refused delta was followed by a full snapshot.
     let policy: Vec<String> = proxy
         .log()

@@ -141,6 +141,16 @@ pub enum EventKind {
         /// Its version.
         version: u64,
     },
+    /// The controller's configuration and its policy disagree about the doors
+    /// (recorded when a policy is loaded or applied and the disagreement
+    /// changed; both lists empty: it is resolved).
+    ConfigMismatch {
+        /// Doors configured on the controller that the policy does not know:
+        /// every card there is refused as `unknown_door`.
+        not_in_policy: Vec<DoorId>,
+        /// Doors of this controller's policy that no configured door drives.
+        not_configured: Vec<DoorId>,
+    },
 }
 
 impl EventKind {
@@ -157,6 +167,10 @@ impl EventKind {
             } => true,
             EventKind::FireAlarm { active, .. } | EventKind::Tamper { active, .. } => *active,
             EventKind::DeviceOffline { .. } => true,
+            EventKind::ConfigMismatch {
+                not_in_policy,
+                not_configured,
+            } => !not_in_policy.is_empty() || !not_configured.is_empty(),
             _ => false,
         }
     }

@@ -1,4 +1,4 @@
-//! The virtual GPIO board's line protocol (`GPIO-SIM.md`): one JSON object per line.
+//! The virtual GPIO board's line protocol (`docs/gpio-sim.md`): one JSON object per line.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! The virtual GPIO board server: pin levels behind a Unix socket, as specified in `GPIO-SIM.md`.
+//! The virtual GPIO board server: pin levels behind a Unix socket, as specified in `docs/gpio-sim.md`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
