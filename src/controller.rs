@@ -93,6 +93,11 @@ fn check(config: &Config, policy: Option<PathBuf>) -> anyhow::Result<()> {
             }
         },
     };
+    // The site's time zone is the policy's; a config value must agree.
+    let clock = tobira_controller::clock::SiteClock::configured(config.time_zone.as_deref())?;
+    if let Some(conflict) = clock.conflict(snapshot.time_zone()) {
+        anyhow::bail!("{conflict}");
+    }
     let mismatch = config.door_mismatch(snapshot.data());
     anyhow::ensure!(
         mismatch.is_empty(),

@@ -1076,6 +1076,18 @@ fn a_config_time_zone_that_is_not_the_sites_is_refused_at_start() {
         err.contains("Europe/Paris") && err.contains("Asia/Tokyo") && err.contains("time_zone"),
         "{err}"
     );
+    // `check` finds it too.
+    let out = Command::new(BIN)
+        .args(["controller", "check", "--config", config.to_str().unwrap()])
+        .args(["--policy", site.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Europe/Paris") && err.contains("Asia/Tokyo"),
+        "{err}"
+    );
 }
 
 /// One request to the central service's JSON API with an API token; returns
