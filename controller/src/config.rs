@@ -86,6 +86,10 @@ pub struct CentralConfig {
     /// …up to this (ms).
     #[serde(default = "default_backoff_max")]
     pub backoff_max_ms: u64,
+    /// How often to pull the passages other controllers recorded in this
+    /// controller's zones (ms; 0 = never: the zones are not shared).
+    #[serde(default = "default_passages_ms")]
+    pub passages_ms: u64,
 }
 
 fn default_watch_ms() -> u64 {
@@ -99,6 +103,9 @@ fn default_backoff_min() -> u64 {
 }
 fn default_backoff_max() -> u64 {
     60_000
+}
+fn default_passages_ms() -> u64 {
+    2_000
 }
 
 /// Where pins come from.
@@ -615,6 +622,12 @@ impl Config {
                 return Err(issue(
                     &at("backoff_min_ms"),
                     "central.backoff_min_ms must be ≥ 10 and ≤ backoff_max_ms",
+                ));
+            }
+            if central.passages_ms != 0 && !(100..=600_000).contains(&central.passages_ms) {
+                return Err(issue(
+                    &at("passages_ms"),
+                    "central.passages_ms must be 0 (off) or 100–600000",
                 ));
             }
             if central.batch == 0 || central.batch > tobira_protocol::MAX_BATCH {

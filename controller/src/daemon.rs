@@ -255,6 +255,9 @@ pub async fn run_until(
             }
         })
     };
+    // Passages other controllers of the same zones recorded, merged on disk
+    // by the sync client, reach the decision loop's memory through this.
+    let (shared_tx, shared_rx) = mpsc::unbounded_channel();
     let sync_task = config.central.clone().map(|central| {
         tokio::spawn(crate::sync::run(
             central,
@@ -262,6 +265,7 @@ pub async fn run_until(
             policy.clone(),
             outbox.clone(),
             board.clone(),
+            shared_tx,
             stop.clone(),
         ))
     });
@@ -305,6 +309,7 @@ pub async fn run_until(
         modules,
         inputs,
         poll: Duration::from_millis(u64::from(config.poll_ms.max(1))),
+        shared_occupancy: Some(shared_rx),
     };
     engine.run(device_rx, stop.clone()).await;
     // The sync client makes its last bounded attempt to ship the outbox.

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use tobira_firmware::{
     decide, free_access, Awaiting, BiometricResult, CardUid, ControllerId, Decision, DeviceKind,
-    DeviceRef, DoorId, EventKind, Memory, ModuleId, Moment, Request, Side, Snapshot, Timestamp,
-    Verdict, ZoneId,
+    DeviceRef, DoorId, EventKind, Memory, ModuleId, Moment, PersonId, Request, Side, Snapshot,
+    Timestamp, Verdict, ZoneId,
 };
 use tobira_hardware::card::ReaderEvent;
 use tokio::sync::{mpsc, watch};
@@ -75,6 +75,9 @@ pub struct Engine {
     pub inputs: Vec<WatchedInput>,
     /// How often inputs are sampled.
     pub poll: Duration,
+    /// (zone, person) pairs whose occupancy the sync client changed on disk
+    /// from passages other controllers recorded.
+    pub shared_occupancy: Option<mpsc::UnboundedReceiver<Vec<(ZoneId, PersonId)>>>,
 }
 
 struct Loop {
@@ -89,10 +92,11 @@ struct Loop {
 impl Engine {
     /// Runs until `shutdown` turns true; then puts every output in its safe state.
     pub async fn run(
-        self,
+        mut self,
         mut devices: mpsc::Receiver<DeviceInput>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let mut shared = self.shared_occupancy.take();
         let mut policy_rx = self.policy.subscribe();
         let current = policy_rx.borrow_and_update().clone();
         // Who is inside and what waits were written with the events that
@@ -151,6 +155,10 @@ impl Engine {
                 input = devices.recv(), if devices_open => match input {
                     Some(input) => l.device(input).await,
                     None => devices_open = false,
+                },
+                pairs = recv_shared(&mut shared) => match pairs {
+                    Some(pairs) => l.shared_occupancy(&pairs).await,
+                    None => shared = None,
                 },
                 changed = policy_rx.changed() => {
                     if changed.is_err() { break; }
@@ -213,6 +221,18 @@ impl Loop {
             self.record(now.utc, vec![EventKind::PolicyApplied { version }])
                 .await;
             self.refresh_releases(&now);
+        }
+    }
+
+    /// Brings the memory in line with the occupancy on disk for these pairs.
+    async fn shared_occupancy(&mut self, pairs: &[(ZoneId, PersonId)]) {
+        match crate::memory::inside_now(self.e.outbox.pool(), pairs).await {
+            Ok(rows) => {
+                for (zone, person, inside) in rows {
+                    self.memory.set_inside(zone, person, inside);
+                }
+            }
+            Err(error) => tracing::error!(%error, "occupancy from other controllers not applied"),
         }
     }
 
@@ -647,5 +667,15 @@ fn describe(kind: &EventKind) -> String {
             a.person.map(|p| p.0.to_string()).unwrap_or_default()
         ),
         other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
+/// The next batch of shared occupancy changes; never ready without a channel.
+async fn recv_shared(
+    shared: &mut Option<mpsc::UnboundedReceiver<Vec<(ZoneId, PersonId)>>>,
+) -> Option<Vec<(ZoneId, PersonId)>> {
+    match shared {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -108,6 +108,26 @@ pub async fn merge_remote(
     Ok(changed)
 }
 
+/// Whether each of these people is inside each zone, as the disk has it now:
+/// the decision loop brings its memory in line after passages were merged
+/// (reading back, not replaying, so a newer local passage written meanwhile wins).
+pub async fn inside_now(
+    pool: &SqlitePool,
+    pairs: &[(ZoneId, PersonId)],
+) -> Result<Vec<(ZoneId, PersonId, bool)>, StateError> {
+    let mut out = Vec::with_capacity(pairs.len());
+    for &(zone, person) in pairs {
+        let inside: Option<i64> =
+            sqlx::query_scalar("SELECT inside FROM occupancy WHERE zone = ? AND person = ?")
+                .bind(i64::from(zone.0))
+                .bind(i64::from(person.0))
+                .fetch_optional(pool)
+                .await?;
+        out.push((zone, person, inside == Some(1)));
+    }
+    Ok(out)
+}
+
 /// Reads the memory back at start: who is inside, and the waits in progress.
 pub async fn load(pool: &SqlitePool) -> Result<Memory, StateError> {
     let mut memory = Memory::new();

@@ -6,15 +6,19 @@ use std::time::Duration;
 use rand::Rng;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{Method, Response, StatusCode};
-use tobira_firmware::{ControllerId, DeltaError, Snapshot, SnapshotError};
-use tobira_protocol::{
-    controller_authorization, EventBatch, EventReceipt, PolicyKey, PolicyMessage, ProtocolError,
-    SignedPolicy, SnapshotNeeded, WatchAnswer, DELTA_PATH, EVENTS_PATH, SNAPSHOT_PATH, WATCH_PATH,
+use tobira_firmware::{
+    AntiPassback, ControllerId, DeltaError, PersonId, Snapshot, SnapshotError, ZoneId,
 };
-use tokio::sync::watch;
+use tobira_protocol::{
+    controller_authorization, EventBatch, EventReceipt, PassageFeed, PolicyKey, PolicyMessage,
+    ProtocolError, SignedPolicy, SnapshotNeeded, WatchAnswer, DELTA_PATH, EVENTS_PATH,
+    PASSAGES_PATH, SNAPSHOT_PATH, WATCH_PATH,
+};
+use tokio::sync::{mpsc, watch};
 
 use crate::clock::now_utc;
 use crate::config::CentralConfig;
+use crate::memory::RemotePassage;
 use crate::outbox::Outbox;
 use crate::policy::PolicyStore;
 use crate::state::StateError;
@@ -33,6 +37,9 @@ const FINAL_PUSH: Duration = Duration::from_secs(3);
 /// Largest signed policy accepted. 100 000 cards and their people are a few
 /// tens of MB of JSON; the limit only stops a runaway body from exhausting memory.
 const MAX_POLICY_BODY: usize = 256 * 1024 * 1024;
+/// Largest passage feed accepted: the first answer after a start holds the
+/// latest passage of everyone in the controller's zones.
+const MAX_PASSAGES_BODY: usize = 64 * 1024 * 1024;
 /// Largest answer accepted for everything else (receipts, watch answers, errors).
 const MAX_SMALL_BODY: usize = 1024 * 1024;
 /// Error bodies are cut to this many characters in logs and status.
@@ -207,6 +214,9 @@ pub struct SyncClient {
     policy: PolicyStore,
     outbox: Outbox,
     board: StatusBoard,
+    passages_ms: u64,
+    /// Where merged passages go: (zone, person) pairs whose occupancy changed.
+    shared: Option<mpsc::UnboundedSender<Vec<(ZoneId, PersonId)>>>,
 }
 
 impl SyncClient {
@@ -264,7 +274,65 @@ impl SyncClient {
             policy,
             outbox,
             board,
+            passages_ms: central.passages_ms,
+            shared: None,
         })
+    }
+
+    /// Pulls the passages other controllers record in this controller's
+    /// zones and tells the decision loop which occupancy changed.
+    pub fn with_shared_occupancy(
+        mut self,
+        changed: mpsc::UnboundedSender<Vec<(ZoneId, PersonId)>>,
+    ) -> Self {
+        self.shared = Some(changed);
+        self
+    }
+
+    /// Pulls passages after `cursor` (all current ones without) and merges
+    /// them into the occupancy on disk. Returns the feed's next cursor,
+    /// whether more wait, and the (zone, person) pairs that changed.
+    pub async fn pull_passages_once(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<(String, bool, Vec<(ZoneId, PersonId)>), SyncError> {
+        let what = "passages request";
+        let path = match cursor {
+            Some(c) => format!("{PASSAGES_PATH}?after={c}"),
+            None => PASSAGES_PATH.to_owned(),
+        };
+        let response = self.send(Method::GET, &path, REQUEST_TIMEOUT, None).await?;
+        let response = self.expect_success(response, what).await?;
+        let body = self.read_body(response, MAX_PASSAGES_BODY, what).await?;
+        let feed: PassageFeed =
+            serde_json::from_slice(&body).map_err(|e| SyncError::Unreadable {
+                what,
+                detail: e.to_string(),
+            })?;
+        // Only zones whose occupancy the brain tracks under the policy in force.
+        let snapshot = self.policy.current().snapshot;
+        let tracked = |zone: ZoneId| {
+            snapshot
+                .zone(zone)
+                .is_some_and(|z| z.settings.anti_passback != AntiPassback::Off)
+        };
+        let passages: Vec<RemotePassage> = feed
+            .passages
+            .iter()
+            .filter(|p| tracked(p.zone))
+            .map(|p| RemotePassage {
+                zone: p.zone,
+                person: p.person,
+                inside: p.inside,
+                at: p.at,
+            })
+            .collect();
+        let changed = crate::memory::merge_remote(self.outbox.pool(), &passages).await?;
+        Ok((
+            feed.next,
+            feed.more,
+            changed.iter().map(|p| (p.zone, p.person)).collect(),
+        ))
     }
 
     /// The central service's URL without credentials.
@@ -319,6 +387,7 @@ impl SyncClient {
         tracing::info!(central = %self.base, controller = %self.controller, "sync client started");
         tokio::join!(
             self.policy_loop(shutdown.clone()),
+            self.passage_loop(shutdown.clone()),
             self.event_loop(shutdown)
         );
         tracing::info!(central = %self.base, "sync client stopped");
@@ -356,6 +425,56 @@ impl SyncClient {
                         () = stopped(&mut shutdown) => return,
                     }
                 }
+            }
+        }
+    }
+
+    /// Keeps occupancy shared with the other controllers of the same zones.
+    /// Failures are retried quietly at the next interval: a door never waits
+    /// on this, and the policy and event loops already report the link.
+    async fn passage_loop(&self, mut shutdown: watch::Receiver<bool>) {
+        let Some(changed_tx) = &self.shared else {
+            return;
+        };
+        if self.passages_ms == 0 {
+            return;
+        }
+        let interval = Duration::from_millis(self.passages_ms);
+        let mut cursor: Option<String> = None;
+        let mut failing = false;
+        loop {
+            let result = tokio::select! {
+                r = self.pull_passages_once(cursor.as_deref()) => r,
+                () = stopped(&mut shutdown) => break,
+            };
+            let mut more = false;
+            match result {
+                Ok((next, again, changed)) => {
+                    failing = false;
+                    if !changed.is_empty() {
+                        tracing::info!(
+                            changed = changed.len(),
+                            "occupancy from other controllers of the same zones"
+                        );
+                        if changed_tx.send(changed).is_err() {
+                            break;
+                        }
+                    }
+                    cursor = Some(next);
+                    more = again;
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "passages of other controllers not fetched; retrying");
+                }
+                Err(_) => {}
+            }
+            if more {
+                continue;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = stopped(&mut shutdown) => break,
             }
         }
     }
@@ -708,10 +827,11 @@ pub async fn run(
     policy: PolicyStore,
     outbox: Outbox,
     board: StatusBoard,
+    shared: mpsc::UnboundedSender<Vec<(ZoneId, PersonId)>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     match SyncClient::new(&central, controller, policy, outbox, board.clone()) {
-        Ok(client) => client.run(shutdown).await,
+        Ok(client) => client.with_shared_occupancy(shared).run(shutdown).await,
         Err(e) => {
             tracing::error!(error = %e, "sync client cannot start");
             board.update(|s| {

@@ -377,6 +377,7 @@ impl Door {
             self.policy.clone(),
             self.outbox.clone(),
             self.board.clone(),
+            tokio::sync::mpsc::unbounded_channel().0,
             stopped,
         ));
         Running { stop, task }
@@ -392,6 +393,8 @@ fn config(url: &str, public_key: &str, secret: &str) -> CentralConfig {
         batch: 500,
         backoff_min_ms: 20,
         backoff_max_ms: 200,
+        // These tests are about policy and events; passages have their own.
+        passages_ms: 0,
     }
 }
 

@@ -24,3 +24,7 @@ UPDATE sqlite_sequence SET seq = (SELECT MAX(seq) FROM sqlite_sequence WHERE nam
 DROP TABLE doors;
 ALTER TABLE doors_new RENAME TO doors;
 CREATE INDEX doors_controller ON doors(controller_id);
+
+-- Controllers pull the passages others recorded in the order the central
+-- service received them (see web/src/store/passages.rs).
+CREATE INDEX events_received ON events(received_at, controller_id, seq);

@@ -7,7 +7,9 @@
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use tobira_firmware::{ControllerId, SealedEvent, SnapshotData, SnapshotDelta};
+use tobira_firmware::{
+    ControllerId, PersonId, SealedEvent, SnapshotData, SnapshotDelta, Timestamp, ZoneId,
+};
 
 /// Where the sync API lives on the central service.
 pub const SYNC_PREFIX: &str = "/sync/v1";
@@ -19,6 +21,12 @@ pub const DELTA_PATH: &str = "/sync/v1/delta";
 pub const WATCH_PATH: &str = "/sync/v1/watch";
 /// `POST`: a batch of sealed events, in order.
 pub const EVENTS_PATH: &str = "/sync/v1/events";
+/// `GET ?after=CURSOR`: passages other controllers recorded in this
+/// controller's zones, so occupancy (hard anti-passback) holds across
+/// controllers that share a zone.
+pub const PASSAGES_PATH: &str = "/sync/v1/passages";
+/// Most passages in one answer.
+pub const MAX_PASSAGES: usize = 500;
 
 /// Most events accepted in one batch.
 pub const MAX_BATCH: usize = 1000;
@@ -230,6 +238,35 @@ pub struct EventReceipt {
     pub duplicates: u64,
     /// A break in the hash chain, if one was found (it was recorded as an alarm).
     pub chain_break: Option<String>,
+}
+
+/// A passage another controller recorded: after it, `person` is inside
+/// `zone` (an entry) or not (an exit). The receiver keeps it only if it is
+/// newer than what it knows of that person in that zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedPassage {
+    /// The zone.
+    pub zone: ZoneId,
+    /// Who.
+    pub person: PersonId,
+    /// Inside the zone after the passage.
+    pub inside: bool,
+    /// When it happened (the recording controller's clock).
+    pub at: Timestamp,
+}
+
+/// Answer to a passages request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassageFeed {
+    /// Passages in the order the central service received them. Without a
+    /// cursor: the latest passage of each person in each of the zones.
+    pub passages: Vec<SharedPassage>,
+    /// The cursor for the next request.
+    pub next: String,
+    /// Whether more are waiting (ask again at once).
+    pub more: bool,
 }
 
 /// The `Authorization` header value for a controller.

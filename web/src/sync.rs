@@ -1,5 +1,6 @@
 //! The controllers' sync API (`/sync/v1`): signed snapshots and deltas, a
-//! long-poll for urgent changes, and event upload.
+//! long-poll for urgent changes, event upload, and the passages other
+//! controllers recorded in the caller's zones.
 
 use std::time::Duration;
 
@@ -10,8 +11,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tobira_protocol::{
-    EventBatch, EventReceipt, PolicyMessage, SnapshotNeeded, WatchAnswer, DELTA_PATH, EVENTS_PATH,
-    MAX_BATCH, SNAPSHOT_PATH, WATCH_PATH,
+    EventBatch, EventReceipt, PassageFeed, PolicyMessage, SnapshotNeeded, WatchAnswer, DELTA_PATH,
+    EVENTS_PATH, MAX_BATCH, PASSAGES_PATH, SNAPSHOT_PATH, WATCH_PATH,
 };
 
 use crate::auth::ControllerCaller;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route(DELTA_PATH, get(delta))
         .route(WATCH_PATH, get(watch))
         .route(EVENTS_PATH, post(events))
+        .route(PASSAGES_PATH, get(passages))
 }
 
 async fn snapshot(
@@ -109,6 +111,26 @@ async fn watch(
     let _ = tokio::time::timeout(wait, versions.changed()).await;
     let now = *versions.borrow();
     Ok(Json(answer(now)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct After {
+    #[serde(default)]
+    after: Option<String>,
+}
+
+async fn passages(
+    State(state): State<AppState>,
+    ControllerCaller(controller): ControllerCaller,
+    QueryParams(q): QueryParams<After>,
+) -> WebResult<Json<PassageFeed>> {
+    let after = q
+        .after
+        .as_deref()
+        .map(crate::store::passages::PassageCursor::parse)
+        .transpose()?;
+    Ok(Json(state.store.passages_for(controller, after).await?))
 }
 
 async fn events(

@@ -387,7 +387,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         if site_known.is_none() {
-            return Err(StoreError::Conflict("no such site".into()));
+            return Err(StoreError::MissingReference(format!("no site {site}")));
         }
         // Past every id ever given (the audit log keeps each `controller.add`)
         // or left in events and alarms: events are keyed by controller id,

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod events;
 mod ids;
+pub mod passages;
 pub mod policy;
 pub mod presence;
 pub mod queries;
