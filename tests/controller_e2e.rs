@@ -30,11 +30,13 @@ const STORE: ZoneId = ZoneId(5);
 const SATO: PersonId = PersonId(1); // staff, machine room, finger in slot 3
 const ITO: PersonId = PersonId(2); // staff, machine room, finger in slot 4
 const YAMADA: PersonId = PersonId(3); // visitor
+const KATO: PersonId = PersonId(4); // staff, machine room, slot 5 in the policy only
 
 const SATO_CARD: &str = "04A10001";
 const ITO_CARD: &str = "04A10002000002"; // 7-byte UID
 const YAMADA_CARD: &str = "012E3C4D5E6F7081"; // FeliCa IDm
 const LOST_CARD: &str = "04A10009";
+const KATO_CARD: &str = "04A10004";
 
 // Virtual board pins.
 const OFFICE_LOCK: u8 = 17;
@@ -134,6 +136,7 @@ fn policy(version: u64) -> SnapshotData {
         people: vec![
             staff(SATO, 3),
             staff(ITO, 4),
+            staff(KATO, 5),
             Person {
                 id: YAMADA,
                 kind: PersonKind::Visitor,
@@ -146,6 +149,7 @@ fn policy(version: u64) -> SnapshotData {
             card(ITO_CARD, ITO, CardState::Active),
             card(YAMADA_CARD, YAMADA, CardState::Active),
             card(LOST_CARD, SATO, CardState::Lost),
+            card(KATO_CARD, KATO, CardState::Active),
         ],
         grants: vec![
             Grant {
@@ -806,6 +810,61 @@ fn the_controller_decides_with_real_devices_and_records_everything() {
     assert!(reasons(&events, 10).contains(&(None, Reason::RequestToExit)));
     assert!(reasons(&events, 20).contains(&(Some(ITO), Reason::BiometricFailed)));
     assert!(reasons(&events, 40).contains(&(Some(YAMADA), Reason::EscortMissing)));
+}
+
+/// Central holds slot 5 for Kato, the module's flash does not (`--enrolled
+/// 3,4`): the module answers LoadChar with `ReadTemplateError`. That is Kato's
+/// enrollment gone wrong, not a module fault: Kato is refused with
+/// `biometric_not_enrolled`, the module stays online (no `device_offline`),
+/// and Sato's finger still opens the door right after.
+#[test]
+fn a_slot_the_module_does_not_hold_refuses_that_person_and_keeps_the_module_online() {
+    let mut rig = Rig::start("controller-missing-slot", &[]);
+    rig.configure([20, 30]);
+    let c = Controller::start(&rig.config, Some(&rig.policy));
+    c.wait_log("the fingerprint module online", |l| {
+        l.contains("biometric module online") && l.contains("machine room finger")
+    });
+
+    tap(rig.slot(0), KATO_CARD);
+    c.wait_event(&["door=20", "reason=biometric_required", "person=4"], 1);
+    c.wait_log("the module checking Kato's slot", |l| {
+        l.contains("waiting for a finger") && l.contains("slot=5")
+    });
+    // Kato puts a finger down; there is nothing in slot 5 to compare it with.
+    rig.finger(r#"{"next":"finger","finger":5}"#);
+    c.wait_event(&["door=20", "reason=biometric_not_enrolled", "person=4"], 1);
+    // Take the finger off the sensor if it was not needed.
+    rig.finger(r#"{"next":"nofinger"}"#);
+    assert_eq!(
+        c.count_events(&["device_offline", "machine room finger"]),
+        0
+    );
+    assert_eq!(
+        c.count_events(&["door=20", "reason=biometric_unavailable"]),
+        0
+    );
+    let status = http_get(rig.status_port, "/status");
+    assert_eq!(status["devices"]["machine room finger"]["online"], true);
+
+    // Everyone else is served by the same module, at once.
+    rig.observer.drain();
+    tap(rig.slot(0), SATO_CARD);
+    c.wait_logs(
+        "the module waiting for Sato's finger",
+        |l| l.contains("waiting for a finger") && l.contains("slot=3"),
+        1,
+    );
+    rig.finger(r#"{"next":"match","slot":3}"#);
+    c.wait_event(&["door=20", "reason=granted", "person=1"], 1);
+    rig.observer.edge(MACHINE_LOCK, true);
+    c.stop();
+    let events = rig.outbox();
+    assert!(reasons(&events, 20).contains(&(Some(KATO), Reason::BiometricNotEnrolled)));
+    assert!(!events.iter().any(|e| matches!(
+        &e.event.kind,
+        EventKind::DeviceOffline { device } if device.name == "machine room finger"
+    )));
 }
 
 #[test]

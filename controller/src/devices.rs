@@ -181,6 +181,13 @@ pub fn spawn_biometric(
                         },
                         Ok(Some(VerifyOutcome::NoMatch { .. })) => BiometricResult::NoMatch,
                         Ok(Some(VerifyOutcome::NoFinger)) => BiometricResult::Timeout,
+                        // This person's template is missing on the module;
+                        // the module answered properly and stays in service.
+                        Err(e) if !e.is_module_fault() => {
+                            tracing::warn!(module = %config.name, door = job.door.0, slot = job.slot.0,
+                                error = %e, "no usable template in the card holder's slot; enroll them again");
+                            BiometricResult::NotEnrolled
+                        }
                         Err(e) => {
                             tracing::warn!(module = %config.name, error = %e, "biometric module fault; reopening");
                             driver = None;

@@ -294,3 +294,65 @@ async fn control_socket_and_link() {
     drop(m);
     assert!(!link.exists(), "the link is removed with the module");
 }
+
+#[tokio::test]
+async fn a_slot_the_module_does_not_hold_is_that_persons_error_not_a_module_fault() {
+    let m = module(SimConfig {
+        capacity: 10,
+        enrolled: vec![3],
+        ..SimConfig::default()
+    });
+    let mut d = open(&m, DriverConfig::default()).await.unwrap();
+    // Central says slot 5, the module's flash holds nothing there; slot 12 is
+    // past the library. The driver says so with a typed error, at once,
+    // without making the person put a finger on the sensor first.
+    for slot in [5, 12] {
+        let started = Instant::now();
+        let e = d
+            .verify_slot(slot, Instant::now() + Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, FingerprintError::EmptySlot { slot: s, .. } if s == slot),
+            "{e:?}"
+        );
+        assert!(!e.is_module_fault(), "{e:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    // The same open driver still serves everyone else.
+    m.present(Presentation::EnrolledIn(3), 1).unwrap();
+    let outcome = d.verify(3, Instant::now() + DEADLINE).await.unwrap();
+    assert!(
+        matches!(outcome, VerifyOutcome::Matched { .. }),
+        "{outcome:?}"
+    );
+    // Through the Biometric seam it is the person's empty slot too.
+    assert_eq!(
+        d.verify(5, Instant::now() + DEADLINE).await,
+        Err(BiometricError::EmptySlot(5))
+    );
+}
+
+#[tokio::test]
+async fn a_silent_module_is_a_module_fault() {
+    let m = module(SimConfig {
+        enrolled: vec![3],
+        ..SimConfig::default()
+    });
+    let mut d = open(
+        &m,
+        DriverConfig {
+            command_timeout: Duration::from_millis(200),
+            retries: 0,
+            ..DriverConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    drop(m);
+    let e = d
+        .verify_slot(3, Instant::now() + DEADLINE)
+        .await
+        .unwrap_err();
+    assert!(e.is_module_fault(), "{e:?}");
+}

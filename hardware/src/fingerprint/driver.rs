@@ -98,6 +98,25 @@ pub enum FingerprintError {
     /// A packet could not be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// The module answered, and the slot holds no usable template: empty,
+    /// unreadable, or beyond the library. That is one person's enrollment
+    /// gone wrong, not the module's fault: it keeps serving everyone else.
+    #[error("template slot {slot} holds no usable template: {code}")]
+    EmptySlot {
+        /// The slot asked for.
+        slot: u16,
+        /// What the module answered (`ReadTemplateError` or `PageOutOfRange`).
+        code: Confirmation,
+    },
+}
+
+impl FingerprintError {
+    /// Whether the module itself failed (no answer, garbage, a closed line,
+    /// an unexpected refusal) rather than one person's enrollment. Only a
+    /// module fault justifies taking the module offline and reopening it.
+    pub fn is_module_fault(&self) -> bool {
+        !matches!(self, FingerprintError::EmptySlot { .. })
+    }
 }
 
 /// A driver for one module on one serial line (or anything byte-stream-like).
@@ -306,8 +325,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Ef01Driver<S> {
         }
     }
 
-    /// 1:1 verification against the template in `slot`: capture → Img2Tz 1 →
-    /// LoadChar 2 from `slot` → Match. There is deliberately no 1:N path here.
+    /// 1:1 verification against the template in `slot`: LoadChar 2 from
+    /// `slot` → capture → Img2Tz 1 → Match. There is deliberately no 1:N path
+    /// here. The template is loaded first so that a slot the module does not
+    /// hold is reported at once ([`FingerprintError::EmptySlot`]), without
+    /// asking the person for a finger that could never match.
     pub async fn verify_slot(
         &mut self,
         slot: u16,
@@ -330,16 +352,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Ef01Driver<S> {
         abandon: impl Future<Output = ()>,
     ) -> Result<Option<VerifyOutcome>, FingerprintError> {
         let abandon = std::pin::pin!(abandon);
+        self.load_template(slot).await?;
         match self.capture_unless(1, deadline, abandon).await? {
             Capture::Image => {}
             Capture::NoFinger => return Ok(Some(VerifyOutcome::NoFinger)),
             Capture::Abandoned => return Ok(None),
         }
-        self.expect_ok(Command::LoadChar {
-            buffer: 2,
-            page: slot,
-        })
-        .await?;
         let ack = self.command(Command::Match).await?;
         match ack.code {
             Confirmation::Ok => {
@@ -355,6 +373,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Ef01Driver<S> {
                 command: Command::Match,
                 code,
             }),
+        }
+    }
+
+    /// Loads the template in `slot` into character buffer 2.
+    async fn load_template(&mut self, slot: u16) -> Result<(), FingerprintError> {
+        let command = Command::LoadChar {
+            buffer: 2,
+            page: slot,
+        };
+        let ack = self.command(command).await?;
+        match ack.code {
+            Confirmation::Ok => Ok(()),
+            // The module answered properly: this slot is empty, unreadable or
+            // beyond the library. Confirmation 0x0C covers both "empty" and
+            // "invalid template"; either way nobody can match it.
+            code @ (Confirmation::ReadTemplateError | Confirmation::PageOutOfRange) => {
+                Err(FingerprintError::EmptySlot { slot, code })
+            }
+            code => Err(FingerprintError::Rejected { command, code }),
         }
     }
 
@@ -403,10 +440,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Ef01Driver<S> {
 impl From<FingerprintError> for BiometricError {
     fn from(e: FingerprintError) -> Self {
         match e {
-            FingerprintError::Rejected {
-                code: Confirmation::ReadTemplateError | Confirmation::PageOutOfRange,
-                command: Command::LoadChar { page, .. },
-            } => BiometricError::EmptySlot(page),
+            FingerprintError::EmptySlot { slot, .. } => BiometricError::EmptySlot(slot),
             other => BiometricError::Device(other.to_string()),
         }
     }
