@@ -236,12 +236,13 @@ pub async fn run_until(
         })
     };
     let sync_task = config.central.clone().map(|central| {
-        tokio::spawn(crate::sync::run(
+        tokio::spawn(crate::sync::run_with_biometrics(
             central,
             controller,
             policy.clone(),
             outbox.clone(),
             board.clone(),
+            modules.clone(),
             stop.clone(),
         ))
     });

@@ -356,3 +356,60 @@ async fn a_silent_module_is_a_module_fault() {
         .unwrap_err();
     assert!(e.is_module_fault(), "{e:?}");
 }
+
+#[tokio::test]
+async fn enrollment_picks_the_lowest_free_slot_and_says_why_it_could_not() {
+    use tobira_hardware::fingerprint::EnrollOutcome;
+    let m = module(SimConfig {
+        capacity: 5,
+        enrolled: vec![0, 1, 3],
+        ..SimConfig::default()
+    });
+    let mut d = open(&m, DriverConfig::default()).await.unwrap();
+    // Slot 2 is free on the module but central has it (recorded, flash lost):
+    // not free. Slot 4 is.
+    assert_eq!(d.free_slot(&[2]).await.unwrap(), Some(4));
+    assert_eq!(d.free_slot(&[]).await.unwrap(), Some(2));
+
+    // Two captures of different fingers do not make a template.
+    m.present(Presentation::Finger(70), 1).unwrap();
+    m.present(Presentation::Finger(71), 1).unwrap();
+    assert_eq!(
+        d.enroll_free_slot(&[2], Instant::now() + DEADLINE)
+            .await
+            .unwrap(),
+        EnrollOutcome::Mismatch
+    );
+    assert_eq!(m.enrolled(), vec![0, 1, 3]);
+
+    // No finger: nothing stored.
+    assert_eq!(
+        d.enroll_free_slot(&[2], Instant::now() + Duration::from_millis(300))
+            .await
+            .unwrap(),
+        EnrollOutcome::NoFinger
+    );
+
+    // The same finger twice: stored in the slot picked, and it verifies.
+    m.present(Presentation::Finger(72), 2).unwrap();
+    assert_eq!(
+        d.enroll_free_slot(&[2], Instant::now() + DEADLINE)
+            .await
+            .unwrap(),
+        EnrollOutcome::Stored { slot: 4 }
+    );
+    assert_eq!(m.enrolled(), vec![0, 1, 3, 4]);
+    m.present(Presentation::Finger(72), 1).unwrap();
+    assert!(matches!(
+        d.verify(4, Instant::now() + DEADLINE).await.unwrap(),
+        VerifyOutcome::Matched { .. }
+    ));
+
+    // Full: said at once, without asking for a finger.
+    assert_eq!(
+        d.enroll_free_slot(&[2], Instant::now() + DEADLINE)
+            .await
+            .unwrap(),
+        EnrollOutcome::Full
+    );
+}

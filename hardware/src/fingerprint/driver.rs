@@ -25,6 +25,22 @@ enum Capture {
     Abandoned,
 }
 
+/// How an enrollment into a free slot ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollOutcome {
+    /// The template is stored in `slot`.
+    Stored {
+        /// The slot picked.
+        slot: u16,
+    },
+    /// No usable finger before the deadline (for either capture).
+    NoFinger,
+    /// The two captures were not of the same finger (RegModel refused them).
+    Mismatch,
+    /// Every slot is in use (on the module or in `taken`).
+    Full,
+}
+
 /// Default line speed of the module family.
 pub const DEFAULT_BAUD: u32 = 57_600;
 
@@ -412,6 +428,82 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Ef01Driver<S> {
         })
         .await?;
         Ok(true)
+    }
+
+    /// The lowest slot that holds no template on the module (read from its
+    /// index table) and is not in `taken`; `None` when the library is full.
+    pub async fn free_slot(&mut self, taken: &[u16]) -> Result<Option<u16>, FingerprintError> {
+        let capacity = self.system_parameters().await?.library_size;
+        let mut page: u8 = 0;
+        let mut first: u32 = 0;
+        while first < u32::from(capacity) {
+            let ack = self.expect_ok(Command::ReadIndexTable { page }).await?;
+            if ack.data.len() < 32 {
+                return Err(FingerprintError::Payload(PayloadError::WrongLength {
+                    code: Command::ReadIndexTable { page }.code(),
+                    expected: 32,
+                    got: ack.data.len(),
+                }));
+            }
+            for offset in 0..256u32 {
+                let Ok(slot) = u16::try_from(first + offset) else {
+                    return Ok(None);
+                };
+                if slot >= capacity {
+                    return Ok(None);
+                }
+                let used = ack.data[(offset / 8) as usize] & (1 << (offset % 8)) != 0;
+                if !used && !taken.contains(&slot) {
+                    return Ok(Some(slot));
+                }
+            }
+            first += 256;
+            page = match page.checked_add(1) {
+                Some(p) => p,
+                None => return Ok(None),
+            };
+        }
+        Ok(None)
+    }
+
+    /// Enrolls a finger into the lowest free slot ([`Self::free_slot`]):
+    /// two captures → RegModel → Store. The slot is picked before the
+    /// captures, so a full module says so without asking for a finger.
+    pub async fn enroll_free_slot(
+        &mut self,
+        taken: &[u16],
+        deadline: Instant,
+    ) -> Result<EnrollOutcome, FingerprintError> {
+        let Some(slot) = self.free_slot(taken).await? else {
+            return Ok(EnrollOutcome::Full);
+        };
+        if !self.capture(1, deadline).await? || !self.capture(2, deadline).await? {
+            return Ok(EnrollOutcome::NoFinger);
+        }
+        let merged = self.command(Command::RegModel).await?;
+        match merged.code {
+            Confirmation::Ok => {}
+            Confirmation::MergeFailed => return Ok(EnrollOutcome::Mismatch),
+            code => {
+                return Err(FingerprintError::Rejected {
+                    command: Command::RegModel,
+                    code,
+                })
+            }
+        }
+        let store = Command::Store {
+            buffer: 1,
+            page: slot,
+        };
+        let stored = self.command(store).await?;
+        match stored.code {
+            Confirmation::Ok => Ok(EnrollOutcome::Stored { slot }),
+            Confirmation::LibraryFull | Confirmation::PageOutOfRange => Ok(EnrollOutcome::Full),
+            code => Err(FingerprintError::Rejected {
+                command: store,
+                code,
+            }),
+        }
     }
 
     /// Deletes the template in `slot`.

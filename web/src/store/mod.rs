@@ -85,6 +85,8 @@ pub struct Store {
     writer: AnyPool,
     backend: Backend,
     versions: tokio::sync::watch::Sender<PolicyVersion>,
+    /// Bumped when an enrollment job is queued (wakes the controllers' long-polls).
+    jobs: tokio::sync::watch::Sender<u64>,
 }
 
 /// The current policy version and whether the last change was urgent.
@@ -177,11 +179,13 @@ impl Store {
             }
         }
         let (versions, _) = tokio::sync::watch::channel(PolicyVersion::default());
+        let (jobs, _) = tokio::sync::watch::channel(0);
         let store = Store {
             pool,
             writer,
             backend,
             versions,
+            jobs,
         };
         let current = store.load_policy_version().await?;
         store.versions.send_replace(current);
