@@ -95,7 +95,7 @@ fn the_central_service_starts_answers_and_is_administered_from_the_command_line(
     let out = central(&db, &["controller", "add", "--site", "7", "--name", "1F"]);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no such site"),
+        String::from_utf8_lossy(&out.stderr).contains("no site 7"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

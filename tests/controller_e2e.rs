@@ -30,11 +30,13 @@ const STORE: ZoneId = ZoneId(5);
 const SATO: PersonId = PersonId(1); // staff, machine room, finger in slot 3
 const ITO: PersonId = PersonId(2); // staff, machine room, finger in slot 4
 const YAMADA: PersonId = PersonId(3); // visitor
+const KATO: PersonId = PersonId(4); // staff, machine room, slot 5 in the policy only
 
 const SATO_CARD: &str = "04A10001";
 const ITO_CARD: &str = "04A10002000002"; // 7-byte UID
 const YAMADA_CARD: &str = "012E3C4D5E6F7081"; // FeliCa IDm
 const LOST_CARD: &str = "04A10009";
+const KATO_CARD: &str = "04A10004";
 
 // Virtual board pins.
 const OFFICE_LOCK: u8 = 17;
@@ -135,6 +137,7 @@ fn policy(version: u64) -> SnapshotData {
         people: vec![
             staff(SATO, 3),
             staff(ITO, 4),
+            staff(KATO, 5),
             Person {
                 id: YAMADA,
                 kind: PersonKind::Visitor,
@@ -147,6 +150,7 @@ fn policy(version: u64) -> SnapshotData {
             card(ITO_CARD, ITO, CardState::Active),
             card(YAMADA_CARD, YAMADA, CardState::Active),
             card(LOST_CARD, SATO, CardState::Lost),
+            card(KATO_CARD, KATO, CardState::Active),
         ],
         grants: vec![
             Grant {
@@ -815,6 +819,61 @@ fn the_controller_decides_with_real_devices_and_records_everything() {
     assert!(reasons(&events, 40).contains(&(Some(YAMADA), Reason::EscortMissing)));
 }
 
+/// Central holds slot 5 for Kato, the module's flash does not (`--enrolled
+/// 3,4`): the module answers LoadChar with `ReadTemplateError`. That is Kato's
+/// enrollment gone wrong, not a module fault: Kato is refused with
+/// `biometric_not_enrolled`, the module stays online (no `device_offline`),
+/// and Sato's finger still opens the door right after.
+#[test]
+fn a_slot_the_module_does_not_hold_refuses_that_person_and_keeps_the_module_online() {
+    let mut rig = Rig::start("controller-missing-slot", &[]);
+    rig.configure([20, 30]);
+    let c = Controller::start(&rig.config, Some(&rig.policy));
+    c.wait_log("the fingerprint module online", |l| {
+        l.contains("biometric module online") && l.contains("machine room finger")
+    });
+
+    tap(rig.slot(0), KATO_CARD);
+    c.wait_event(&["door=20", "reason=biometric_required", "person=4"], 1);
+    c.wait_log("the module checking Kato's slot", |l| {
+        l.contains("waiting for a finger") && l.contains("slot=5")
+    });
+    // Kato puts a finger down; there is nothing in slot 5 to compare it with.
+    rig.finger(r#"{"next":"finger","finger":5}"#);
+    c.wait_event(&["door=20", "reason=biometric_not_enrolled", "person=4"], 1);
+    // Take the finger off the sensor if it was not needed.
+    rig.finger(r#"{"next":"nofinger"}"#);
+    assert_eq!(
+        c.count_events(&["device_offline", "machine room finger"]),
+        0
+    );
+    assert_eq!(
+        c.count_events(&["door=20", "reason=biometric_unavailable"]),
+        0
+    );
+    let status = http_get(rig.status_port, "/status");
+    assert_eq!(status["devices"]["machine room finger"]["online"], true);
+
+    // Everyone else is served by the same module, at once.
+    rig.observer.drain();
+    tap(rig.slot(0), SATO_CARD);
+    c.wait_logs(
+        "the module waiting for Sato's finger",
+        |l| l.contains("waiting for a finger") && l.contains("slot=3"),
+        1,
+    );
+    rig.finger(r#"{"next":"match","slot":3}"#);
+    c.wait_event(&["door=20", "reason=granted", "person=1"], 1);
+    rig.observer.edge(MACHINE_LOCK, true);
+    c.stop();
+    let events = rig.outbox();
+    assert!(reasons(&events, 20).contains(&(Some(KATO), Reason::BiometricNotEnrolled)));
+    assert!(!events.iter().any(|e| matches!(
+        &e.event.kind,
+        EventKind::DeviceOffline { device } if device.name == "machine room finger"
+    )));
+}
+
 #[test]
 fn kill_9_mid_burst_loses_no_reported_event_and_restarts_on_the_same_chain() {
     let mut rig = Rig::start("controller-kill9", &[]);
@@ -1441,4 +1500,292 @@ rex = {{ pin = {OFFICE_REX} }}
     assert!(!ok, "{text}");
     assert!(text.contains("cached policy version 1"), "{text}");
     assert!(text.contains("not in the policy: 99"), "{text}");
+}
+
+/// Enrollment as one flow, with real processes: an admin asks the central
+/// service's API for Kato's finger on module 1; the running controller that
+/// drives the module fetches the job at sync, picks a free slot from the
+/// module's index table (0 and 1 are on the module, so 2), prompts at the
+/// door, captures twice and stores; central records the slot. Meanwhile the
+/// module is busy: Sato's tap is refused, never granted. Then Kato's finger
+/// opens the L4 door; deleting the enrollment clears the slot on the module.
+#[test]
+fn enrollment_runs_from_the_api_through_the_controller_to_the_module_and_back() {
+    let dir = Scratch::new("enrollment-flow");
+    let db = format!("sqlite://{}", dir.path().join("central.db").display());
+    let out = Command::new(BIN)
+        .args(["central", "--database", &db, "token", "create"])
+        .args(["--name", "integrator", "--role", "admin", "--days", "1"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let port = free_port();
+    let _central = Proc(
+        Command::new(BIN)
+            .args(["central", "--database", &db, "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually("the central service to answer", || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let call =
+        |method: &str, path: &str, body: Option<Value>| api(port, &token, method, path, body);
+    let create = |path: &str, body: Value| {
+        let (status, answer) = call("POST", path, Some(body));
+        assert_eq!(status, 201, "POST {path}: {answer}");
+        answer
+    };
+    let site = create("/sites", serde_json::json!({"name": "本庁舎"}))["id"].clone();
+    let zone =
+        |name: &str, level: u8| serde_json::json!({"site_id": site, "name": name, "level": level});
+    let office = create("/zones", zone("執務室", 3))["id"].clone();
+    let machine = create("/zones", zone("機械室", 4))["id"].clone();
+    let registered = create(
+        "/controllers",
+        serde_json::json!({"site_id": site, "name": "B1 machine room"}),
+    );
+    let controller = registered["controller"]["id"].as_u64().unwrap();
+    let door = create(
+        "/doors",
+        serde_json::json!({
+            "name": "machine room", "kind": "door", "controller_id": controller,
+            "outside_zone_id": office, "inside_zone_id": machine,
+            "entry_reader": {"biometric": 1}, "exit_reader": null,
+        }),
+    )["id"]
+        .as_u64()
+        .unwrap();
+    let group = create("/groups", serde_json::json!({"name": "facilities"}))["id"].clone();
+    create(
+        "/grants",
+        serde_json::json!({"group_id": group, "zones": [office, machine]}),
+    );
+    let staff = |name: &str, card: &str| {
+        let id = create(
+            "/people",
+            serde_json::json!({"kind": "staff", "name": name, "organisation": "管財課"}),
+        )["id"]
+            .as_u64()
+            .unwrap();
+        let (status, answer) = call("PUT", &format!("/groups/{group}/members/{id}"), None);
+        assert!((200..300).contains(&status), "{answer}");
+        create("/cards", serde_json::json!({"uid": card, "person_id": id}));
+        id
+    };
+    let kato = staff("加藤 次郎", KATO_CARD);
+    let sato = staff("佐藤 花子", SATO_CARD);
+    // Sato was enrolled by hand long ago, in slot 0 of the module.
+    create(
+        "/enrollments",
+        serde_json::json!({"person_id": sato, "module_id": 1, "slot": 0}),
+    );
+
+    // The module holds slots 0 (Sato's finger) and 1 (a leftover).
+    let pcscd = PrivatePcscd::start().unwrap_or_else(|e| panic!("{e}"));
+    let reader = pcscd.slots()[0].clone();
+    let socket = dir.path().join("gpio.sock");
+    let (_board, _, _) = simulator(&["hil", "gpio", "--socket", socket.to_str().unwrap()]);
+    let mut observer = Observer::connect(&socket);
+    let link = dir.path().join("finger");
+    let control = dir.path().join("finger.ctl");
+    let (_finger, _, _) = simulator(&[
+        "hil",
+        "finger",
+        "--link",
+        link.to_str().unwrap(),
+        "--control",
+        control.to_str().unwrap(),
+        "--enrolled",
+        "0,1",
+    ]);
+    let finger_control = UnixStream::connect(&control).unwrap();
+    finger_control
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let finger = |line: &str| -> Value {
+        writeln!(&finger_control, "{line}").unwrap();
+        let mut answer = String::new();
+        BufReader::new(&finger_control)
+            .read_line(&mut answer)
+            .unwrap();
+        let v: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(v["ok"], true, "{line} → {answer}");
+        v
+    };
+
+    let status_port = free_port();
+    let config = dir.path().join("controller.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+controller = {controller}
+data_dir = "{data}"
+status_listen = "127.0.0.1:{status_port}"
+poll_ms = 5
+
+[gpio]
+backend = "virtual"
+socket = "{socket}"
+
+[central]
+url = "http://127.0.0.1:{port}"
+secret = "{secret}"
+public_key = "{key}"
+
+[[biometric]]
+module = 1
+name = "machine room finger"
+port = "{link}"
+
+[[doors]]
+name = "machine room"
+id = {door}
+kind = "door"
+entry_reader = "{reader}"
+lock_output = {{ pin = {MACHINE_LOCK} }}
+contact = {{ pin = {MACHINE_CONTACT}, active_low = true }}
+prompt = {{ pin = {MACHINE_PROMPT} }}
+timings = {{ unlock_ms = 500, held_prealarm_ms = 20000, held_alarm_ms = 30000 }}
+"#,
+            data = dir.path().join("data").display(),
+            socket = socket.display(),
+            secret = registered["secret"].as_str().unwrap(),
+            key = registered["public_key"].as_str().unwrap(),
+            link = link.display(),
+            reader = reader.name,
+        ),
+    )
+    .unwrap();
+    observer.drive(MACHINE_CONTACT, false);
+    let c = Controller::start(&config, None);
+    let version = eventually("the first policy", || {
+        let v = http_get(status_port, "/status")["policy"]["version"].as_u64()?;
+        (v > 0).then_some(v)
+    });
+    c.wait_log("the fingerprint module online", |l| {
+        l.contains("biometric module online")
+    });
+
+    // Bad requests get clear answers.
+    let (status, answer) = call(
+        "POST",
+        "/enrollment-jobs",
+        Some(serde_json::json!({"person_id": 999, "module_id": 1})),
+    );
+    assert_eq!(status, 404, "{answer}");
+    let (status, answer) = call(
+        "POST",
+        "/enrollment-jobs",
+        Some(serde_json::json!({"person_id": kato, "module_id": 7})),
+    );
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = call(
+        "POST",
+        "/enrollment-jobs",
+        Some(serde_json::json!({"person_id": sato, "module_id": 1})),
+    );
+    assert_eq!(status, 409, "{answer}");
+
+    // The admin asks; the controller picks the job up and the door prompts.
+    observer.drain();
+    let job = create(
+        "/enrollment-jobs",
+        serde_json::json!({"person_id": kato, "module_id": 1}),
+    );
+    assert_eq!(job["state"], "pending", "{job}");
+    assert_eq!(job["controller_id"].as_u64(), Some(controller));
+    let job_id = job["id"].as_u64().unwrap();
+    let (status, answer) = call(
+        "POST",
+        "/enrollment-jobs",
+        Some(serde_json::json!({"person_id": kato, "module_id": 1})),
+    );
+    assert_eq!(
+        status, 409,
+        "a second request while one is pending: {answer}"
+    );
+    c.wait_log("the job at the controller", |l| {
+        l.contains("enrollment job received") && l.contains(&format!("job={job_id}"))
+    });
+    c.wait_log("the enrollment prompt", |l| {
+        l.contains("enrolling: place the finger")
+    });
+    observer.edge(MACHINE_PROMPT, true);
+
+    // While the module enrolls, Sato's card cannot be verified: refused, never granted.
+    tap(&reader, SATO_CARD);
+    c.wait_event(
+        &["reason=biometric_unavailable", &format!("person={sato}")],
+        1,
+    );
+    observer.no_edge(MACHINE_LOCK, true, Duration::from_millis(200));
+
+    // Kato puts the same finger down twice.
+    finger(r#"{"next":"finger","finger":77,"times":2}"#);
+    let done = eventually("the job done at the central service", || {
+        let (_, j) = call("GET", &format!("/enrollment-jobs/{job_id}"), None);
+        (j["state"] != "pending").then_some(j)
+    });
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(
+        done["slot"], 2,
+        "the lowest slot free on the module and at central: {done}"
+    );
+    observer.edge(MACHINE_PROMPT, false);
+    assert_eq!(finger("slots")["slots"], serde_json::json!([0, 1, 2]));
+    let (_, enrollments) = call("GET", &format!("/enrollments?person={kato}"), None);
+    assert_eq!(enrollments["items"][0]["slot"], 2, "{enrollments}");
+    assert_eq!(enrollments["items"][0]["module_id"], 1, "{enrollments}");
+    let (_, audit) = call("GET", "/audit?limit=500", None);
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"enrollment.request"), "{actions:?}");
+    assert!(actions.contains(&"enrollment.create"), "{actions:?}");
+
+    // The enrollment reaches the controller with the policy; Kato's finger opens the door.
+    eventually("the enrollment in the controller's policy", || {
+        let v = http_get(status_port, "/status")["policy"]["version"].as_u64()?;
+        (v > version).then_some(v)
+    });
+    observer.drain();
+    tap(&reader, KATO_CARD);
+    c.wait_event(&["reason=biometric_required", &format!("person={kato}")], 1);
+    c.wait_log("the module waiting for Kato's finger", |l| {
+        l.contains("waiting for a finger") && l.contains("slot=2")
+    });
+    finger(r#"{"next":"finger","finger":77}"#);
+    c.wait_event(&["reason=granted", &format!("person={kato}")], 1);
+    observer.edge(MACHINE_LOCK, true);
+
+    // Deleting the enrollment clears the slot on the module too.
+    let (status, answer) = call("DELETE", "/enrollments/1/2", None);
+    assert_eq!(status, 204, "{answer}");
+    let cleared = eventually("the slot-clearing job done", || {
+        let (_, page) = call("GET", &format!("/enrollment-jobs?person={kato}"), None);
+        page["items"]
+            .as_array()?
+            .iter()
+            .find(|j| j["kind"] == "delete" && j["state"] != "pending")
+            .cloned()
+    });
+    assert_eq!(cleared["state"], "done", "{cleared}");
+    assert_eq!(cleared["slot"], 2, "{cleared}");
+    assert_eq!(finger("slots")["slots"], serde_json::json!([0, 1]));
+    c.stop();
 }

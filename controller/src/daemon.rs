@@ -259,13 +259,14 @@ pub async fn run_until(
     // by the sync client, reach the decision loop's memory through this.
     let (shared_tx, shared_rx) = mpsc::unbounded_channel();
     let sync_task = config.central.clone().map(|central| {
-        tokio::spawn(crate::sync::run(
+        tokio::spawn(crate::sync::run_with_biometrics(
             central,
             controller,
             policy.clone(),
             outbox.clone(),
             board.clone(),
             shared_tx,
+            modules.clone(),
             stop.clone(),
         ))
     });

@@ -1,11 +1,16 @@
 //! Device tasks: PC/SC readers and biometric modules turned into inputs for the decision loop.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tobira_firmware::{BiometricResult, DoorId, Side, TemplateSlot};
+use tobira_firmware::{BiometricResult, DoorId, ModuleId, Side, TemplateSlot};
 use tobira_hardware::card::{CardReader, PcscCardReader, PcscConfig, ReaderEvent};
-use tobira_hardware::fingerprint::{DriverConfig, Ef01Driver, VerifyOutcome};
-use tokio::sync::{mpsc, watch};
+use tobira_hardware::fingerprint::{
+    DriverConfig, Ef01Driver, EnrollOutcome, FingerprintError, VerifyOutcome,
+};
+use tobira_protocol::{EnrollmentFailure, EnrollmentOutcome, EnrollmentTask};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::config::BiometricConfig;
@@ -21,6 +26,14 @@ pub enum DeviceInput {
         job: VerifyJob,
         /// The outcome.
         result: BiometricResult,
+    },
+    /// A module starts or ends an enrollment: its doors prompt for a finger
+    /// meanwhile, and no verification runs on it.
+    Enrolling {
+        /// The module.
+        module: ModuleId,
+        /// Whether the enrollment is running.
+        active: bool,
     },
     /// A biometric module came online or went offline.
     BiometricStatus {
@@ -87,18 +100,93 @@ pub async fn run_readers(
     let _ = tokio::task::spawn_blocking(move || drop(reader)).await;
 }
 
+/// How long an enrollment waits for each of the two captures together.
+pub const ENROLL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An enrollment-job step for the module task, with where to send its outcome.
+#[derive(Debug)]
+struct AdminJob {
+    task: EnrollmentTask,
+    reply: oneshot::Sender<EnrollmentOutcome>,
+}
+
 /// Handle to a biometric module task.
 #[derive(Debug, Clone)]
 pub struct BiometricHandle {
     /// The module's configured name.
     pub name: String,
     jobs: mpsc::Sender<VerifyJob>,
+    admin: mpsc::Sender<AdminJob>,
+    /// Set while an enrollment job holds the module.
+    busy: Arc<AtomicBool>,
 }
 
 impl BiometricHandle {
-    /// Queues a verification; `false` if the task has stopped or is swamped.
+    /// Queues a verification; `false` if the task has stopped, is swamped,
+    /// or is busy enrolling someone (the door then refuses: it never waits
+    /// for, let alone grants on, a module that is not verifying).
     pub fn verify(&self, job: VerifyJob) -> bool {
-        self.jobs.try_send(job).is_ok()
+        !self.busy.load(Ordering::SeqCst) && self.jobs.try_send(job).is_ok()
+    }
+
+    /// Runs an enrollment job (enroll into a free slot, or clear a slot) on
+    /// the module and returns its outcome.
+    pub async fn run_job(&self, task: EnrollmentTask) -> EnrollmentOutcome {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || EnrollmentOutcome::Failed {
+            reason: EnrollmentFailure::ModuleUnavailable,
+            detail: "the module task has stopped".into(),
+        };
+        if self.admin.send(AdminJob { task, reply }).await.is_err() {
+            return stopped();
+        }
+        answer.await.unwrap_or_else(|_| stopped())
+    }
+}
+
+fn failed(reason: EnrollmentFailure, detail: impl Into<String>) -> EnrollmentOutcome {
+    EnrollmentOutcome::Failed {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// Runs one enrollment job on an open module.
+async fn run_admin<S>(
+    d: &mut Ef01Driver<S>,
+    module: &str,
+    task: &EnrollmentTask,
+) -> Result<EnrollmentOutcome, FingerprintError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    match task {
+        EnrollmentTask::Enroll { person, taken } => {
+            tracing::info!(%module, person = person.0, "enrolling: place the finger on the sensor, lift it, and place it again");
+            let outcome = d
+                .enroll_free_slot(taken, Instant::now() + ENROLL_TIMEOUT)
+                .await?;
+            Ok(match outcome {
+                EnrollOutcome::Stored { slot } => {
+                    tracing::info!(%module, person = person.0, slot, "finger enrolled");
+                    EnrollmentOutcome::Enrolled { slot }
+                }
+                EnrollOutcome::NoFinger => failed(
+                    EnrollmentFailure::Timeout,
+                    format!("no usable finger within {} s", ENROLL_TIMEOUT.as_secs()),
+                ),
+                EnrollOutcome::Mismatch => failed(
+                    EnrollmentFailure::Mismatch,
+                    "the two captures were not of the same finger",
+                ),
+                EnrollOutcome::Full => failed(EnrollmentFailure::ModuleFull, "no free slot"),
+            })
+        }
+        EnrollmentTask::Delete { slot } => {
+            d.delete_slot(*slot).await?;
+            tracing::info!(%module, slot, "template slot cleared");
+            Ok(EnrollmentOutcome::Deleted)
+        }
     }
 }
 
@@ -112,8 +200,12 @@ pub fn spawn_biometric(
     mut shutdown: watch::Receiver<bool>,
 ) -> BiometricHandle {
     let (jobs_tx, mut jobs) = mpsc::channel::<VerifyJob>(16);
+    let (admin_tx, mut admin) = mpsc::channel::<AdminJob>(4);
+    let busy = Arc::new(AtomicBool::new(false));
     let name = config.name.clone();
+    let busy_flag = Arc::clone(&busy);
     tokio::spawn(async move {
+        let module = ModuleId(config.module);
         let driver_config = DriverConfig {
             address: config
                 .address()
@@ -152,6 +244,35 @@ pub fn spawn_biometric(
                 Some(job) => job,
                 None => tokio::select! {
                     job = jobs.recv() => match job { Some(j) => j, None => break },
+                    work = admin.recv() => {
+                        let Some(AdminJob { task, reply }) = work else { break };
+                        let outcome = match driver.as_mut() {
+                            None => failed(EnrollmentFailure::ModuleUnavailable, "the module is offline"),
+                            Some(d) => {
+                                // Doors refuse finger steps on this module
+                                // meanwhile, and prompt for the enrollment.
+                                busy_flag.store(true, Ordering::SeqCst);
+                                let _ = tx.send(DeviceInput::Enrolling { module, active: true }).await;
+                                let result = run_admin(d, &config.name, &task).await;
+                                busy_flag.store(false, Ordering::SeqCst);
+                                let _ = tx.send(DeviceInput::Enrolling { module, active: false }).await;
+                                match result {
+                                    Ok(outcome) => outcome,
+                                    Err(e) => {
+                                        tracing::warn!(module = %config.name, error = %e, "enrollment job failed");
+                                        if e.is_module_fault() {
+                                            driver = None;
+                                            next_attempt = Instant::now() + Duration::from_millis(500);
+                                            report(&tx, &config.name, &mut last_online, false, Some(e.to_string())).await;
+                                        }
+                                        failed(EnrollmentFailure::ModuleUnavailable, e.to_string())
+                                    }
+                                }
+                            }
+                        };
+                        let _ = reply.send(outcome);
+                        continue;
+                    }
                     _ = tokio::time::sleep_until(next_attempt), if driver.is_none() => continue,
                     _ = shutdown.changed() => break,
                 },
@@ -181,6 +302,13 @@ pub fn spawn_biometric(
                         },
                         Ok(Some(VerifyOutcome::NoMatch { .. })) => BiometricResult::NoMatch,
                         Ok(Some(VerifyOutcome::NoFinger)) => BiometricResult::Timeout,
+                        // This person's template is missing on the module;
+                        // the module answered properly and stays in service.
+                        Err(e) if !e.is_module_fault() => {
+                            tracing::warn!(module = %config.name, door = job.door.0, slot = job.slot.0,
+                                error = %e, "no usable template in the card holder's slot; enroll them again");
+                            BiometricResult::NotEnrolled
+                        }
                         Err(e) => {
                             tracing::warn!(module = %config.name, error = %e, "biometric module fault; reopening");
                             driver = None;
@@ -206,6 +334,8 @@ pub fn spawn_biometric(
     BiometricHandle {
         name,
         jobs: jobs_tx,
+        admin: admin_tx,
+        busy,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The decision loop: one task that owns the brain's memory and the doors, turns device inputs into decisions, records them, then acts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -87,6 +87,8 @@ struct Loop {
     memory: Memory,
     decisions: BTreeMap<&'static str, u64>,
     last_release_check: Timestamp,
+    /// Modules running an enrollment job: their doors prompt for a finger.
+    enrolling: BTreeSet<ModuleId>,
 }
 
 impl Engine {
@@ -122,6 +124,7 @@ impl Engine {
             memory,
             decisions: BTreeMap::new(),
             last_release_check: Timestamp(0),
+            enrolling: BTreeSet::new(),
             e: self,
         };
         l.policy_in_force(&current);
@@ -315,6 +318,20 @@ impl Loop {
                 let decision = decide(&self.snapshot, &self.memory, &request, &now);
                 self.act(decision, now, None).await;
             }
+            DeviceInput::Enrolling { module, active } => {
+                if active {
+                    self.enrolling.insert(module);
+                } else {
+                    self.enrolling.remove(&module);
+                }
+                for index in 0..self.e.doors.len() {
+                    if self.door_uses(index, module) {
+                        tracing::info!(door = %self.e.doors[index].name, module = module.0, active,
+                            "enrollment at this door's fingerprint module");
+                        self.update_prompt(index);
+                    }
+                }
+            }
             DeviceInput::BiometricStatus {
                 name,
                 online,
@@ -473,7 +490,7 @@ impl Loop {
             tracing::error!(
                 module = module.0,
                 door = decision.door.0,
-                "no biometric module configured or it is swamped; the finger step cannot run"
+                "no biometric module configured, or it is swamped or enrolling; the finger step cannot run"
             );
             let request = Request::Biometric {
                 door: job.door,
@@ -488,7 +505,18 @@ impl Loop {
     fn update_prompt(&mut self, index: usize) {
         let id = self.e.doors[index].id;
         let waiting = self.memory.waiting().iter().any(|w| w.door == id);
-        self.e.doors[index].set_prompt(waiting);
+        let enrolling = self.enrolling.iter().any(|m| self.door_uses(index, *m));
+        self.e.doors[index].set_prompt(waiting || enrolling);
+    }
+
+    /// Whether a reader of this door has `module` beside it, per the policy.
+    fn door_uses(&self, index: usize, module: ModuleId) -> bool {
+        self.snapshot.door(self.e.doors[index].id).is_some_and(|d| {
+            [d.entry_reader, d.exit_reader]
+                .iter()
+                .flatten()
+                .any(|r| r.biometric == Some(module))
+        })
     }
 
     fn door_index(&self, door: DoorId) -> Option<usize> {

@@ -1,5 +1,6 @@
 //! The sync client: pulls signed policy from the central service and pushes the outbox to it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,17 +8,21 @@ use rand::Rng;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{Method, Response, StatusCode};
 use tobira_firmware::{
-    AntiPassback, ControllerId, DeltaError, PersonId, Snapshot, SnapshotError, ZoneId,
+    AntiPassback, ControllerId, DeltaError, ModuleId, PersonId, Snapshot, SnapshotError, ZoneId,
 };
 use tobira_protocol::{
     controller_authorization, EventBatch, EventReceipt, PassageFeed, PolicyKey, PolicyMessage,
     ProtocolError, SignedPolicy, SnapshotNeeded, WatchAnswer, DELTA_PATH, EVENTS_PATH,
     PASSAGES_PATH, SNAPSHOT_PATH, WATCH_PATH,
 };
+use tobira_protocol::{
+    enrollment_job_path, EnrollmentFailure, EnrollmentJobs, EnrollmentOutcome, ENROLLMENT_JOBS_PATH,
+};
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::now_utc;
 use crate::config::CentralConfig;
+use crate::devices::BiometricHandle;
 use crate::memory::RemotePassage;
 use crate::outbox::Outbox;
 use crate::policy::PolicyStore;
@@ -217,6 +222,8 @@ pub struct SyncClient {
     passages_ms: u64,
     /// Where merged passages go: (zone, person) pairs whose occupancy changed.
     shared: Option<mpsc::UnboundedSender<Vec<(ZoneId, PersonId)>>>,
+    /// The fingerprint modules this controller drives, for enrollment jobs.
+    modules: BTreeMap<ModuleId, BiometricHandle>,
 }
 
 impl SyncClient {
@@ -276,6 +283,7 @@ impl SyncClient {
             board,
             passages_ms: central.passages_ms,
             shared: None,
+            modules: BTreeMap::new(),
         })
     }
 
@@ -335,6 +343,13 @@ impl SyncClient {
         ))
     }
 
+    /// Serves enrollment jobs for these modules (without any, the client
+    /// does not ask the central service for jobs).
+    pub fn with_biometrics(mut self, modules: BTreeMap<ModuleId, BiometricHandle>) -> Self {
+        self.modules = modules;
+        self
+    }
+
     /// The central service's URL without credentials.
     pub fn central(&self) -> &str {
         &self.base
@@ -388,6 +403,7 @@ impl SyncClient {
         tokio::join!(
             self.policy_loop(shutdown.clone()),
             self.passage_loop(shutdown.clone()),
+            self.enrollment_loop(shutdown.clone()),
             self.event_loop(shutdown)
         );
         tracing::info!(central = %self.base, "sync client stopped");
@@ -477,6 +493,71 @@ impl SyncClient {
                 () = stopped(&mut shutdown) => break,
             }
         }
+    }
+
+    /// Long-polls the central service for enrollment jobs and runs each on
+    /// its module, one at a time, reporting every outcome. A job whose
+    /// report is lost stays pending at the central service and comes back.
+    async fn enrollment_loop(&self, mut shutdown: watch::Receiver<bool>) {
+        if self.modules.is_empty() {
+            return;
+        }
+        let mut backoff = Backoff::new(self.backoff_min_ms, self.backoff_max_ms);
+        loop {
+            let result = tokio::select! {
+                r = self.enrollment_jobs_once() => r,
+                () = stopped(&mut shutdown) => return,
+            };
+            match result {
+                Ok(()) => backoff.reset(),
+                Err(e) => {
+                    self.failed(&e);
+                    let delay = backoff.next_delay();
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = stopped(&mut shutdown) => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// One long-poll for enrollment jobs; runs and reports those it gets.
+    pub async fn enrollment_jobs_once(&self) -> Result<(), SyncError> {
+        let what = "enrollment jobs request";
+        let timeout = Duration::from_millis(self.watch_ms).saturating_add(WATCH_GRACE);
+        let path = format!("{ENROLLMENT_JOBS_PATH}?wait_ms={}", self.watch_ms);
+        let response = self.send(Method::GET, &path, timeout, None).await?;
+        let response = self.expect_success(response, what).await?;
+        let body = self.read_body(response, MAX_SMALL_BODY, what).await?;
+        let list: EnrollmentJobs =
+            serde_json::from_slice(&body).map_err(|e| SyncError::Unreadable {
+                what,
+                detail: e.to_string(),
+            })?;
+        for job in list.jobs {
+            tracing::info!(job = job.id, module = job.module.0, task = ?job.task, "enrollment job received");
+            let outcome = match self.modules.get(&job.module) {
+                Some(module) => module.run_job(job.task).await,
+                None => EnrollmentOutcome::Failed {
+                    reason: EnrollmentFailure::UnknownModule,
+                    detail: format!("this controller drives no module {}", job.module.0),
+                },
+            };
+            tracing::info!(job = job.id, ?outcome, "enrollment job done");
+            let what = "enrollment job report";
+            let response = self
+                .http
+                .post(format!("{}{}", self.base, enrollment_job_path(job.id)))
+                .header(AUTHORIZATION, self.auth.clone())
+                .timeout(REQUEST_TIMEOUT)
+                .json(&outcome)
+                .send()
+                .await
+                .map_err(|e| self.network(e))?;
+            self.expect_success(response, what).await?;
+        }
+        Ok(())
     }
 
     async fn event_loop(&self, mut shutdown: watch::Receiver<bool>) {
@@ -820,7 +901,8 @@ impl SyncClient {
 
 /// Runs the sync client until `shutdown` becomes true. A configuration the
 /// client cannot use is logged and shown on the status board; the controller
-/// then keeps deciding on its cached policy.
+/// then keeps deciding on its cached policy. Occupancy changes merged from
+/// other controllers are announced on `shared`.
 pub async fn run(
     central: CentralConfig,
     controller: ControllerId,
@@ -828,10 +910,41 @@ pub async fn run(
     outbox: Outbox,
     board: StatusBoard,
     shared: mpsc::UnboundedSender<Vec<(ZoneId, PersonId)>>,
+    shutdown: watch::Receiver<bool>,
+) {
+    run_with_biometrics(
+        central,
+        controller,
+        policy,
+        outbox,
+        board,
+        shared,
+        BTreeMap::new(),
+        shutdown,
+    )
+    .await;
+}
+
+/// [`run`], also serving enrollment jobs on these fingerprint modules.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_with_biometrics(
+    central: CentralConfig,
+    controller: ControllerId,
+    policy: PolicyStore,
+    outbox: Outbox,
+    board: StatusBoard,
+    shared: mpsc::UnboundedSender<Vec<(ZoneId, PersonId)>>,
+    modules: BTreeMap<ModuleId, BiometricHandle>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     match SyncClient::new(&central, controller, policy, outbox, board.clone()) {
-        Ok(client) => client.with_shared_occupancy(shared).run(shutdown).await,
+        Ok(client) => {
+            client
+                .with_shared_occupancy(shared)
+                .with_biometrics(modules)
+                .run(shutdown)
+                .await
+        }
         Err(e) => {
             tracing::error!(error = %e, "sync client cannot start");
             board.update(|s| {

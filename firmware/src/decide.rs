@@ -459,6 +459,7 @@ impl Brain<'_> {
                         BiometricResult::Matched { .. } | BiometricResult::NoMatch => d,
                         BiometricResult::Timeout => d.with(Reason::BiometricTimeout),
                         BiometricResult::Unavailable => d.with(Reason::BiometricUnavailable),
+                        BiometricResult::NotEnrolled => d.with(Reason::BiometricNotEnrolled),
                     }
                 }
             }

@@ -56,6 +56,9 @@ pub enum BiometricResult {
     Timeout,
     /// The module did not answer or reported a fault.
     Unavailable,
+    /// The module answered, and holds no usable template in the person's
+    /// slot: their enrollment is missing on the module, which is fine.
+    NotEnrolled,
 }
 
 /// Granted, denied, or waiting for one more thing.

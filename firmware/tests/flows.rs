@@ -47,6 +47,9 @@ fn level_4_finger_failures_each_say_why() {
         (matched(42), Reason::BiometricFailed),
         (BiometricResult::Timeout, Reason::BiometricTimeout),
         (BiometricResult::Unavailable, Reason::BiometricUnavailable),
+        // The module holds no template in the person's slot: their enrollment
+        // is missing, the module is fine.
+        (BiometricResult::NotEnrolled, Reason::BiometricNotEnrolled),
     ] {
         let mut w = World::at(workday());
         w.enter(MACHINE_DOOR, SATO);

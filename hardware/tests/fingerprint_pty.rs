@@ -294,3 +294,122 @@ async fn control_socket_and_link() {
     drop(m);
     assert!(!link.exists(), "the link is removed with the module");
 }
+
+#[tokio::test]
+async fn a_slot_the_module_does_not_hold_is_that_persons_error_not_a_module_fault() {
+    let m = module(SimConfig {
+        capacity: 10,
+        enrolled: vec![3],
+        ..SimConfig::default()
+    });
+    let mut d = open(&m, DriverConfig::default()).await.unwrap();
+    // Central says slot 5, the module's flash holds nothing there; slot 12 is
+    // past the library. The driver says so with a typed error, at once,
+    // without making the person put a finger on the sensor first.
+    for slot in [5, 12] {
+        let started = Instant::now();
+        let e = d
+            .verify_slot(slot, Instant::now() + Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, FingerprintError::EmptySlot { slot: s, .. } if s == slot),
+            "{e:?}"
+        );
+        assert!(!e.is_module_fault(), "{e:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    // The same open driver still serves everyone else.
+    m.present(Presentation::EnrolledIn(3), 1).unwrap();
+    let outcome = d.verify(3, Instant::now() + DEADLINE).await.unwrap();
+    assert!(
+        matches!(outcome, VerifyOutcome::Matched { .. }),
+        "{outcome:?}"
+    );
+    // Through the Biometric seam it is the person's empty slot too.
+    assert_eq!(
+        d.verify(5, Instant::now() + DEADLINE).await,
+        Err(BiometricError::EmptySlot(5))
+    );
+}
+
+#[tokio::test]
+async fn a_silent_module_is_a_module_fault() {
+    let m = module(SimConfig {
+        enrolled: vec![3],
+        ..SimConfig::default()
+    });
+    let mut d = open(
+        &m,
+        DriverConfig {
+            command_timeout: Duration::from_millis(200),
+            retries: 0,
+            ..DriverConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    drop(m);
+    let e = d
+        .verify_slot(3, Instant::now() + DEADLINE)
+        .await
+        .unwrap_err();
+    assert!(e.is_module_fault(), "{e:?}");
+}
+
+#[tokio::test]
+async fn enrollment_picks_the_lowest_free_slot_and_says_why_it_could_not() {
+    use tobira_hardware::fingerprint::EnrollOutcome;
+    let m = module(SimConfig {
+        capacity: 5,
+        enrolled: vec![0, 1, 3],
+        ..SimConfig::default()
+    });
+    let mut d = open(&m, DriverConfig::default()).await.unwrap();
+    // Slot 2 is free on the module but central has it (recorded, flash lost):
+    // not free. Slot 4 is.
+    assert_eq!(d.free_slot(&[2]).await.unwrap(), Some(4));
+    assert_eq!(d.free_slot(&[]).await.unwrap(), Some(2));
+
+    // Two captures of different fingers do not make a template.
+    m.present(Presentation::Finger(70), 1).unwrap();
+    m.present(Presentation::Finger(71), 1).unwrap();
+    assert_eq!(
+        d.enroll_free_slot(&[2], Instant::now() + DEADLINE)
+            .await
+            .unwrap(),
+        EnrollOutcome::Mismatch
+    );
+    assert_eq!(m.enrolled(), vec![0, 1, 3]);
+
+    // No finger: nothing stored.
+    assert_eq!(
+        d.enroll_free_slot(&[2], Instant::now() + Duration::from_millis(300))
+            .await
+            .unwrap(),
+        EnrollOutcome::NoFinger
+    );
+
+    // The same finger twice: stored in the slot picked, and it verifies.
+    m.present(Presentation::Finger(72), 2).unwrap();
+    assert_eq!(
+        d.enroll_free_slot(&[2], Instant::now() + DEADLINE)
+            .await
+            .unwrap(),
+        EnrollOutcome::Stored { slot: 4 }
+    );
+    assert_eq!(m.enrolled(), vec![0, 1, 3, 4]);
+    m.present(Presentation::Finger(72), 1).unwrap();
+    assert!(matches!(
+        d.verify(4, Instant::now() + DEADLINE).await.unwrap(),
+        VerifyOutcome::Matched { .. }
+    ));
+
+    // Full: said at once, without asking for a finger.
+    assert_eq!(
+        d.enroll_free_slot(&[2], Instant::now() + DEADLINE)
+            .await
+            .unwrap(),
+        EnrollOutcome::Full
+    );
+}

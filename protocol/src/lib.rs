@@ -8,7 +8,7 @@
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use tobira_firmware::{
-    ControllerId, PersonId, SealedEvent, SnapshotData, SnapshotDelta, Timestamp, ZoneId,
+    ControllerId, ModuleId, PersonId, SealedEvent, SnapshotData, SnapshotDelta, Timestamp, ZoneId,
 };
 
 /// Where the sync API lives on the central service.
@@ -27,6 +27,14 @@ pub const EVENTS_PATH: &str = "/sync/v1/events";
 pub const PASSAGES_PATH: &str = "/sync/v1/passages";
 /// Most passages in one answer.
 pub const MAX_PASSAGES: usize = 500;
+
+/// `GET ?wait_ms=N`: the calling controller's pending enrollment jobs; held
+/// open until one is queued or the wait ends (then an empty list).
+pub const ENROLLMENT_JOBS_PATH: &str = "/sync/v1/enrollment-jobs";
+/// `POST` to `ENROLLMENT_JOBS_PATH/{id}`: the [`EnrollmentOutcome`] of one job.
+pub fn enrollment_job_path(id: u64) -> String {
+    format!("{ENROLLMENT_JOBS_PATH}/{id}")
+}
 
 /// Most events accepted in one batch.
 pub const MAX_BATCH: usize = 1000;
@@ -216,6 +224,94 @@ pub struct WatchAnswer {
     pub version: u64,
     /// Whether a change since the caller's version must apply at once (lost card, threat level).
     pub urgent: bool,
+}
+
+/// Enrollment jobs waiting for the calling controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentJobs {
+    /// Oldest first.
+    pub jobs: Vec<EnrollmentJob>,
+}
+
+/// One thing to do on a biometric module the controller drives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentJob {
+    /// The job's id at the central service.
+    pub id: u64,
+    /// The module.
+    pub module: ModuleId,
+    /// What to do.
+    pub task: EnrollmentTask,
+}
+
+/// Enroll a finger into a free slot, or clear a slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EnrollmentTask {
+    /// Capture the person's finger twice and store it in a free slot.
+    Enroll {
+        /// Whose finger.
+        person: PersonId,
+        /// Slots the central service has recorded for this module: not free
+        /// even if the module's flash says so.
+        taken: Vec<u16>,
+    },
+    /// Erase the template in `slot`.
+    Delete {
+        /// The slot.
+        slot: u16,
+    },
+}
+
+/// How a job ended, as the controller reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EnrollmentOutcome {
+    /// The finger's template is stored in `slot`.
+    Enrolled {
+        /// The slot the controller picked.
+        slot: u16,
+    },
+    /// The slot is clear.
+    Deleted,
+    /// Nothing was stored or cleared.
+    Failed {
+        /// Why.
+        reason: EnrollmentFailure,
+        /// Details for the log (never a secret).
+        detail: String,
+    },
+}
+
+/// Why an enrollment job failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollmentFailure {
+    /// No usable finger before the deadline.
+    Timeout,
+    /// The two captures were not of the same finger.
+    Mismatch,
+    /// No free slot on the module.
+    ModuleFull,
+    /// The module did not answer or failed.
+    ModuleUnavailable,
+    /// This controller drives no module with that id.
+    UnknownModule,
+}
+
+impl EnrollmentFailure {
+    /// The snake_case word (as in JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Mismatch => "mismatch",
+            Self::ModuleFull => "module_full",
+            Self::ModuleUnavailable => "module_unavailable",
+            Self::UnknownModule => "unknown_module",
+        }
+    }
 }
 
 /// A batch of events from one controller, in sequence order.

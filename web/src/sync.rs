@@ -11,13 +11,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tobira_protocol::{
-    EventBatch, EventReceipt, PassageFeed, PolicyMessage, SnapshotNeeded, WatchAnswer, DELTA_PATH,
-    EVENTS_PATH, MAX_BATCH, PASSAGES_PATH, SNAPSHOT_PATH, WATCH_PATH,
+    EnrollmentJobs, EnrollmentOutcome, EventBatch, EventReceipt, PassageFeed, PolicyMessage,
+    SnapshotNeeded, WatchAnswer, DELTA_PATH, ENROLLMENT_JOBS_PATH, EVENTS_PATH, MAX_BATCH,
+    PASSAGES_PATH, SNAPSHOT_PATH, WATCH_PATH,
 };
 
 use crate::auth::ControllerCaller;
 use crate::error::{WebError, WebResult};
-use crate::json::{Input, QueryParams};
+use crate::json::{Input, PathParam, QueryParams};
 use crate::store::policy::DeltaAnswer;
 use crate::AppState;
 
@@ -32,6 +33,50 @@ pub fn router() -> Router<AppState> {
         .route(WATCH_PATH, get(watch))
         .route(EVENTS_PATH, post(events))
         .route(PASSAGES_PATH, get(passages))
+        .route(ENROLLMENT_JOBS_PATH, get(enrollment_jobs))
+        .route(
+            &format!("{ENROLLMENT_JOBS_PATH}/{{id}}"),
+            post(enrollment_outcome),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobWait {
+    #[serde(default)]
+    wait_ms: Option<u64>,
+}
+
+/// The calling controller's pending enrollment jobs; when there are none,
+/// held open until one is queued or the wait ends.
+async fn enrollment_jobs(
+    State(state): State<AppState>,
+    ControllerCaller(controller): ControllerCaller,
+    QueryParams(q): QueryParams<JobWait>,
+) -> WebResult<Json<EnrollmentJobs>> {
+    let mut queued = state.store.watch_enrollment_jobs();
+    queued.borrow_and_update();
+    let jobs = state.store.pending_enrollment_jobs(controller).await?;
+    if !jobs.jobs.is_empty() {
+        return Ok(Json(jobs));
+    }
+    let wait = Duration::from_millis(q.wait_ms.unwrap_or(MAX_WAIT_MS).min(MAX_WAIT_MS));
+    let _ = tokio::time::timeout(wait, queued.changed()).await;
+    Ok(Json(state.store.pending_enrollment_jobs(controller).await?))
+}
+
+/// A controller's report on one of its enrollment jobs.
+async fn enrollment_outcome(
+    State(state): State<AppState>,
+    ControllerCaller(controller): ControllerCaller,
+    PathParam(id): PathParam<u64>,
+    Input(outcome): Input<EnrollmentOutcome>,
+) -> WebResult<StatusCode> {
+    state
+        .store
+        .finish_enrollment_job(controller, id, &outcome)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn snapshot(

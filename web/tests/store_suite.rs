@@ -745,6 +745,153 @@ async fn an_existing_sqlite_database_is_rebuilt_in_place() {
     an_existing_sqlite_database_keeps_its_rows_and_stops_reusing_ids().await;
 }
 
+async fn enrollment_jobs_go_to_the_modules_controller_and_record_the_slot_it_reports(store: Store) {
+    use tobira_protocol::{EnrollmentFailure, EnrollmentOutcome, EnrollmentTask};
+    use tobira_web::store::resources::enrollment_jobs::{EnrollmentRequest, JobKind, JobState};
+    use tobira_web::store::resources::Id;
+    use tobira_web::store::StoreError;
+    seed(&store).await;
+    let id = |v: i64| Id::new(v).unwrap();
+    let ask = |person: i64, module: i64| EnrollmentRequest {
+        person_id: id(person),
+        module_id: id(module),
+    };
+    // No such person; a module no controller's door has; already enrolled.
+    assert!(matches!(
+        store.request_enrollment("admin", &ask(999, 7)).await,
+        Err(StoreError::NotFound(m)) if m.contains("999")
+    ));
+    assert!(matches!(
+        store.request_enrollment("admin", &ask(YAMADA, 42)).await,
+        Err(StoreError::Invalid(m)) if m.contains("module 42")
+    ));
+    assert!(matches!(
+        store.request_enrollment("admin", &ask(SATO, 7)).await,
+        Err(StoreError::Conflict(m)) if m.contains("already enrolled")
+    ));
+
+    let job = store
+        .request_enrollment("admin", &ask(YAMADA, 7))
+        .await
+        .unwrap();
+    assert_eq!((job.kind, job.state), (JobKind::Enroll, JobState::Pending));
+    assert_eq!(job.controller_id.get(), 1);
+    assert!(matches!(
+        store.request_enrollment("admin", &ask(YAMADA, 7)).await,
+        Err(StoreError::Conflict(m)) if m.contains("pending")
+    ));
+    // Controller 1 drives module 7 and gets the job, with the slots central
+    // has recorded there; controller 2 gets nothing.
+    assert!(store
+        .pending_enrollment_jobs(C2)
+        .await
+        .unwrap()
+        .jobs
+        .is_empty());
+    let jobs = store.pending_enrollment_jobs(C1).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        jobs[0].task,
+        EnrollmentTask::Enroll {
+            person: PersonId(YAMADA as u32),
+            taken: vec![3]
+        }
+    );
+    let wire_id = jobs[0].id;
+    // Not controller 2's job to report; a delete outcome does not fit.
+    assert!(matches!(
+        store
+            .finish_enrollment_job(C2, wire_id, &EnrollmentOutcome::Enrolled { slot: 4 })
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .finish_enrollment_job(C1, wire_id, &EnrollmentOutcome::Deleted)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    let before = store.policy_version().version;
+    store
+        .finish_enrollment_job(C1, wire_id, &EnrollmentOutcome::Enrolled { slot: 4 })
+        .await
+        .unwrap();
+    assert!(
+        store.policy_version().version > before,
+        "the enrollment is a policy change"
+    );
+    let done = store.enrollment_job(job.id).await.unwrap();
+    assert_eq!((done.state, done.slot), (JobState::Done, Some(4)));
+    let recorded = store
+        .list_enrollments(Some(id(YAMADA)), Some(id(7)), None, None)
+        .await
+        .unwrap();
+    assert_eq!(recorded.items.len(), 1);
+    assert_eq!(recorded.items[0].slot, 4);
+    assert!(matches!(
+        store
+            .finish_enrollment_job(C1, wire_id, &EnrollmentOutcome::Deleted)
+            .await,
+        Err(StoreError::Conflict(m)) if m.contains("already done")
+    ));
+    assert!(store
+        .pending_enrollment_jobs(C1)
+        .await
+        .unwrap()
+        .jobs
+        .is_empty());
+
+    // A failure is recorded with its reason.
+    let again = store
+        .request_enrollment("admin", &ask(YAMADA, 8))
+        .await
+        .unwrap();
+    let wire = store.pending_enrollment_jobs(C1).await.unwrap().jobs[0].id;
+    let failure = EnrollmentOutcome::Failed {
+        reason: EnrollmentFailure::Mismatch,
+        detail: "two fingers".into(),
+    };
+    store
+        .finish_enrollment_job(C1, wire, &failure)
+        .await
+        .unwrap();
+    let failed = store.enrollment_job(again.id).await.unwrap();
+    assert_eq!(failed.state, JobState::Failed);
+    assert_eq!(failed.failure.as_deref(), Some("mismatch"));
+
+    // Deleting the enrollment queues the clearing of its slot for controller 1.
+    store.delete_enrollment("admin", id(7), 4).await.unwrap();
+    let jobs = store.pending_enrollment_jobs(C1).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].task, EnrollmentTask::Delete { slot: 4 });
+    store
+        .finish_enrollment_job(C1, jobs[0].id, &EnrollmentOutcome::Deleted)
+        .await
+        .unwrap();
+    let all = store
+        .list_enrollment_jobs(Some(id(YAMADA)), None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 3);
+    assert!(all.items.iter().all(|j| j.state != JobState::Pending));
+
+    // Every step is in the admin audit log.
+    let audit = store.audit_entries(None, 500).await.unwrap();
+    let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
+    for action in [
+        "enrollment.request",
+        "enrollment.create",
+        "enrollment.fail",
+        "enrollment.delete",
+        "enrollment.clear",
+    ] {
+        assert!(
+            actions.contains(&action),
+            "{action} missing from {actions:?}"
+        );
+    }
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -787,4 +934,5 @@ suite!(
     booking_paths_lead_into_level_2_zones_at_most,
     a_booked_room_must_admit_the_persons_kind,
     ids_are_never_reused_after_a_delete,
+    enrollment_jobs_go_to_the_modules_controller_and_record_the_slot_it_reports,
 );

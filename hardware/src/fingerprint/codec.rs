@@ -340,6 +340,13 @@ pub enum Command {
     },
     /// 0x1D: number of stored templates.
     TemplateNum,
+    /// 0x1F: which slots of one index page (256 slots) hold a template; the
+    /// ack carries 32 bytes, bit `i` of byte `j` (least significant first)
+    /// standing for slot `page × 256 + j × 8 + i`.
+    ReadIndexTable {
+        /// Index page (0–3).
+        page: u8,
+    },
 }
 
 impl Command {
@@ -358,6 +365,7 @@ impl Command {
             Command::ReadSysPara => 0x0F,
             Command::VfyPwd { .. } => 0x13,
             Command::TemplateNum => 0x1D,
+            Command::ReadIndexTable { .. } => 0x1F,
         }
     }
 
@@ -372,6 +380,7 @@ impl Command {
             | Command::ReadSysPara
             | Command::TemplateNum => {}
             Command::Img2Tz { buffer } => p.push(buffer),
+            Command::ReadIndexTable { page } => p.push(page),
             Command::Search {
                 buffer,
                 start_page,
@@ -437,6 +446,7 @@ impl Command {
                 password: u32::from_be_bytes([args[0], args[1], args[2], args[3]]),
             })?,
             0x1D => need(0).map(|()| Command::TemplateNum)?,
+            0x1F => need(1).map(|()| Command::ReadIndexTable { page: args[0] })?,
             other => return Err(PayloadError::UnknownInstruction(other)),
         })
     }
@@ -841,6 +851,7 @@ mod tests {
             Just(Command::ReadSysPara),
             any::<u32>().prop_map(|password| Command::VfyPwd { password }),
             Just(Command::TemplateNum),
+            any::<u8>().prop_map(|page| Command::ReadIndexTable { page }),
         ]
     }
 

@@ -25,6 +25,22 @@ enum Capture {
     Abandoned,
 }
 
+/// How an enrollment into a free slot ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollOutcome {
+    /// The template is stored in `slot`.
+    Stored {
+        /// The slot picked.
+        slot: u16,
+    },
+    /// No usable finger before the deadline (for either capture).
+    NoFinger,
+    /// The two captures were not of the same finger (RegModel refused them).
+    Mismatch,
+    /// Every slot is in use (on the module or in `taken`).
+    Full,
+}
+
 /// Default line speed of the module family.
 pub const DEFAULT_BAUD: u32 = 57_600;
 
@@ -98,6 +114,25 @@ pub enum FingerprintError {
     /// A packet could not be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// The module answered, and the slot holds no usable template: empty,
+    /// unreadable, or beyond the library. That is one person's enrollment
+    /// gone wrong, not the module's fault: it keeps serving everyone else.
+    #[error("template slot {slot} holds no usable template: {code}")]
+    EmptySlot {
+        /// The slot asked for.
+        slot: u16,
+        /// What the module answered (`ReadTemplateError` or `PageOutOfRange`).
+        code: Confirmation,
+    },
+}
+
+impl FingerprintError {
+    /// Whether the module itself failed (no answer, garbage, a closed line,
+    /// an unexpected refusal) rather than one person's enrollment. Only a
+    /// module fault justifies taking the module offline and reopening it.
+    pub fn is_module_fault(&self) -> bool {
+        !matches!(self, FingerprintError::EmptySlot { .. })
+    }
 }
 
 /// A driver for one module on one serial line (or anything byte-stream-like).
@@ -306,8 +341,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Ef01Driver<S> {
         }
     }
 
-    /// 1:1 verification against the template in `slot`: capture → Img2Tz 1 →
-    /// LoadChar 2 from `slot` → Match. There is deliberately no 1:N path here.
+    /// 1:1 verification against the template in `slot`: LoadChar 2 from
+    /// `slot` → capture → Img2Tz 1 → Match. There is deliberately no 1:N path
+    /// here. The template is loaded first so that a slot the module does not
+    /// hold is reported at once ([`FingerprintError::EmptySlot`]), without
+    /// asking the person for a finger that could never match.
     pub async fn verify_slot(
         &mut self,
         slot: u16,
@@ -330,16 +368,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Ef01Driver<S> {
         abandon: impl Future<Output = ()>,
     ) -> Result<Option<VerifyOutcome>, FingerprintError> {
         let abandon = std::pin::pin!(abandon);
+        self.load_template(slot).await?;
         match self.capture_unless(1, deadline, abandon).await? {
             Capture::Image => {}
             Capture::NoFinger => return Ok(Some(VerifyOutcome::NoFinger)),
             Capture::Abandoned => return Ok(None),
         }
-        self.expect_ok(Command::LoadChar {
-            buffer: 2,
-            page: slot,
-        })
-        .await?;
         let ack = self.command(Command::Match).await?;
         match ack.code {
             Confirmation::Ok => {
@@ -355,6 +389,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Ef01Driver<S> {
                 command: Command::Match,
                 code,
             }),
+        }
+    }
+
+    /// Loads the template in `slot` into character buffer 2.
+    async fn load_template(&mut self, slot: u16) -> Result<(), FingerprintError> {
+        let command = Command::LoadChar {
+            buffer: 2,
+            page: slot,
+        };
+        let ack = self.command(command).await?;
+        match ack.code {
+            Confirmation::Ok => Ok(()),
+            // The module answered properly: this slot is empty, unreadable or
+            // beyond the library. Confirmation 0x0C covers both "empty" and
+            // "invalid template"; either way nobody can match it.
+            code @ (Confirmation::ReadTemplateError | Confirmation::PageOutOfRange) => {
+                Err(FingerprintError::EmptySlot { slot, code })
+            }
+            code => Err(FingerprintError::Rejected { command, code }),
         }
     }
 
@@ -375,6 +428,82 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Ef01Driver<S> {
         })
         .await?;
         Ok(true)
+    }
+
+    /// The lowest slot that holds no template on the module (read from its
+    /// index table) and is not in `taken`; `None` when the library is full.
+    pub async fn free_slot(&mut self, taken: &[u16]) -> Result<Option<u16>, FingerprintError> {
+        let capacity = self.system_parameters().await?.library_size;
+        let mut page: u8 = 0;
+        let mut first: u32 = 0;
+        while first < u32::from(capacity) {
+            let ack = self.expect_ok(Command::ReadIndexTable { page }).await?;
+            if ack.data.len() < 32 {
+                return Err(FingerprintError::Payload(PayloadError::WrongLength {
+                    code: Command::ReadIndexTable { page }.code(),
+                    expected: 32,
+                    got: ack.data.len(),
+                }));
+            }
+            for offset in 0..256u32 {
+                let Ok(slot) = u16::try_from(first + offset) else {
+                    return Ok(None);
+                };
+                if slot >= capacity {
+                    return Ok(None);
+                }
+                let used = ack.data[(offset / 8) as usize] & (1 << (offset % 8)) != 0;
+                if !used && !taken.contains(&slot) {
+                    return Ok(Some(slot));
+                }
+            }
+            first += 256;
+            page = match page.checked_add(1) {
+                Some(p) => p,
+                None => return Ok(None),
+            };
+        }
+        Ok(None)
+    }
+
+    /// Enrolls a finger into the lowest free slot ([`Self::free_slot`]):
+    /// two captures → RegModel → Store. The slot is picked before the
+    /// captures, so a full module says so without asking for a finger.
+    pub async fn enroll_free_slot(
+        &mut self,
+        taken: &[u16],
+        deadline: Instant,
+    ) -> Result<EnrollOutcome, FingerprintError> {
+        let Some(slot) = self.free_slot(taken).await? else {
+            return Ok(EnrollOutcome::Full);
+        };
+        if !self.capture(1, deadline).await? || !self.capture(2, deadline).await? {
+            return Ok(EnrollOutcome::NoFinger);
+        }
+        let merged = self.command(Command::RegModel).await?;
+        match merged.code {
+            Confirmation::Ok => {}
+            Confirmation::MergeFailed => return Ok(EnrollOutcome::Mismatch),
+            code => {
+                return Err(FingerprintError::Rejected {
+                    command: Command::RegModel,
+                    code,
+                })
+            }
+        }
+        let store = Command::Store {
+            buffer: 1,
+            page: slot,
+        };
+        let stored = self.command(store).await?;
+        match stored.code {
+            Confirmation::Ok => Ok(EnrollOutcome::Stored { slot }),
+            Confirmation::LibraryFull | Confirmation::PageOutOfRange => Ok(EnrollOutcome::Full),
+            code => Err(FingerprintError::Rejected {
+                command: store,
+                code,
+            }),
+        }
     }
 
     /// Deletes the template in `slot`.
@@ -403,10 +532,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Ef01Driver<S> {
 impl From<FingerprintError> for BiometricError {
     fn from(e: FingerprintError) -> Self {
         match e {
-            FingerprintError::Rejected {
-                code: Confirmation::ReadTemplateError | Confirmation::PageOutOfRange,
-                command: Command::LoadChar { page, .. },
-            } => BiometricError::EmptySlot(page),
+            FingerprintError::EmptySlot { slot, .. } => BiometricError::EmptySlot(slot),
             other => BiometricError::Device(other.to_string()),
         }
     }

@@ -8,7 +8,7 @@ pub mod codec;
 pub mod driver;
 pub mod sim;
 
-pub use driver::{DriverConfig, Ef01Driver, FingerprintError};
+pub use driver::{DriverConfig, Ef01Driver, EnrollOutcome, FingerprintError};
 pub use sim::{Presentation, SimConfig, VirtualFingerprintModule};
 
 /// The result of a 1:1 verification.

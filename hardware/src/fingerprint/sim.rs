@@ -306,6 +306,22 @@ impl SimState {
                     data: params.to_bytes().to_vec(),
                 };
             }
+            Command::ReadIndexTable { page } => {
+                let first = u32::from(page) * 256;
+                let mut table = [0u8; 32];
+                for &slot in self.templates.keys() {
+                    let Some(offset) = u32::from(slot).checked_sub(first).filter(|o| *o < 256)
+                    else {
+                        continue;
+                    };
+                    // offset < 256, so both indexes fit.
+                    table[(offset / 8) as usize] |= 1 << (offset % 8);
+                }
+                return Ack {
+                    code: C::Ok,
+                    data: table.to_vec(),
+                };
+            }
             Command::TemplateNum => {
                 // At most u16::MAX slots exist, so the count always fits.
                 let count = u16::try_from(self.templates.len()).unwrap_or(u16::MAX);
@@ -763,6 +779,21 @@ mod tests {
             s.answer(Command::Img2Tz { buffer: 3 }).code,
             Confirmation::InvalidRegister
         );
+    }
+
+    #[test]
+    fn the_index_table_marks_the_slots_in_use() {
+        let mut s = SimState::new(SimConfig {
+            capacity: 300,
+            enrolled: vec![0, 9, 257],
+            ..SimConfig::default()
+        });
+        let page0 = s.answer(Command::ReadIndexTable { page: 0 });
+        assert_eq!(page0.code, Confirmation::Ok);
+        assert_eq!(page0.data.len(), 32);
+        assert_eq!((page0.data[0], page0.data[1]), (0b1, 0b10));
+        let page1 = s.answer(Command::ReadIndexTable { page: 1 });
+        assert_eq!(page1.data[0], 0b10);
     }
 
     #[test]

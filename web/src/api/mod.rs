@@ -5,6 +5,7 @@ mod access;
 mod cards;
 mod credentials;
 mod doors;
+mod enrollment_jobs;
 mod events;
 mod people;
 mod review;
@@ -158,6 +159,8 @@ impl utoipa::Modify for BearerAuth {
         people::list_people, people::create_person, people::get_person, people::update_person,
         people::delete_person,
         people::list_enrollments, people::create_enrollment, people::delete_enrollment,
+        enrollment_jobs::request_enrollment, enrollment_jobs::list_enrollment_jobs,
+        enrollment_jobs::get_enrollment_job,
         cards::list_cards, cards::create_card, cards::get_card, cards::update_card,
         cards::report_lost, cards::suspend, cards::revoke, cards::return_card, cards::reactivate,
         access::list_groups, access::create_group, access::get_group, access::update_group,
@@ -313,6 +316,14 @@ fn routes() -> Router<AppState> {
         .route(
             "/api/v1/enrollments/{module_id}/{slot}",
             axum::routing::delete(people::delete_enrollment),
+        )
+        .route(
+            "/api/v1/enrollment-jobs",
+            get(enrollment_jobs::list_enrollment_jobs).post(enrollment_jobs::request_enrollment),
+        )
+        .route(
+            "/api/v1/enrollment-jobs/{id}",
+            get(enrollment_jobs::get_enrollment_job),
         )
         .route(
             "/api/v1/cards",

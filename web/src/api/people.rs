@@ -130,7 +130,8 @@ pub async fn create_enrollment(
     ))
 }
 
-/// Remove the enrollment in a module's slot.
+/// Remove the enrollment in a module's slot. The controller that drives the
+/// module is sent a job to clear the slot on the module too (see `GET /api/v1/enrollment-jobs`).
 #[utoipa::path(delete, path = "/api/v1/enrollments/{module_id}/{slot}", tag = "people",
     params(("module_id" = Id, Path, description = "Biometric module id"),
            ("slot" = u16, Path, description = "Template slot", minimum = 0, maximum = 65535)),

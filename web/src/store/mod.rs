@@ -145,6 +145,8 @@ pub struct Store {
     /// Controllers that checked in since this process started and have not
     /// been found offline since: their next contact is not a "connect".
     online: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+    /// Bumped when an enrollment job is queued (wakes the controllers' long-polls).
+    jobs: tokio::sync::watch::Sender<u64>,
 }
 
 /// The current policy version and whether the last change was urgent.
@@ -265,12 +267,14 @@ impl Store {
             }
         }
         let (versions, _) = tokio::sync::watch::channel(PolicyVersion::default());
+        let (jobs, _) = tokio::sync::watch::channel(0);
         let store = Store {
             pool,
             writer,
             backend,
             versions,
             online: std::sync::Arc::default(),
+            jobs,
         };
         let current = store.load_policy_version().await?;
         store.versions.send_replace(current);

@@ -203,7 +203,14 @@ mod tests {
     fn cursors_round_trip_and_nonsense_is_refused() {
         let c = PassageCursor::parse("1700000000000.3.42").unwrap();
         assert_eq!(PassageCursor::parse(&c.text()).unwrap(), c);
-        for bad in ["", "1.2", "a.b.c", "1.2.-3", "1.2.3.4", "99999999999999999999.1.1"] {
+        for bad in [
+            "",
+            "1.2",
+            "a.b.c",
+            "1.2.-3",
+            "1.2.3.4",
+            "99999999999999999999.1.1",
+        ] {
             assert!(PassageCursor::parse(bad).is_err(), "{bad}");
         }
     }

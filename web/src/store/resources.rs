@@ -7,6 +7,7 @@ pub mod access;
 pub mod cards;
 pub(crate) mod combinations;
 pub mod doors;
+pub mod enrollment_jobs;
 pub mod people;
 pub mod sites;
 pub mod vocab;

@@ -390,7 +390,11 @@ impl Store {
             .await?;
         let target = format!("person:{person}");
         let version = self.person_change(&mut tx, &target, &[person]).await?;
-        let detail = serde_json::json!({"module_id": module, "slot": slot});
+        // The module must forget the finger too: its controller clears the slot.
+        let job = self
+            .queue_slot_clear(&mut tx, actor, person, module, slot)
+            .await?;
+        let detail = serde_json::json!({"module_id": module, "slot": slot, "clear_job_id": job});
         self.finish(
             tx,
             Change {
@@ -402,6 +406,9 @@ impl Store {
             },
         )
         .await?;
+        if job.is_some() {
+            self.jobs_queued();
+        }
         Ok(())
     }
 }
