@@ -459,6 +459,14 @@ impl SyncClient {
         let mut cursor: Option<String> = None;
         let mut failing = false;
         loop {
+            // Which zones are tracked comes from the policy: without one,
+            // every passage would be dropped and the cursor moved past it.
+            if self.policy.version() == 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => continue,
+                    () = stopped(&mut shutdown) => break,
+                }
+            }
             let result = tokio::select! {
                 r = self.pull_passages_once(cursor.as_deref()) => r,
                 () = stopped(&mut shutdown) => break,

@@ -966,3 +966,60 @@ rex = {{ pin = 6 }}
     assert_eq!(central.chain_breaks().await, 0);
     assert!(took < Duration::from_secs(1), "{took:?}");
 }
+
+#[tokio::test]
+async fn a_passage_another_controller_recorded_reaches_this_ones_occupancy() {
+    use tobira_firmware::{
+        AccessRecord, Chain, PersonId, Reason, SecurityLevel, Side, Warnings, ZoneId,
+    };
+    let central = Central::start().await;
+    let door = Door::open().await;
+    let mut cfg = config(&central.url(), &central.public_key, &central.secret);
+    cfg.passages_ms = 100;
+    let (shared, mut changed) = tokio::sync::mpsc::unbounded_channel();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(sync::run(
+        cfg,
+        C1,
+        door.policy.clone(),
+        door.outbox.clone(),
+        door.board.clone(),
+        shared,
+        stopped,
+    ));
+    eventually("the first snapshot", PATIENCE, async || {
+        door.policy.version() == central.version()
+    })
+    .await;
+    // A second board on the machine room (controller 2) lets Sato in.
+    let mut chain = Chain::genesis(C2);
+    let entry = chain
+        .seal(
+            now_utc(),
+            EventKind::Access(AccessRecord {
+                door: DoorId(21),
+                side: Side::Entry,
+                level: Some(SecurityLevel::L4),
+                reason: Reason::Granted,
+                person: Some(PersonId(SATO as u32)),
+                card: Some(card_uid(SATO)),
+                escort: None,
+                warnings: Warnings::default(),
+            }),
+        )
+        .unwrap();
+    central.store.ingest(C2, &[entry]).await.unwrap();
+    // Once settled at central, it reaches this controller's memory.
+    let pairs = tokio::time::timeout(PATIENCE, changed.recv())
+        .await
+        .expect("the passage within the patience")
+        .unwrap();
+    let machine = ZoneId(12);
+    assert!(pairs.contains(&(machine, PersonId(SATO as u32))), "{pairs:?}");
+    let memory = tobira_controller::memory::load(door.outbox.pool())
+        .await
+        .unwrap();
+    assert!(memory.is_inside(machine, PersonId(SATO as u32)));
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}

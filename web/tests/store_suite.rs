@@ -4,7 +4,7 @@
 mod support;
 
 use support::*;
-use tobira_firmware::{CardState, Chain, ChainLink, PersonId, Snapshot, ThreatLevel};
+use tobira_firmware::{CardState, Chain, ChainLink, PersonId, Snapshot, ThreatLevel, ZoneId};
 use tobira_web::store::auth::Role;
 use tobira_web::store::policy::DeltaAnswer;
 use tobira_web::store::resources::access::{BookingInput, GrantInput, GroupInput};
@@ -892,6 +892,55 @@ async fn enrollment_jobs_go_to_the_modules_controller_and_record_the_slot_it_rep
     }
 }
 
+async fn passages_of_other_controllers_reach_the_controllers_of_the_same_zones(store: Store) {
+    use tobira_web::store::passages::{PassageCursor, SETTLE_MS};
+    seed(&store).await;
+    // Controller 2 records Sato entering the machine room and leaving it
+    // again (a door it does not normally drive: a second board on the zone).
+    let mut chain = Chain::genesis(C2);
+    let batch = events(&mut chain, 4, 1_763_000_000_000);
+    store.ingest(C2, &batch[..3]).await.unwrap();
+    let later = tobira_web::store::now_ms() + 10 * SETTLE_MS;
+    let machine = ZoneId(MACHINE as u32);
+    let office = ZoneId(OFFICE as u32);
+    let sato = PersonId(SATO as u32);
+
+    // A controller starting afresh gets the latest passage per person and zone.
+    let first = store.passages_at(C1, None, later).await.unwrap();
+    assert_eq!(first.passages.len(), 1, "{first:?}");
+    assert_eq!(
+        (first.passages[0].zone, first.passages[0].person, first.passages[0].inside),
+        (machine, sato, true),
+        "entry, exit, entry: inside"
+    );
+    // Its own passages are not handed back to the controller that recorded them.
+    assert!(store.passages_at(C2, None, later).await.unwrap().passages.is_empty());
+
+    // Then only what arrives after the cursor, with both zones of the door.
+    let cursor = PassageCursor::parse(&first.next).unwrap();
+    assert!(store.passages_at(C1, Some(cursor), later).await.unwrap().passages.is_empty());
+    // Sato leaves through controller 2's reader.
+    store.ingest(C2, &batch[3..]).await.unwrap();
+    let now = tobira_web::store::now_ms();
+    assert!(
+        store.passages_at(C1, Some(cursor), now).await.unwrap().passages.is_empty(),
+        "nothing is handed out before it has settled"
+    );
+    let next = store
+        .passages_at(C1, Some(cursor), now + 10 * SETTLE_MS)
+        .await
+        .unwrap();
+    let got: Vec<(ZoneId, PersonId, bool)> = next
+        .passages
+        .iter()
+        .map(|p| (p.zone, p.person, p.inside))
+        .collect();
+    assert_eq!(got, vec![(machine, sato, false), (office, sato, true)]);
+    assert!(!next.more);
+    assert!(PassageCursor::parse(&next.next).unwrap() > cursor);
+    assert!(PassageCursor::parse("nonsense").is_err());
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -935,4 +984,5 @@ suite!(
     a_booked_room_must_admit_the_persons_kind,
     ids_are_never_reused_after_a_delete,
     enrollment_jobs_go_to_the_modules_controller_and_record_the_slot_it_reports,
+    passages_of_other_controllers_reach_the_controllers_of_the_same_zones,
 );
