@@ -258,6 +258,10 @@ pub async fn run_until(
     // Passages other controllers of the same zones recorded, merged on disk
     // by the sync client, reach the decision loop's memory through this.
     let (shared_tx, shared_rx) = mpsc::unbounded_channel();
+    // The sync client stops only once the doors have: its last upload must
+    // come after the last event the decision loop records (a policy applied
+    // just before the stop, say), or that event would wait for the next start.
+    let (sync_stop, sync_stopped) = watch::channel(false);
     let sync_task = config.central.clone().map(|central| {
         tokio::spawn(crate::sync::run_with_biometrics(
             central,
@@ -267,7 +271,7 @@ pub async fn run_until(
             board.clone(),
             shared_tx,
             modules.clone(),
-            stop.clone(),
+            sync_stopped,
         ))
     });
     let checkpoints = {
@@ -314,6 +318,7 @@ pub async fn run_until(
     };
     engine.run(device_rx, stop.clone()).await;
     // The sync client makes its last bounded attempt to ship the outbox.
+    let _ = sync_stop.send(true);
     if let Some(task) = sync_task {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }

@@ -1015,7 +1015,10 @@ async fn a_passage_another_controller_recorded_reaches_this_ones_occupancy() {
         .expect("the passage within the patience")
         .unwrap();
     let machine = ZoneId(12);
-    assert!(pairs.contains(&(machine, PersonId(SATO as u32))), "{pairs:?}");
+    assert!(
+        pairs.contains(&(machine, PersonId(SATO as u32))),
+        "{pairs:?}"
+    );
     let memory = tobira_controller::memory::load(door.outbox.pool())
         .await
         .unwrap();

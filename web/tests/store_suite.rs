@@ -909,21 +909,40 @@ async fn passages_of_other_controllers_reach_the_controllers_of_the_same_zones(s
     let first = store.passages_at(C1, None, later).await.unwrap();
     assert_eq!(first.passages.len(), 1, "{first:?}");
     assert_eq!(
-        (first.passages[0].zone, first.passages[0].person, first.passages[0].inside),
+        (
+            first.passages[0].zone,
+            first.passages[0].person,
+            first.passages[0].inside
+        ),
         (machine, sato, true),
         "entry, exit, entry: inside"
     );
     // Its own passages are not handed back to the controller that recorded them.
-    assert!(store.passages_at(C2, None, later).await.unwrap().passages.is_empty());
+    assert!(store
+        .passages_at(C2, None, later)
+        .await
+        .unwrap()
+        .passages
+        .is_empty());
 
     // Then only what arrives after the cursor, with both zones of the door.
     let cursor = PassageCursor::parse(&first.next).unwrap();
-    assert!(store.passages_at(C1, Some(cursor), later).await.unwrap().passages.is_empty());
+    assert!(store
+        .passages_at(C1, Some(cursor), later)
+        .await
+        .unwrap()
+        .passages
+        .is_empty());
     // Sato leaves through controller 2's reader.
     store.ingest(C2, &batch[3..]).await.unwrap();
     let now = tobira_web::store::now_ms();
     assert!(
-        store.passages_at(C1, Some(cursor), now).await.unwrap().passages.is_empty(),
+        store
+            .passages_at(C1, Some(cursor), now)
+            .await
+            .unwrap()
+            .passages
+            .is_empty(),
         "nothing is handed out before it has settled"
     );
     let next = store
