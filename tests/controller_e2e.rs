@@ -1149,6 +1149,58 @@ fn a_config_time_zone_that_is_not_the_sites_is_refused_at_start() {
     );
 }
 
+/// A central service on SQLite as its own process, with an admin API token
+/// made from the command line, as an integrator sets one up on site.
+struct CentralProc {
+    _proc: Proc,
+    port: u16,
+    token: String,
+}
+
+impl CentralProc {
+    fn start(dir: &Scratch) -> Self {
+        let db = format!("sqlite://{}", dir.path().join("central.db").display());
+        let out = Command::new(BIN)
+            .args(["central", "--database", &db, "token", "create"])
+            .args(["--name", "integrator", "--role", "admin", "--days", "1"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let port = free_port();
+        let proc = Proc(
+            Command::new(BIN)
+                .args(["central", "--database", &db, "--listen"])
+                .arg(format!("127.0.0.1:{port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        eventually("the central service to answer", || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        CentralProc {
+            _proc: proc,
+            port,
+            token,
+        }
+    }
+
+    /// POSTs a resource that must be created (201); returns its JSON.
+    fn create(&self, path: &str, body: Value) -> Value {
+        let (status, answer) = api(self.port, &self.token, "POST", path, Some(body));
+        assert_eq!(status, 201, "POST {path}: {answer}");
+        answer
+    }
+}
+
 /// One request to the central service's JSON API with an API token; returns
 /// the status and the JSON body (null when there is none).
 fn api(port: u16, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -1195,40 +1247,10 @@ fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 #[test]
 fn central_and_controller_work_together_as_separate_processes() {
     let dir = Scratch::new("two-processes");
-    let db = format!("sqlite://{}", dir.path().join("central.db").display());
-    let out = Command::new(BIN)
-        .args(["central", "--database", &db, "token", "create"])
-        .args(["--name", "integrator", "--role", "admin", "--days", "1"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    assert!(token.starts_with("tbr_"), "{token}");
-
-    let port = free_port();
-    let _central = Proc(
-        Command::new(BIN)
-            .args(["central", "--database", &db, "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    eventually("the central service to answer", || {
-        TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-    let create = |path: &str, body: Value| {
-        let (status, answer) = api(port, &token, "POST", path, Some(body));
-        assert_eq!(status, 201, "POST {path}: {answer}");
-        answer
-    };
+    let central = CentralProc::start(&dir);
+    assert!(central.token.starts_with("tbr_"), "{}", central.token);
+    let (port, token) = (central.port, central.token.clone());
+    let create = |path: &str, body: Value| central.create(path, body);
     let site = create("/sites", serde_json::json!({"name": "本庁舎"}))["id"].clone();
     let zone =
         |name: &str, level: u8| serde_json::json!({"site_id": site, "name": name, "level": level});
@@ -1512,40 +1534,11 @@ rex = {{ pin = {OFFICE_REX} }}
 #[test]
 fn enrollment_runs_from_the_api_through_the_controller_to_the_module_and_back() {
     let dir = Scratch::new("enrollment-flow");
-    let db = format!("sqlite://{}", dir.path().join("central.db").display());
-    let out = Command::new(BIN)
-        .args(["central", "--database", &db, "token", "create"])
-        .args(["--name", "integrator", "--role", "admin", "--days", "1"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let port = free_port();
-    let _central = Proc(
-        Command::new(BIN)
-            .args(["central", "--database", &db, "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    eventually("the central service to answer", || {
-        TcpStream::connect(("127.0.0.1", port)).ok()
-    });
+    let central = CentralProc::start(&dir);
+    let (port, token) = (central.port, central.token.clone());
     let call =
         |method: &str, path: &str, body: Option<Value>| api(port, &token, method, path, body);
-    let create = |path: &str, body: Value| {
-        let (status, answer) = call("POST", path, Some(body));
-        assert_eq!(status, 201, "POST {path}: {answer}");
-        answer
-    };
+    let create = |path: &str, body: Value| central.create(path, body);
     let site = create("/sites", serde_json::json!({"name": "本庁舎"}))["id"].clone();
     let zone =
         |name: &str, level: u8| serde_json::json!({"site_id": site, "name": name, "level": level});
