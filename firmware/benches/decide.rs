@@ -215,30 +215,54 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    let finger = Request::Card {
-        door: DoorId(4),
+    // A real level-4 flow: a door into a level-4 zone and a card whose holder
+    // may enter it, is enrolled on the door's module and is not inside yet,
+    // so the card's answer is "finger, please" and the finger's a grant.
+    let l4_door = snapshot
+        .data()
+        .doors
+        .iter()
+        .find(|d| snapshot.zone(d.inside).unwrap().level == SecurityLevel::L4)
+        .unwrap()
+        .id;
+    let card_at = |uid: CardUid| Request::Card {
+        door: l4_door,
         side: Side::Entry,
-        uid: uid_for(1),
+        uid,
     };
+    let finger = (0..CARDS)
+        .map(uid_for)
+        .map(card_at)
+        .find(|r| decide(&snapshot, &memory, r, &now).reason == Reason::BiometricRequired)
+        .expect("someone in the city may enter a level-4 zone with card and finger");
+    let card_then_finger = |m: &mut Memory| {
+        let first = decide(&snapshot, m, &finger, &now);
+        assert_eq!(first.reason, Reason::BiometricRequired);
+        m.apply(&first);
+        let Some(Pending {
+            awaiting: Awaiting::Biometric { slot, .. },
+            ..
+        }) = first.pending
+        else {
+            panic!("a level-4 card asks for the holder's finger: {first:?}");
+        };
+        let second = Request::Biometric {
+            door: l4_door,
+            side: Side::Entry,
+            result: BiometricResult::Matched { slot, score: 100 },
+        };
+        let decided = decide(&snapshot, m, &second, &now);
+        assert_eq!(decided.reason, Reason::Granted);
+        assert_eq!(decided.level, Some(SecurityLevel::L4));
+        decided
+    };
+    // Checked once outside the timing too.
+    card_then_finger(&mut memory.clone());
     c.bench_function("decide/level4_card_then_finger", |b| {
         b.iter_batched(
             || memory.clone(),
             |mut m| {
-                let first = decide(&snapshot, &m, &finger, &now);
-                m.apply(&first);
-                let slot = match first.pending {
-                    Some(Pending {
-                        awaiting: Awaiting::Biometric { slot, .. },
-                        ..
-                    }) => slot,
-                    _ => TemplateSlot(0),
-                };
-                let second = Request::Biometric {
-                    door: DoorId(4),
-                    side: Side::Entry,
-                    result: BiometricResult::Matched { slot, score: 100 },
-                };
-                let decided = decide(&snapshot, &m, &second, &now);
+                let decided = card_then_finger(&mut m);
                 // Returned, so that dropping the cloned memory is not timed.
                 (m, black_box(decided))
             },
