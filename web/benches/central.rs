@@ -205,22 +205,44 @@ async fn bench_ingest(store: &Store, s: &Sizes, label: &str) {
 }
 
 async fn bench_snapshot(store: &Store, s: &Sizes, label: &str) {
+    let signer = tobira_protocol::PolicySigner::generate();
+    let key = signer.public_key();
     let mut runs = Vec::new();
     let mut cards = 0;
+    let mut bytes = 0;
     for _ in 0..5 {
+        // What `GET /sync/v1/snapshot` does: build, sign the JSON text of
+        // the message, and serialise the envelope it sends.
         let t = Instant::now();
         let data = store.snapshot_for(ControllerId(1)).await.unwrap();
         let built = t.elapsed();
         cards = data.cards.len();
         let t = Instant::now();
-        let snap = Snapshot::new(data).unwrap();
-        runs.push((built, t.elapsed()));
+        let signed = signer
+            .sign(&tobira_protocol::PolicyMessage::Snapshot {
+                controller: ControllerId(1),
+                snapshot: data,
+            })
+            .unwrap();
+        let body = serde_json::to_vec(&signed).unwrap();
+        let sent = t.elapsed();
+        bytes = body.len();
+        // The controller's side: verify, parse, validate and index.
+        let t = Instant::now();
+        let envelope: tobira_protocol::SignedPolicy = serde_json::from_slice(&body).unwrap();
+        let message = key.open(&envelope, ControllerId(1)).unwrap();
+        let tobira_protocol::PolicyMessage::Snapshot { snapshot, .. } = message else {
+            panic!("a snapshot was signed");
+        };
+        let snap = Snapshot::new(snapshot).unwrap();
+        runs.push((built + sent, built, sent, t.elapsed()));
         assert!(snap.data().cards.len() >= (s.people * s.cards_per_person / 2) as usize);
     }
     runs.sort();
+    let (total, built, sent, opened) = runs[2];
     println!(
-        "snapshot/{label}: {cards} cards, {} people: build {:?} (median of 5), validate {:?}",
-        s.people, runs[2].0, runs[2].1
+        "snapshot/{label}: {cards} cards, {} people, {bytes} bytes signed: build + sign + serialise {total:?} (median of 5; build {built:?}, sign + serialise {sent:?}); controller verify + parse + validate {opened:?}",
+        s.people
     );
     let since = store.policy_version().version;
     let mut tx = store.begin().await.unwrap();
