@@ -213,9 +213,21 @@ fn check(
             continue;
         }
         let entering = record.side == Side::Entry;
-        // No level-4 grant without a biometric match: the person's own, or their escort's.
+        // No level-4 grant without a biometric match: the person's own — the
+        // slot they enrolled on this side's module, not any match — or their escort's.
         if level == SecurityLevel::L4 {
-            let own = i == 0 && by_finger;
+            let matched_slot = match request {
+                Request::Biometric {
+                    result: BiometricResult::Matched { slot, .. },
+                    ..
+                } => Some(*slot),
+                _ => None,
+            };
+            let enrolled_slot = door
+                .reader(record.side)
+                .and_then(|r| r.biometric)
+                .and_then(|m| snap.person(person).unwrap().slot_on(m));
+            let own = i == 0 && matched_slot.is_some() && matched_slot == enrolled_slot;
             let partner = i > 0
                 && record.reason == Reason::Granted
                 && trail.fingered_waiting.contains(&(d.door, person));
