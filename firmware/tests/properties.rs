@@ -210,6 +210,18 @@ fn check(
             card.valid_until.is_none_or(|t| now < t) && card.valid_from.is_none_or(|t| now >= t)
         );
         if fire {
+            // Fire release opens only a fire-egress door, and only while a
+            // fire alarm is active in one of the zones it joins.
+            prop_assert!(
+                door.fire_egress,
+                "fire release at a door that is not fire egress: {:?}",
+                record
+            );
+            prop_assert!(
+                w.mem.fire_alarm(door.inside) || w.mem.fire_alarm(door.outside),
+                "fire release without a fire alarm: {:?}",
+                record
+            );
             continue;
         }
         let entering = record.side == Side::Entry;
