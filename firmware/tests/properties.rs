@@ -152,8 +152,10 @@ struct Trail {
     finger_grants: BTreeMap<(DoorId, Side, PersonId), Timestamp>,
     /// (door, person) → grants that admitted them alone (possible escorts).
     alone_grants: BTreeMap<(DoorId, PersonId), Timestamp>,
-    /// People whose finger matched while waiting for dual custody.
-    fingered_waiting: BTreeSet<(DoorId, PersonId)>,
+    /// People whose finger matched while waiting for dual custody, and when:
+    /// it excuses their admission as the first of the pair only within the
+    /// zone's dual-custody window, and only once.
+    fingered_waiting: BTreeMap<(DoorId, PersonId), Timestamp>,
     /// Our own occupancy model.
     inside: BTreeSet<(ZoneId, PersonId)>,
 }
@@ -175,7 +177,7 @@ fn check(
     );
     if d.reason == Reason::DualCustodyPending && by_finger {
         if let Some(s) = d.subject {
-            trail.fingered_waiting.insert((d.door, s.person));
+            trail.fingered_waiting.insert((d.door, s.person), now);
         }
     }
     let Some(door) = snap.door(d.door) else {
@@ -240,9 +242,13 @@ fn check(
                 .and_then(|r| r.biometric)
                 .and_then(|m| snap.person(person).unwrap().slot_on(m));
             let own = i == 0 && matched_slot.is_some() && matched_slot == enrolled_slot;
+            let window = u64::from(zone.settings.dual_custody_window_ms);
             let partner = i > 0
                 && record.reason == Reason::Granted
-                && trail.fingered_waiting.contains(&(d.door, person));
+                && trail
+                    .fingered_waiting
+                    .remove(&(d.door, person))
+                    .is_some_and(|t| now.ms_since(t) <= window);
             let escorted = record.reason == Reason::GrantedWithEscort && {
                 let escort = record.escort.unwrap();
                 trail
