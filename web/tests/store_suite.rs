@@ -222,10 +222,17 @@ async fn batches_from_another_controller_or_out_of_order_are_refused(store: Stor
     seed(&store).await;
     let mut chain = Chain::genesis(C2);
     let batch = events(&mut chain, 3, 0);
-    assert!(store.ingest(C1, &batch).await.is_err());
+    // Each refusal for its own reason, not just "some error".
+    assert!(matches!(
+        store.ingest(C1, &batch).await,
+        Err(StoreError::Invalid(m)) if m.contains("is from controller 2, not 1")
+    ));
     let mut reversed = batch.clone();
     reversed.reverse();
-    assert!(store.ingest(C2, &reversed).await.is_err());
+    assert!(matches!(
+        store.ingest(C2, &reversed).await,
+        Err(StoreError::Invalid(m)) if m.contains("increasing sequence order")
+    ));
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
         .fetch_one(store.pool())
         .await
@@ -295,14 +302,16 @@ async fn credentials_are_checked_and_stored_hashed(store: Store) {
         .await
         .unwrap()
         .is_none());
-    assert!(store
-        .create_user("cli", "carol", "another long one!", Role::Admin)
-        .await
-        .is_err());
-    assert!(store
-        .create_user("cli", "dave", "short", Role::Admin)
-        .await
-        .is_err());
+    assert!(matches!(
+        store
+            .create_user("cli", "carol", "another long one!", Role::Admin)
+            .await,
+        Err(StoreError::Conflict(m)) if m.contains("exists")
+    ));
+    assert!(matches!(
+        store.create_user("cli", "dave", "short", Role::Admin).await,
+        Err(StoreError::Invalid(m)) if m.contains("at least 12 characters")
+    ));
 }
 
 async fn concurrent_changes_get_distinct_versions(store: Store) {
