@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use tobira_firmware::{
     decide, free_access, Awaiting, BiometricResult, CardUid, ControllerId, Decision, DeviceKind,
     DeviceRef, DoorId, EventKind, Memory, ModuleId, Moment, PersonId, Request, Side, Snapshot,
-    Timestamp, Verdict, ZoneId,
+    Timestamp, Verdict, Waits, ZoneId,
 };
 use tobira_hardware::card::ReaderEvent;
 use tokio::sync::{mpsc, watch};
@@ -85,6 +85,8 @@ struct Loop {
     snapshot: Arc<Snapshot>,
     version: u64,
     memory: Memory,
+    /// The waits as last written to disk: rewritten only when they change.
+    saved_waits: Waits,
     decisions: BTreeMap<&'static str, u64>,
     last_release_check: Timestamp,
     /// Modules running an enrollment job: their doors prompt for a finger.
@@ -121,6 +123,7 @@ impl Engine {
         let mut l = Loop {
             snapshot: Arc::clone(&current.snapshot),
             version: current.snapshot.version(),
+            saved_waits: memory.waits(),
             memory,
             decisions: BTreeMap::new(),
             last_release_check: Timestamp(0),
@@ -225,6 +228,14 @@ impl Loop {
                 .await;
             self.refresh_releases(&now);
         }
+    }
+
+    /// What to write beside a decision's events: its passages, and the waits
+    /// if they differ from what the disk holds (most taps leave them as they
+    /// were, and a door commit should carry no write it does not need).
+    fn memory_change(&self, passages: Vec<tobira_firmware::Passage>) -> MemoryChange {
+        let waits = Some(self.memory.waits()).filter(|w| *w != self.saved_waits);
+        MemoryChange { passages, waits }
     }
 
     /// Brings the memory in line with the occupancy on disk for these pairs.
@@ -424,10 +435,7 @@ impl Loop {
             .into_iter()
             .map(EventKind::Access)
             .collect();
-        let change = MemoryChange {
-            passages: decision.passages().to_vec(),
-            waits: Some(self.memory.waits()),
-        };
+        let change = self.memory_change(decision.passages().to_vec());
         let committing = std::time::Instant::now();
         let recorded = self.record_with(now.utc, records, &change).await;
         let commit_ms = committing.elapsed().as_secs_f64() * 1000.0;
@@ -540,6 +548,9 @@ impl Loop {
         }
         match self.e.outbox.append_with(at, events, change).await {
             Ok(sealed) => {
+                if let Some(waits) = &change.waits {
+                    self.saved_waits = waits.clone();
+                }
                 let mut last = 0;
                 for s in &sealed {
                     last = s.event.seq;
@@ -624,10 +635,7 @@ impl Loop {
                 .into_iter()
                 .map(EventKind::Access)
                 .collect();
-            let change = MemoryChange {
-                passages: Vec::new(),
-                waits: Some(self.memory.waits()),
-            };
+            let change = self.memory_change(Vec::new());
             self.record_with(now.utc, records, &change).await;
             if let Some(i) = self.door_index(decision.door) {
                 self.e.doors[i].show_decision(

@@ -309,14 +309,9 @@ impl SyncClient {
             Some(c) => format!("{PASSAGES_PATH}?after={c}"),
             None => PASSAGES_PATH.to_owned(),
         };
-        let response = self.send(Method::GET, &path, REQUEST_TIMEOUT, None).await?;
-        let response = self.expect_success(response, what).await?;
-        let body = self.read_body(response, MAX_PASSAGES_BODY, what).await?;
-        let feed: PassageFeed =
-            serde_json::from_slice(&body).map_err(|e| SyncError::Unreadable {
-                what,
-                detail: e.to_string(),
-            })?;
+        let feed: PassageFeed = self
+            .get_json(&path, REQUEST_TIMEOUT, MAX_PASSAGES_BODY, what)
+            .await?;
         // Only zones whose occupancy the brain tracks under the policy in force.
         let snapshot = self.policy.current().snapshot;
         let tracked = |zone: ZoneId| {
@@ -535,14 +530,7 @@ impl SyncClient {
         let what = "enrollment jobs request";
         let timeout = Duration::from_millis(self.watch_ms).saturating_add(WATCH_GRACE);
         let path = format!("{ENROLLMENT_JOBS_PATH}?wait_ms={}", self.watch_ms);
-        let response = self.send(Method::GET, &path, timeout, None).await?;
-        let response = self.expect_success(response, what).await?;
-        let body = self.read_body(response, MAX_SMALL_BODY, what).await?;
-        let list: EnrollmentJobs =
-            serde_json::from_slice(&body).map_err(|e| SyncError::Unreadable {
-                what,
-                detail: e.to_string(),
-            })?;
+        let list: EnrollmentJobs = self.get_json(&path, timeout, MAX_SMALL_BODY, what).await?;
         for job in list.jobs {
             tracing::info!(job = job.id, module = job.module.0, task = ?job.task, "enrollment job received");
             let outcome = match self.modules.get(&job.module) {
@@ -704,14 +692,7 @@ impl SyncClient {
         let since = self.policy.version();
         let timeout = Duration::from_millis(self.watch_ms).saturating_add(WATCH_GRACE);
         let path = format!("{WATCH_PATH}?since={since}&wait_ms={}", self.watch_ms);
-        let response = self.send(Method::GET, &path, timeout, None).await?;
-        let response = self.expect_success(response, what).await?;
-        let body = self.read_body(response, MAX_SMALL_BODY, what).await?;
-        let answer: WatchAnswer =
-            serde_json::from_slice(&body).map_err(|e| SyncError::Unreadable {
-                what,
-                detail: e.to_string(),
-            })?;
+        let answer: WatchAnswer = self.get_json(&path, timeout, MAX_SMALL_BODY, what).await?;
         if answer.version == since {
             self.policy.confirm(now_utc()).await?;
             self.show_policy();
@@ -744,13 +725,7 @@ impl SyncClient {
         let response = self
             .send(Method::POST, EVENTS_PATH, REQUEST_TIMEOUT, Some(&batch))
             .await?;
-        let response = self.expect_success(response, what).await?;
-        let body = self.read_body(response, MAX_SMALL_BODY, what).await?;
-        let receipt: EventReceipt =
-            serde_json::from_slice(&body).map_err(|e| SyncError::Unreadable {
-                what,
-                detail: e.to_string(),
-            })?;
+        let receipt: EventReceipt = self.read_json(response, MAX_SMALL_BODY, what).await?;
         if let Some(chain_break) = &receipt.chain_break {
             tracing::warn!(%chain_break, "central service found a break in this controller's event chain");
         }
@@ -795,6 +770,33 @@ impl SyncClient {
             request = request.json(body);
         }
         request.send().await.map_err(|e| self.network(e))
+    }
+
+    /// GETs `path` and reads its JSON answer.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        timeout: Duration,
+        limit: usize,
+        what: &'static str,
+    ) -> Result<T, SyncError> {
+        let response = self.send(Method::GET, path, timeout, None).await?;
+        self.read_json(response, limit, what).await
+    }
+
+    /// Reads a successful answer's JSON body (at most `limit` bytes).
+    async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        response: Response,
+        limit: usize,
+        what: &'static str,
+    ) -> Result<T, SyncError> {
+        let response = self.expect_success(response, what).await?;
+        let body = self.read_body(response, limit, what).await?;
+        serde_json::from_slice(&body).map_err(|e| SyncError::Unreadable {
+            what,
+            detail: e.to_string(),
+        })
     }
 
     async fn expect_success(

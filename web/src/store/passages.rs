@@ -9,6 +9,7 @@
 use tobira_firmware::{ControllerId, PersonId, Timestamp, ZoneId};
 use tobira_protocol::{PassageFeed, SharedPassage, MAX_PASSAGES};
 
+use super::policy::id32;
 use super::{now_ms, Store, StoreError, StoreResult};
 
 /// Events are handed out only once they have been stored this long: two
@@ -53,10 +54,6 @@ const CONTROLLER_ZONES: &str = "SELECT inside_zone_id FROM doors WHERE controlle
      UNION SELECT outside_zone_id FROM doors WHERE controller_id = $1 AND outside_zone_id IS NOT NULL";
 
 type PassageRow = (i64, i64, i64, i64, Option<i64>, Option<i64>, String, i64);
-
-fn id32(v: i64, what: &str) -> StoreResult<u32> {
-    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} id {v}")))
-}
 
 impl Store {
     /// Passages other controllers recorded in `controller`'s zones after

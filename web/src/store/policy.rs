@@ -32,7 +32,7 @@ pub enum DeltaAnswer {
     SnapshotNeeded(String),
 }
 
-fn id32(v: i64, what: &str) -> StoreResult<u32> {
+pub(crate) fn id32(v: i64, what: &str) -> StoreResult<u32> {
     u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} id {v} out of range")))
 }
 
