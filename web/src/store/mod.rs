@@ -366,6 +366,13 @@ impl Store {
         self.versions.subscribe()
     }
 
+    /// How many policy watchers (controllers' long-polls) are parked on the
+    /// version channel now. A watcher counts from the moment it subscribes, so
+    /// any change published after that wakes it.
+    pub fn policy_watchers(&self) -> usize {
+        self.versions.receiver_count()
+    }
+
     /// Records a policy change inside `tx` and returns the new version. Call
     /// [`Store::publish`] after the transaction commits.
     pub async fn record_change(
