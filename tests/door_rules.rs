@@ -82,3 +82,184 @@ fn a_fire_alarm_holds_fire_egress_doors_released_until_it_clears() {
     );
     assert!(reasons(&events, 20).is_empty());
 }
+
+/// Hard anti-passback (the level-4 default): Sato, inside the machine room,
+/// presents the card to enter again and is refused at the card. No finger is
+/// asked for (the prompt stays dark) and the strike is never energised. Once
+/// Sato has left, the same card and finger open the door again.
+#[test]
+fn hard_anti_passback_refuses_a_second_entry_without_touching_the_strike() {
+    let mut rig = Rig::start("rules-passback", &[]);
+    // Reader 0 at the machine room's entry, reader 1 at its exit.
+    rig.configure([20, 21]);
+    let c = start_watching_cards(&rig, Some(&rig.policy));
+    enter_or_leave(&mut rig, &c, 0);
+
+    rig.observer.drain();
+    tap_and_lift(&rig, &c, 0, SATO_CARD);
+    c.wait_event(&["door=20", "reason=anti_passback", "person=1"], 1);
+    let after = rig
+        .observer
+        .edges_within(Duration::from_millis(MACHINE_UNLOCK_MS));
+    never_energised(&after, MACHINE_LOCK, "a refused second entry");
+    never_energised(&after, MACHINE_PROMPT, "a refused second entry");
+    assert_eq!(
+        c.count_events(&["door=20", "reason=biometric_required", "person=1"]),
+        1,
+        "no finger is asked for a refused entry"
+    );
+
+    // Out through the exit reader, then in again.
+    enter_or_leave(&mut rig, &c, 1);
+    enter_or_leave(&mut rig, &c, 0);
+    c.stop();
+
+    let finals: Vec<(Side, Reason)> = passages_of(&rig.outbox(), 20, SATO)
+        .into_iter()
+        .map(|(side, reason, _)| (side, reason))
+        .filter(|(_, r)| *r != Reason::BiometricRequired)
+        .collect();
+    assert_eq!(
+        finals,
+        vec![
+            (Side::Entry, Reason::Granted),
+            (Side::Entry, Reason::AntiPassback),
+            (Side::Exit, Reason::Granted),
+            (Side::Entry, Reason::Granted),
+        ]
+    );
+}
+
+/// The machine room with dual custody and short windows.
+fn dual_custody_policy(window_ms: u32) -> SnapshotData {
+    let mut data = policy(1);
+    let machine = data.zones.iter_mut().find(|z| z.id == MACHINE).unwrap();
+    machine.settings.dual_custody = true;
+    machine.settings.dual_custody_window_ms = window_ms;
+    data
+}
+
+/// Dual custody at level 4: Sato alone (card and finger) waits for a second
+/// person, the prompt lit, the strike shut; nobody comes within the zone's
+/// window, so Sato is refused with `dual_custody_timeout` and the prompt goes
+/// out. Then Sato again, and Ito (card and finger) within the window: both are
+/// admitted with one opening of the strike, for the unlock time.
+#[test]
+fn dual_custody_admits_two_people_within_the_window_and_times_out_alone() {
+    const WINDOW_MS: u32 = 2500;
+    let mut rig = Rig::start("rules-dual", &[]);
+    rig.write_policy(&dual_custody_policy(WINDOW_MS));
+    rig.configure([20, 21]);
+    let c = start_watching_cards(&rig, Some(&rig.policy));
+    let waiting_for = |slot: u16| {
+        move |l: &str| l.contains("waiting for a finger") && l.contains(&format!("slot={slot}"))
+    };
+
+    // Alone: card, finger, then a wait for the second person that runs out.
+    rig.observer.drain();
+    tap_and_lift(&rig, &c, 0, SATO_CARD);
+    c.wait_log("the module waiting for Sato's finger", waiting_for(3));
+    rig.finger(r#"{"next":"match","slot":3}"#);
+    c.wait_event(&["door=20", "reason=dual_custody_pending", "person=1"], 1);
+    let (_, before) = rig.observer.edge_after(MACHINE_PROMPT, true);
+    never_energised(&before, MACHINE_LOCK, "Sato alone");
+    c.wait_event(&["door=20", "reason=dual_custody_timeout", "person=1"], 1);
+    let (_, before) = rig.observer.edge_after(MACHINE_PROMPT, false);
+    never_energised(&before, MACHINE_LOCK, "Sato alone");
+    rig.observer
+        .no_edge(MACHINE_LOCK, true, Duration::from_millis(300));
+    assert_eq!(c.count_events(&["door=20", "reason=granted"]), 0);
+
+    // Two people: Sato, then Ito within the window.
+    rig.observer.drain();
+    tap_and_lift(&rig, &c, 0, SATO_CARD);
+    c.wait_logs("the module waiting for Sato's finger", waiting_for(3), 2);
+    rig.finger(r#"{"next":"match","slot":3}"#);
+    c.wait_event(&["door=20", "reason=dual_custody_pending", "person=1"], 2);
+    tap_and_lift(&rig, &c, 0, ITO_CARD);
+    c.wait_log("the module waiting for Ito's finger", waiting_for(4));
+    let (_, before) = rig.observer.edge_after(MACHINE_PROMPT, true);
+    never_energised(&before, MACHINE_LOCK, "before the second finger");
+    rig.observer
+        .no_edge(MACHINE_LOCK, true, Duration::from_millis(200));
+    rig.finger(r#"{"next":"match","slot":4}"#);
+    c.wait_event(&["door=20", "reason=granted", "person=2"], 1);
+    c.wait_event(&["door=20", "reason=granted", "person=1"], 1);
+    let (on, before) = rig.observer.edge_after(MACHINE_LOCK, true);
+    let (off, _) = rig.observer.edge_after(MACHINE_LOCK, false);
+    Pulse::between(MACHINE_LOCK, on, off).assert_unlock_time(MACHINE_UNLOCK_MS);
+    assert!(
+        !before.iter().any(|&(p, l, _)| p == MACHINE_LOCK && !l),
+        "{before:?}"
+    );
+    // Nobody waits any more: the prompt is out.
+    let status = http_get(rig.status_port, "/status");
+    assert_eq!(status["doors"]["machine room"]["state"], "locked", "{status}");
+    c.stop();
+
+    let events = rig.outbox();
+    let pending = access_times(&events, 20, Reason::DualCustodyPending);
+    let timeout = access_times(&events, 20, Reason::DualCustodyTimeout);
+    assert_eq!((pending.len(), timeout.len()), (2, 1), "{pending:?} {timeout:?}");
+    let waited = (timeout[0] - pending[0]) as u64;
+    assert!(
+        (u64::from(WINDOW_MS)..u64::from(WINDOW_MS) + HELD_SLACK_MS).contains(&waited),
+        "the second person was waited for {waited} ms, window {WINDOW_MS} ms"
+    );
+    assert_eq!(
+        reasons(&events, 20)
+            .into_iter()
+            .filter(|(_, r)| *r == Reason::Granted)
+            .collect::<Vec<_>>(),
+        vec![(Some(ITO), Reason::Granted), (Some(SATO), Reason::Granted)]
+    );
+}
+
+/// Card at level 4 and no finger within the zone's `biometric_timeout_ms`:
+/// refused with `biometric_timeout` (once, not once per timer), the prompt
+/// goes out and the strike is never energised.
+#[test]
+fn no_finger_within_the_biometric_timeout_refuses_and_puts_the_prompt_out() {
+    const TIMEOUT_MS: u32 = 1500;
+    let rig = Rig::start("rules-biometric-timeout", &[]);
+    let mut data = policy(1);
+    let machine = data.zones.iter_mut().find(|z| z.id == MACHINE).unwrap();
+    machine.settings.biometric_timeout_ms = TIMEOUT_MS;
+    rig.write_policy(&data);
+    rig.configure([20, 21]);
+    let c = start_watching_cards(&rig, Some(&rig.policy));
+
+    rig.observer.drain();
+    tap_and_lift(&rig, &c, 0, SATO_CARD);
+    c.wait_event(&["door=20", "reason=biometric_required", "person=1"], 1);
+    let (prompt_on, _) = rig.observer.edge_after(MACHINE_PROMPT, true);
+    c.wait_event(&["door=20", "reason=biometric_timeout", "person=1"], 1);
+    let (prompt_off, before) = rig.observer.edge_after(MACHINE_PROMPT, false);
+    never_energised(&before, MACHINE_LOCK, "no finger");
+    let lit_ms = (prompt_off - prompt_on) / 1000;
+    assert!(
+        (u64::from(TIMEOUT_MS) - RELAY_EARLY_MS..u64::from(TIMEOUT_MS) + RELAY_LATE_MS)
+            .contains(&lit_ms),
+        "prompt lit for {lit_ms} ms, timeout {TIMEOUT_MS} ms"
+    );
+    let after = rig.observer.edges_within(Duration::from_millis(500));
+    never_energised(&after, MACHINE_LOCK, "after the timeout");
+    assert_eq!(c.count_events(&["door=20", "reason=biometric_timeout"]), 1);
+    c.stop();
+
+    let events = rig.outbox();
+    assert_eq!(
+        reasons(&events, 20),
+        vec![
+            (Some(SATO), Reason::BiometricRequired),
+            (Some(SATO), Reason::BiometricTimeout)
+        ]
+    );
+    let asked = access_times(&events, 20, Reason::BiometricRequired)[0];
+    let refused = access_times(&events, 20, Reason::BiometricTimeout)[0];
+    let waited = (refused - asked) as u64;
+    assert!(
+        (u64::from(TIMEOUT_MS)..u64::from(TIMEOUT_MS) + HELD_SLACK_MS).contains(&waited),
+        "refused {waited} ms after the card, timeout {TIMEOUT_MS} ms"
+    );
+}
