@@ -13,7 +13,10 @@ use tobira_firmware::*;
 
 /// The fire alarm panel's contact for the office zone.
 fn fire_input() -> String {
-    format!("[[fire_inputs]]\nzone = {}\ninput = {{ pin = {FIRE_INPUT} }}\n", OFFICE.0)
+    format!(
+        "[[fire_inputs]]\nzone = {}\ninput = {{ pin = {FIRE_INPUT} }}\n",
+        OFFICE.0
+    )
 }
 
 /// Asserts `pin` was never energised among `edges`.
@@ -50,7 +53,9 @@ fn a_fire_alarm_holds_fire_egress_doors_released_until_it_clears() {
     // held past the unlock time instead of pulsing.
     tap_and_lift(&rig, &c, 0, SATO_CARD);
     c.wait_event(&["door=10", "reason=fire_release", "person=1"], 1);
-    let during = rig.observer.edges_within(Duration::from_millis(OFFICE_UNLOCK_MS + RELAY_LATE_MS));
+    let during = rig
+        .observer
+        .edges_within(Duration::from_millis(OFFICE_UNLOCK_MS + RELAY_LATE_MS));
     assert!(
         !during.iter().any(|&(p, _, _)| p == OFFICE_LOCK),
         "the office lock changed while the alarm lasted: {during:?}"
@@ -58,7 +63,10 @@ fn a_fire_alarm_holds_fire_egress_doors_released_until_it_clears() {
     never_energised(&during, MACHINE_LOCK, "during the alarm");
     let status = http_get(rig.status_port, "/status");
     assert_eq!(status["doors"]["office"]["state"], "released", "{status}");
-    assert_eq!(status["doors"]["machine room"]["state"], "locked", "{status}");
+    assert_eq!(
+        status["doors"]["machine room"]["state"], "locked",
+        "{status}"
+    );
 
     // The alarm clears: the office relocks at once.
     rig.observer.drive(FIRE_INPUT, false);
@@ -194,13 +202,20 @@ fn dual_custody_admits_two_people_within_the_window_and_times_out_alone() {
     );
     // Nobody waits any more: the prompt is out.
     let status = http_get(rig.status_port, "/status");
-    assert_eq!(status["doors"]["machine room"]["state"], "locked", "{status}");
+    assert_eq!(
+        status["doors"]["machine room"]["state"], "locked",
+        "{status}"
+    );
     c.stop();
 
     let events = rig.outbox();
     let pending = access_times(&events, 20, Reason::DualCustodyPending);
     let timeout = access_times(&events, 20, Reason::DualCustodyTimeout);
-    assert_eq!((pending.len(), timeout.len()), (2, 1), "{pending:?} {timeout:?}");
+    assert_eq!(
+        (pending.len(), timeout.len()),
+        (2, 1),
+        "{pending:?} {timeout:?}"
+    );
     let waited = (timeout[0] - pending[0]) as u64;
     assert!(
         (u64::from(WINDOW_MS)..u64::from(WINDOW_MS) + HELD_SLACK_MS).contains(&waited),
@@ -262,4 +277,142 @@ fn no_finger_within_the_biometric_timeout_refuses_and_puts_the_prompt_out() {
         (u64::from(TIMEOUT_MS)..u64::from(TIMEOUT_MS) + HELD_SLACK_MS).contains(&waited),
         "refused {waited} ms after the card, timeout {TIMEOUT_MS} ms"
     );
+}
+
+/// A site time zone in which it is now around noon, and the local weekday and
+/// minute there: a schedule built around "now" in it is nowhere near midnight,
+/// whatever the time of day the test runs at.
+fn noon_somewhere() -> (String, DaySet, u16) {
+    let now = now_ms();
+    let utc_hour = now.div_euclid(3_600_000).rem_euclid(24);
+    let offset_h = 12 - utc_hour; // -11 ..= 12
+                                  // POSIX sign: Etc/GMT-9 is nine hours ahead of UTC.
+    let name = match offset_h {
+        0 => "Etc/GMT".to_owned(),
+        h if h > 0 => format!("Etc/GMT-{h}"),
+        h => format!("Etc/GMT+{}", -h),
+    };
+    let local = now + offset_h * 3_600_000;
+    let day = local.div_euclid(86_400_000);
+    // 1970-01-01 was a Thursday; the day bits run from Monday.
+    let weekday = (day + 3).rem_euclid(7) as u8;
+    let minute = (local.rem_euclid(86_400_000) / 60_000) as u16;
+    (name, DaySet(1 << weekday), minute)
+}
+
+/// The meeting room as a level-1 zone with opening hours `window` (minutes of
+/// today, site time), and the store as level 0.
+fn open_hours_policy(
+    version: u64,
+    zone_name: &str,
+    today: DaySet,
+    window: (u16, u16),
+) -> SnapshotData {
+    let mut data = policy(version);
+    data.time_zone = Some(zone_name.to_owned());
+    data.schedules = vec![WeeklySchedule {
+        id: ScheduleId(1),
+        windows: vec![TimeWindow {
+            days: today,
+            start: window.0,
+            end: window.1,
+        }],
+    }];
+    for z in &mut data.zones {
+        if z.id == MEETING {
+            *z = zone(MEETING, SecurityLevel::L1);
+            z.opening_schedule = Some(ScheduleId(1));
+        }
+        if z.id == STORE {
+            *z = zone(STORE, SecurityLevel::L0);
+        }
+    }
+    data
+}
+
+/// Level 1 inside its opening hours and level 0: both doors stand released
+/// from the start, without a card and without an event; a card there is
+/// recorded (`open_hours`, `no_lock`) and moves no lock. The schedule is read
+/// in the site's time zone from the policy. Outside the opening hours the same
+/// level-1 door is locked and a card opens it for the unlock time, while the
+/// level-0 door stays released.
+#[test]
+fn open_hours_and_no_lock_hold_doors_released_and_cards_move_no_lock() {
+    let rig = Rig::start("rules-open-hours", &[]);
+    let (site_zone, today, minute) = noon_somewhere();
+    rig.write_policy(&open_hours_policy(
+        1,
+        &site_zone,
+        today,
+        (minute - 30, minute + 30),
+    ));
+    rig.configure([40, 50]);
+    rig.observer.drain();
+    let c = start_watching_cards(&rig, Some(&rig.policy));
+    c.wait_log("the site time zone", |l| {
+        l.contains("site time zone") && l.contains(&site_zone)
+    });
+    // Both released by the controller's first look at its doors.
+    let (_, before) = rig.observer.edge_after(MEETING_LOCK, true);
+    let store_released = before.iter().any(|&(p, l, _)| p == STORE_LOCK && l);
+    if !store_released {
+        rig.observer.edge(STORE_LOCK, true);
+    }
+    let status = http_get(rig.status_port, "/status");
+    assert_eq!(
+        status["doors"]["meeting room"]["state"], "released",
+        "{status}"
+    );
+    assert_eq!(status["doors"]["store"]["state"], "released", "{status}");
+
+    // A visitor during opening hours, and staff at the level-0 store.
+    tap_and_lift(&rig, &c, 0, YAMADA_CARD);
+    c.wait_event(&["door=40", "reason=open_hours", "person=3"], 1);
+    tap_and_lift(&rig, &c, 1, SATO_CARD);
+    c.wait_event(&["door=50", "reason=no_lock", "person=1"], 1);
+    let moved = rig
+        .observer
+        .edges_within(Duration::from_millis(MEETING_UNLOCK_MS + RELAY_LATE_MS));
+    assert!(
+        !moved
+            .iter()
+            .any(|&(p, _, _)| p == MEETING_LOCK || p == STORE_LOCK),
+        "a card moved a released lock: {moved:?}"
+    );
+    // Releases are states, not events: only the two cards are on record.
+    assert_eq!(c.count_events(&["door=40"]), 1);
+    assert_eq!(c.count_events(&["door=50"]), 1);
+    c.stop();
+
+    // Outside the opening hours (later today): the meeting room is locked.
+    rig.write_policy(&open_hours_policy(
+        2,
+        &site_zone,
+        today,
+        (minute + 120, minute + 180),
+    ));
+    rig.observer.drain();
+    let c = start_watching_cards(&rig, Some(&rig.policy));
+    rig.observer.edge(STORE_LOCK, true);
+    rig.observer
+        .no_edge(MEETING_LOCK, true, Duration::from_millis(1200));
+    let status = http_get(rig.status_port, "/status");
+    assert_eq!(
+        status["doors"]["meeting room"]["state"], "locked",
+        "{status}"
+    );
+    tap_and_lift(&rig, &c, 0, SATO_CARD);
+    c.wait_event(&["door=40", "reason=granted", "person=1"], 1);
+    rig.observer.unlock(MEETING_LOCK, MEETING_UNLOCK_MS);
+    c.stop();
+
+    let events = rig.outbox();
+    assert_eq!(
+        reasons(&events, 40),
+        vec![
+            (Some(YAMADA), Reason::OpenHours),
+            (Some(SATO), Reason::Granted)
+        ]
+    );
+    assert_eq!(reasons(&events, 50), vec![(Some(SATO), Reason::NoLock)]);
 }
