@@ -239,6 +239,13 @@ fn the_controller_decides_with_real_devices_and_records_everything() {
         held.iter().map(|(stage, _)| *stage).collect::<Vec<_>>(),
         vec![HeldStage::PreAlarm, HeldStage::Alarm]
     );
+    // Between the stages only the controller's poll counts, so the gap is tighter.
+    let gap = (held[1].1 - held[0].1) as u64;
+    let configured_gap = OFFICE_ALARM_MS - OFFICE_PREALARM_MS;
+    assert!(
+        gap.abs_diff(configured_gap) <= HELD_GAP_SLACK_MS,
+        "alarm {gap} ms after the pre-alarm, configured {configured_gap} ms; stages {held:?}, opened at {opened_ms}"
+    );
     for ((stage, at), configured) in held.iter().zip([OFFICE_PREALARM_MS, OFFICE_ALARM_MS]) {
         let after = (at - opened_ms) as u64;
         assert!(
