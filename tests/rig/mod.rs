@@ -48,6 +48,35 @@ pub const GATE_OUT: u8 = 22;
 pub const GATE_SENSOR: u8 = 13;
 pub const MEETING_LOCK: u8 = 16;
 pub const MEETING_CONTACT: u8 = 20;
+pub const STORE_LOCK: u8 = 21;
+pub const STORE_CONTACT: u8 = 26;
+/// The fire alarm panel's output, wired to the board (used by configs with `[[fire_inputs]]`).
+pub const FIRE_INPUT: u8 = 19;
+
+// Configured unlock times (`timings.unlock_ms`) of the rig's doors.
+pub const OFFICE_UNLOCK_MS: u64 = 1500;
+pub const MACHINE_UNLOCK_MS: u64 = 1500;
+pub const MEETING_UNLOCK_MS: u64 = 1500;
+pub const STORE_UNLOCK_MS: u64 = 1500;
+// The office door's held-open timings.
+pub const OFFICE_PREALARM_MS: u64 = 1200;
+pub const OFFICE_ALARM_MS: u64 = 2000;
+
+/// How far a relay's energised time, measured between the board's own edge
+/// stamps, may fall short of the configured unlock time. The controller never
+/// relocks early by its own clock; the board stamps an edge when it processes
+/// the line, so a board descheduled on a loaded machine (CI compiles on both
+/// cores) moves one stamp by a few hundred ms either way.
+pub const RELAY_EARLY_MS: u64 = 500;
+/// How far it may run over: a poll (5 ms) plus the same scheduling slack.
+/// The bounds say "the unlock time, not a blip and not stuck".
+pub const RELAY_LATE_MS: u64 = 1100;
+/// Slack for timers measured between event times (controller clock): the
+/// poll, plus the test's own delay where it starts the timer (opening a door).
+pub const HELD_SLACK_MS: u64 = 800;
+/// How far two timers of one door, both measured by the controller's poll,
+/// may be apart from their configured distance (a poll stalled under load).
+pub const HELD_GAP_SLACK_MS: u64 = 300;
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -226,6 +255,50 @@ impl Observer {
         }
     }
 
+    /// Waits for the controller to energise `pin` and then release it; returns
+    /// both board times. Edges of other pins in between are skipped.
+    pub fn pulse(&self, pin: u8) -> Pulse {
+        let on_us = self.edge(pin, true);
+        let off_us = self.edge(pin, false);
+        Pulse { pin, on_us, off_us }
+    }
+
+    /// Waits for one unlock of `pin` and asserts the relay was energised for
+    /// `unlock_ms` within the rig's tolerance; returns the pulse.
+    pub fn unlock(&self, pin: u8, unlock_ms: u64) -> Pulse {
+        let pulse = self.pulse(pin);
+        pulse.assert_unlock_time(unlock_ms);
+        pulse
+    }
+
+    /// Waits for the controller to set `pin` to `level`; returns the board
+    /// time and every edge written before it (other pins included).
+    pub fn edge_after(&self, pin: u8, level: bool) -> (u64, Vec<(u8, bool, u64)>) {
+        let deadline = Instant::now() + WAIT;
+        let mut before = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.edges.recv_timeout(left) {
+                Ok((p, l, t)) if p == pin && l == level => return (t, before),
+                Ok(edge) => before.push(edge),
+                Err(_) => panic!("pin {pin} never went to {level}; before that: {before:?}"),
+            }
+        }
+    }
+
+    /// Every edge the controller writes within `window`.
+    pub fn edges_within(&self, window: Duration) -> Vec<(u8, bool, u64)> {
+        let deadline = Instant::now() + window;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.edges.recv_timeout(left) {
+                Ok(edge) => seen.push(edge),
+                Err(_) => break,
+            }
+        }
+        seen
+    }
+
     /// Forgets edges seen so far.
     pub fn drain(&self) {
         while self.edges.try_recv().is_ok() {}
@@ -243,6 +316,37 @@ impl Observer {
                 Err(_) => return,
             }
         }
+    }
+}
+
+/// One energised period of an output, in board time (µs).
+#[derive(Debug, Clone, Copy)]
+pub struct Pulse {
+    pub pin: u8,
+    pub on_us: u64,
+    pub off_us: u64,
+}
+
+impl Pulse {
+    /// From a rising and a falling edge already waited for.
+    pub fn between(pin: u8, on_us: u64, off_us: u64) -> Self {
+        Pulse { pin, on_us, off_us }
+    }
+
+    pub fn energised_ms(&self) -> u64 {
+        self.off_us.saturating_sub(self.on_us) / 1000
+    }
+
+    /// The relay was energised for the configured unlock time, within
+    /// [`RELAY_EARLY_MS`] / [`RELAY_LATE_MS`].
+    pub fn assert_unlock_time(&self, unlock_ms: u64) {
+        let held = self.energised_ms();
+        let range = unlock_ms.saturating_sub(RELAY_EARLY_MS)..unlock_ms + RELAY_LATE_MS;
+        assert!(
+            self.off_us > self.on_us && range.contains(&held),
+            "pin {} energised for {held} ms, configured {unlock_ms} ms (allowed {range:?})",
+            self.pin
+        );
     }
 }
 
@@ -468,6 +572,11 @@ impl Rig {
     /// door entry sides; the other readers are configured but absent
     /// (unplugged), and so is the second biometric module's serial port.
     pub fn configure(&self, readers: [u32; 2]) {
+        self.configure_with(readers, "");
+    }
+
+    /// [`Rig::configure`], with more TOML after the doors (fire or tamper inputs).
+    pub fn configure_with(&self, readers: [u32; 2], extra: &str) {
         let reader = |door: u32| -> String {
             readers
                 .iter()
@@ -510,7 +619,7 @@ entry_reader = "{r10}"
 lock_output = {{ pin = {OFFICE_LOCK} }}
 contact = {{ pin = {OFFICE_CONTACT}, active_low = true }}
 rex = {{ pin = {OFFICE_REX} }}
-timings = {{ unlock_ms = 1500, held_prealarm_ms = 1200, held_alarm_ms = 2000 }}
+timings = {{ unlock_ms = {OFFICE_UNLOCK_MS}, held_prealarm_ms = {OFFICE_PREALARM_MS}, held_alarm_ms = {OFFICE_ALARM_MS} }}
 
 [[doors]]
 name = "machine room"
@@ -521,7 +630,7 @@ exit_reader = "{r21}"
 lock_output = {{ pin = {MACHINE_LOCK} }}
 contact = {{ pin = {MACHINE_CONTACT}, active_low = true }}
 prompt = {{ pin = {MACHINE_PROMPT} }}
-timings = {{ unlock_ms = 1500, held_prealarm_ms = 20000, held_alarm_ms = 30000 }}
+timings = {{ unlock_ms = {MACHINE_UNLOCK_MS}, held_prealarm_ms = 20000, held_alarm_ms = 30000 }}
 
 [[doors]]
 name = "office gate"
@@ -541,14 +650,17 @@ kind = "door"
 entry_reader = "{r40}"
 lock_output = {{ pin = {MEETING_LOCK} }}
 contact = {{ pin = {MEETING_CONTACT}, active_low = true }}
+timings = {{ unlock_ms = {MEETING_UNLOCK_MS}, held_prealarm_ms = 20000, held_alarm_ms = 30000 }}
 
 [[doors]]
 name = "store"
 id = 50
 kind = "door"
 entry_reader = "{r50}"
-lock_output = {{ pin = 21 }}
-contact = {{ pin = 26, active_low = true }}
+lock_output = {{ pin = {STORE_LOCK} }}
+contact = {{ pin = {STORE_CONTACT}, active_low = true }}
+timings = {{ unlock_ms = {STORE_UNLOCK_MS}, held_prealarm_ms = 20000, held_alarm_ms = 30000 }}
+{extra}
 "#,
                 data = self.dir.path().join("data").display(),
                 socket = socket.display(),
@@ -564,6 +676,11 @@ contact = {{ pin = 26, active_low = true }}
             ),
         )
         .unwrap();
+    }
+
+    /// Replaces the policy file the next controller start loads.
+    pub fn write_policy(&self, data: &SnapshotData) {
+        std::fs::write(&self.policy, serde_json::to_string(data).unwrap()).unwrap();
     }
 
     pub fn finger(&mut self, line: &str) {
@@ -598,6 +715,32 @@ pub fn reasons(events: &[SealedEvent], door: u32) -> Vec<(Option<PersonId>, Reas
         .iter()
         .filter_map(|e| match &e.event.kind {
             EventKind::Access(a) if a.door == DoorId(door) => Some((a.person, a.reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// When (controller clock, ms) each held-open stage of `door` was recorded, in order.
+pub fn held_open_times(events: &[SealedEvent], door: u32) -> Vec<(HeldStage, i64)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.event.kind {
+            EventKind::DoorHeldOpen { door: d, stage } if *d == DoorId(door) => {
+                Some((*stage, e.event.at.0))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// When (controller clock, ms) each access record of `door` with `reason` was recorded.
+pub fn access_times(events: &[SealedEvent], door: u32, reason: Reason) -> Vec<i64> {
+    events
+        .iter()
+        .filter_map(|e| match &e.event.kind {
+            EventKind::Access(a) if a.door == DoorId(door) && a.reason == reason => {
+                Some(e.event.at.0)
+            }
             _ => None,
         })
         .collect()
@@ -644,14 +787,18 @@ pub fn tap_and_lift(rig: &Rig, c: &Controller, reader: usize, card: &str) {
     c.wait_logs("the card to leave the reader", removed, before + 1);
 }
 
-/// Card and a matching finger at one side of the machine-room door.
+/// Card and a matching finger at one side of the machine-room door; the
+/// strike opens for its unlock time and the level-4 door relocks.
 pub fn enter_or_leave(rig: &mut Rig, c: &Controller, reader: usize) {
+    let waiting = |l: &str| l.contains("waiting for a finger") && l.contains("slot=3");
+    let waits = c.lines().iter().filter(|l| waiting(l)).count();
+    let grants = c.count_events(&["door=20", "reason=granted", "person=1"]);
+    rig.observer.drain();
     tap_and_lift(rig, c, reader, SATO_CARD);
-    c.wait_log("the module waiting for Sato's finger", |l| {
-        l.contains("waiting for a finger") && l.contains("slot=3")
-    });
+    c.wait_logs("the module waiting for Sato's finger", waiting, waits + 1);
     rig.finger(r#"{"next":"match","slot":3}"#);
-    c.wait_event(&["door=20", "reason=granted", "person=1"], 1);
+    c.wait_event(&["door=20", "reason=granted", "person=1"], grants + 1);
+    rig.observer.unlock(MACHINE_LOCK, MACHINE_UNLOCK_MS);
 }
 
 /// A central service on SQLite as its own process, with an admin API token
