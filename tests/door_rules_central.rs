@@ -22,7 +22,7 @@ const QUIET: Duration = Duration::from_millis(400);
 /// who has nothing but what a booking gives.
 struct Building {
     /// The central process; `None` while the test has it stopped.
-    _central: Option<Proc>,
+    central: Option<Proc>,
     port: u16,
     token: String,
     site: u64,
@@ -49,7 +49,7 @@ impl Building {
             token,
         } = CentralProc::start(dir);
         let mut b = Building {
-            _central: Some(central),
+            central: Some(central),
             port,
             token,
             site: 0,
@@ -126,6 +126,18 @@ impl Building {
         let (got, answer) = api(self.port, &self.token, method, path, body);
         assert_eq!(got, status, "{method} {path}: {answer}");
         answer
+    }
+
+    /// Changes one of a zone's settings as an administrator does: read the
+    /// zone, change the field, put it back.
+    fn set_zone_setting(&self, zone: u64, field: &str, value: Value) {
+        let mut z = self.expect("GET", &format!("/zones/{zone}"), None, 200);
+        z["settings"][field] = value;
+        let input = json!({
+            "site_id": z["site_id"], "name": z["name"], "level": z["level"],
+            "settings": z["settings"],
+        });
+        self.expect("PUT", &format!("/zones/{zone}"), Some(input), 200);
     }
 
     /// Writes the controller's config: the office door on reader 0, the
@@ -337,5 +349,67 @@ fn a_zone_lockdown_set_through_the_api_reaches_only_that_zones_door() {
     admitted(&rig, &c, meeting, SATO_CARD, "granted");
 
     threat("normal");
+    admitted(&rig, &c, office, SATO_CARD, "granted");
+}
+
+/// Moves the controller's record of when the central service last confirmed
+/// its policy `age_ms` into the past, as an outage that long leaves it; the
+/// controller must be stopped. (The shortest maximum offline age the API
+/// accepts is a minute: this stands in for waiting it out.)
+fn backdate_confirmation(rig: &Rig, age_ms: i64) {
+    let path = rig.dir.path().join("data").join("controller.sqlite");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = tobira_controller::state::open(&path).await.unwrap();
+        let policy = tobira_controller::policy::PolicyStore::load(pool.clone())
+            .await
+            .unwrap();
+        policy
+            .confirm(tobira_firmware::Timestamp(now_ms() - age_ms))
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+}
+
+/// `cache_too_old`: the office zone allows a minute without the central
+/// service (`max_offline_age_ms`, set through the API). Connected, the
+/// office admits. The central service goes down and the controller, cut off
+/// for longer than that, refuses at the office without touching the lock,
+/// while the meeting room (no maximum age) still admits. Once the central
+/// service is back the policy is confirmed again and the office admits.
+#[test]
+fn a_controller_cut_off_past_the_zones_maximum_offline_age_refuses_until_sync_is_back() {
+    const MAX_AGE_MS: i64 = 60_000;
+    let (rig, mut b, c) = start("rules-cache-too-old", |b| {
+        b.set_zone_setting(b.office, "max_offline_age_ms", json!(MAX_AGE_MS));
+    });
+    let (office, meeting) = (b.office_door(), b.meeting_door());
+    admitted(&rig, &c, office, SATO_CARD, "granted");
+
+    // The central service stops; the controller is restarted during the
+    // outage with its last confirmation two maximum ages old.
+    drop(b.central.take());
+    c.stop();
+    backdate_confirmation(&rig, 2 * MAX_AGE_MS);
+    let c = start_watching_cards(&rig, None);
+    let age = http_get(rig.status_port, "/status")["policy"]["age_ms"]
+        .as_i64()
+        .unwrap();
+    assert!(age > MAX_AGE_MS, "policy age {age} ms");
+    refused(&rig, &c, office, SATO_CARD, "cache_too_old");
+    admitted(&rig, &c, meeting, SATO_CARD, "granted");
+
+    // The central service is back at the same address: sync confirms the policy.
+    let back = now_ms();
+    b.central = Some(central_again(&rig.dir, b.port));
+    eventually("the policy confirmed again", || {
+        let confirmed =
+            http_get(rig.status_port, "/status")["policy"]["confirmed_at_ms"].as_i64()?;
+        (confirmed >= back).then_some(())
+    });
     admitted(&rig, &c, office, SATO_CARD, "granted");
 }
