@@ -413,3 +413,46 @@ fn a_controller_cut_off_past_the_zones_maximum_offline_age_refuses_until_sync_is
     });
     admitted(&rig, &c, office, SATO_CARD, "granted");
 }
+
+/// `granted_by_booking`: a citizen with no grant books the meeting room
+/// through the API. A booking for later today does not open the door yet;
+/// moved to now, the card opens it (with the lock released); cancelled, the
+/// card opens nothing again (the citizen stays known, with no booking).
+#[test]
+fn a_booking_made_through_the_api_admits_a_citizen_only_within_its_window() {
+    let (rig, b, c) = start("rules-booking", |_| {});
+    let meeting = b.meeting_door();
+    const HOUR: i64 = 3_600_000;
+    let window = |start: i64, end: i64| {
+        json!({"person_id": b.citizen, "room_zone_id": b.meeting, "path": [],
+               "start_at": start, "end_at": end})
+    };
+
+    let now = now_ms();
+    let booking = through_sync(&rig, || {
+        b.create("/bookings", window(now + HOUR, now + 2 * HOUR))
+    })["id"]
+        .as_u64()
+        .unwrap();
+    refused(&rig, &c, meeting, CITIZEN_CARD, "no_grant");
+    // The booking came as a delta the controller could apply: the booked
+    // citizen, new to this controller, came with it.
+    let sync = &http_get(rig.status_port, "/status")["sync"];
+    assert_eq!(sync["policy_refused"], 0, "{sync}");
+
+    let now = now_ms();
+    through_sync(&rig, || {
+        b.expect(
+            "PUT",
+            &format!("/bookings/{booking}"),
+            Some(window(now - 60_000, now + HOUR)),
+            200,
+        )
+    });
+    admitted(&rig, &c, meeting, CITIZEN_CARD, "granted_by_booking");
+
+    through_sync(&rig, || {
+        b.expect("DELETE", &format!("/bookings/{booking}"), None, 204)
+    });
+    refused(&rig, &c, meeting, CITIZEN_CARD, "no_grant");
+}
