@@ -544,8 +544,9 @@ fn a_config_time_zone_that_is_not_the_sites_is_refused_at_start() {
 /// an integrator does it on site: an API token from the command line, the
 /// building and the controller through the API, the controller's config from
 /// what registration printed. A REX press reaches the central event log, a
-/// card reported lost reaches the running controller, and both agree on the
-/// policy version.
+/// card reported lost reaches the running controller (both agree on the
+/// policy version), and tapped there it is refused as lost without the lock
+/// being released.
 #[test]
 fn central_and_controller_work_together_as_separate_processes() {
     let dir = Scratch::new("two-processes");
@@ -582,7 +583,24 @@ fn central_and_controller_work_together_as_separate_processes() {
         "/cards",
         serde_json::json!({"uid": "04A1B2C3", "person_id": person}),
     );
+    // Her department's grant to the office: without one her card would not
+    // be in this controller's policy at all.
+    let group = create("/groups", serde_json::json!({"name": "総務課"}))["id"].clone();
+    let (status, answer) = api(
+        port,
+        &token,
+        "PUT",
+        &format!("/groups/{group}/members/{person}"),
+        None,
+    );
+    assert_eq!(status, 204, "{answer}");
+    create(
+        "/grants",
+        serde_json::json!({"group_id": group, "zones": [office]}),
+    );
 
+    let pcscd = PrivatePcscd::start().unwrap_or_else(|e| panic!("{e}"));
+    let reader = &pcscd.slots()[0];
     let socket = dir.path().join("gpio.sock");
     let (_board, _, _) = simulator(&["hil", "gpio", "--socket", socket.to_str().unwrap()]);
     let mut observer = Observer::connect(&socket);
@@ -610,6 +628,7 @@ public_key = "{key}"
 name = "office"
 id = {door}
 kind = "door"
+entry_reader = "{reader}"
 lock_output = {{ pin = {OFFICE_LOCK} }}
 contact = {{ pin = {OFFICE_CONTACT}, active_low = true }}
 rex = {{ pin = {OFFICE_REX} }}
@@ -619,12 +638,16 @@ timings = {{ unlock_ms = 500, held_prealarm_ms = 20000, held_alarm_ms = 30000 }}
             socket = socket.display(),
             secret = registered["secret"].as_str().unwrap(),
             key = registered["public_key"].as_str().unwrap(),
+            reader = reader.name,
         ),
     )
     .unwrap();
     // The door shut, as a contact reports it.
     observer.drive(OFFICE_CONTACT, false);
-    let c = Controller::start(&config, None);
+    let c = Controller::start_logging(&config, None, "info,tobira_controller::engine=debug");
+    c.wait_log("the reader to come online", |l| {
+        l.contains("card reader online") && l.contains(&reader.name)
+    });
 
     // The controller pulls the signed policy that holds Sato's card.
     let version = eventually("the first policy", || {
@@ -650,6 +673,18 @@ timings = {{ unlock_ms = 500, held_prealarm_ms = 20000, held_alarm_ms = 30000 }}
     assert_eq!(rex["controller_id"].as_u64(), Some(controller));
     assert_eq!(rex["door_name"], "office");
 
+    // Sato's card opens the office: the lock is released, then relocks.
+    observer.edge(OFFICE_LOCK, false);
+    observer.drain();
+    tap(reader, "04A1B2C3");
+    c.wait_event(&[&format!("access door={door} "), "reason=granted "], 1);
+    observer.edge(OFFICE_LOCK, true);
+    observer.edge(OFFICE_LOCK, false);
+    // pcscd notices the card gone only at its next presence poll.
+    c.wait_log("the card to leave the reader", |l| {
+        l.contains("card removed")
+    });
+
     // Sato's card is reported lost: the running controller gets the change.
     let (status, answer) = api(port, &token, "POST", "/cards/04A1B2C3/lost", None);
     assert_eq!(status, 200, "{answer}");
@@ -667,6 +702,19 @@ timings = {{ unlock_ms = 500, held_prealarm_ms = 20000, held_alarm_ms = 30000 }}
             None,
         );
         (c["policy_version"].as_u64() == Some(newer)).then_some(())
+    });
+    // The lost card is tapped: refused as lost, and the lock is never released.
+    observer.drain();
+    tap(reader, "04A1B2C3");
+    c.wait_event(&[&format!("access door={door} "), "reason=card_lost "], 1);
+    observer.no_edge(OFFICE_LOCK, true, Duration::from_millis(400));
+    eventually("the refusal at the central service", || {
+        let (_, page) = api(port, &token, "GET", &format!("/events?door={door}"), None);
+        page["items"]
+            .as_array()?
+            .iter()
+            .find(|e| e["reason"] == "card_lost")
+            .cloned()
     });
 
     // Stopped cleanly, with everything shipped and no chain break on record.

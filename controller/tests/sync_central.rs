@@ -851,12 +851,15 @@ async fn a_central_section_the_client_cannot_use_shows_on_the_status_board() {
 
 /// The whole daemon (`daemon::run_until`, as `tobira controller` runs it) on
 /// the virtual GPIO board against a real central service: door events reach
-/// the central store, a lost card reaches the door's policy while it runs, and
-/// stopping leaves nothing behind in the outbox.
+/// the central store, a lost card reaches the door's policy while it runs and
+/// is refused as lost when tapped (through pcscd/vpcd) without the lock being
+/// released, and stopping leaves nothing behind in the outbox.
 async fn the_daemon_ships_door_events_and_takes_a_lost_card_while_running(store: Store) {
     use std::io::Write as _;
 
     let central = Central::start(store).await;
+    let pcscd = tobira_hardware::hil::PrivatePcscd::start().unwrap_or_else(|e| panic!("{e}"));
+    let reader = pcscd.slots()[0].clone();
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("gpio.sock");
     let board = tobira_hardware::gpio::VirtualBoard::bind(&socket, &[]).unwrap();
@@ -888,6 +891,7 @@ socket = "{socket}"
 name = "machine room"
 id = 21
 kind = "door"
+entry_reader = "{reader}"
 lock_output = {{ pin = 17 }}
 contact = {{ pin = 5, active_low = true }}
 rex = {{ pin = 6 }}
@@ -897,6 +901,7 @@ rex = {{ pin = 6 }}
         secret = central.secret,
         key = central.public_key,
         socket = socket.display(),
+        reader = reader.name,
     );
     let config =
         tobira_controller::config::Config::parse(&text, std::path::Path::new("c.toml")).unwrap();
@@ -917,6 +922,23 @@ rex = {{ pin = 6 }}
     // Request-to-exit at level 4 is refused; the door forced open is an alarm.
     let mut hand = std::os::unix::net::UnixStream::connect(&socket).unwrap();
     writeln!(hand, r#"{{"op":"hello","role":"observer"}}"#).unwrap();
+    // Every time the controller releases the lock, as the board sees it.
+    writeln!(hand, r#"{{"op":"subscribe"}}"#).unwrap();
+    let unlocks = Arc::new(AtomicUsize::new(0));
+    {
+        let unlocks = Arc::clone(&unlocks);
+        let edges = std::io::BufReader::new(hand.try_clone().unwrap());
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(edges) {
+                let Ok(line) = line else { break };
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                if v["op"] == "edge" && v["by"] == "controller" && v["pin"] == 17 && v["level"] == 1
+                {
+                    unlocks.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+    }
     writeln!(hand, r#"{{"op":"drive","pin":6,"level":1}}"#).unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     writeln!(hand, r#"{{"op":"drive","pin":6,"level":0}}"#).unwrap();
@@ -952,6 +974,33 @@ rex = {{ pin = 6 }}
         .as_i64()
         .unwrap();
     let took = issued - central.recorded_at(lost).await;
+
+    // Tapped at the door, the lost card is refused as lost and the lock stays shut.
+    eventually("the reader online", PATIENCE, async || {
+        read_status().await["devices"][&reader.name]["online"] == true
+    })
+    .await;
+    let mut card =
+        tobira_hardware::card::VirtualCardConfig::new(card_uid(SATO).as_bytes().to_vec());
+    card.port = reader.port;
+    let tap =
+        tokio::task::spawn_blocking(move || tobira_hardware::card::VirtualCard::new(card).tap());
+    let reasons = || async {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT reason FROM events WHERE controller_id = 1 AND door_id = 21 AND card IS NOT NULL ORDER BY seq",
+        )
+        .fetch_all(central.store.pool())
+        .await
+        .unwrap();
+        rows.into_iter().map(|(r,)| r).collect::<Vec<_>>()
+    };
+    eventually("the refusal at the central store", PATIENCE, async || {
+        !reasons().await.is_empty()
+    })
+    .await;
+    tap.await.unwrap().unwrap();
+    assert_eq!(reasons().await, ["card_lost"]);
+    assert_eq!(unlocks.load(Ordering::SeqCst), 0, "the lock was released");
 
     stop.send(true).unwrap();
     tokio::time::timeout(PATIENCE, daemon)

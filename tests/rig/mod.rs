@@ -889,3 +889,24 @@ pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Starts the central service again on the database and port of one started
+/// with [`CentralProc::start`] in `dir`, after the test stopped it: a central
+/// service back from an outage, at the address controllers already know.
+pub fn central_again(dir: &Scratch, port: u16) -> Proc {
+    let db = format!("sqlite://{}", dir.path().join("central.db").display());
+    let proc = Proc(
+        Command::new(BIN)
+            .args(["central", "--database", &db, "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually("the central service to answer again", || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    proc
+}

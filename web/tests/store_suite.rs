@@ -135,6 +135,38 @@ async fn threat_levels_travel_in_deltas(store: Store) {
     assert_eq!(next.data().threat, ThreatLevel::Lockdown);
 }
 
+/// A booking can bring someone with no grant (a citizen) into a controller's
+/// concern: the delta carries that person and their card, so it applies.
+async fn a_booking_delta_carries_the_booked_person(store: Store) {
+    seed(&store).await;
+    let citizen = citizen(&store).await;
+    let card = "04C17123";
+    store
+        .create_card(
+            "t",
+            &input(serde_json::json!({"uid": card, "person_id": citizen})),
+        )
+        .await
+        .unwrap();
+    // The citizen and the card are older than the controller's policy.
+    let snap = Snapshot::new(store.snapshot_for(C2).await.unwrap()).unwrap();
+    assert!(snap.card(&card.parse().unwrap()).is_none());
+    store
+        .create_booking("t", &booking(citizen, ANNEX, &[]))
+        .await
+        .unwrap();
+    let DeltaAnswer::Delta(delta) = store.delta_for(C2, snap.version()).await.unwrap() else {
+        panic!("expected a delta")
+    };
+    let next = snap
+        .apply_delta(&delta)
+        .expect("the booking's delta applies");
+    let person = PersonId(u32::try_from(citizen).unwrap());
+    assert!(next.person(person).is_some());
+    assert_eq!(next.card(&card.parse().unwrap()).unwrap().person, person);
+    assert_eq!(next.bookings_of(person).len(), 1);
+}
+
 async fn the_same_batch_twice_is_stored_once(store: Store) {
     seed(&store).await;
     let mut chain = Chain::genesis(C1);
@@ -998,6 +1030,7 @@ suite!(
     deltas_apply_in_order_and_match_a_fresh_snapshot,
     structural_changes_and_stale_versions_need_a_snapshot,
     threat_levels_travel_in_deltas,
+    a_booking_delta_carries_the_booked_person,
     the_same_batch_twice_is_stored_once,
     a_broken_chain_is_stored_and_raises_an_alarm,
     batches_from_another_controller_or_out_of_order_are_refused,

@@ -492,6 +492,12 @@ impl Store {
         let frame = self.frame(&mut tx, controller).await?;
         let now = now_ms();
         let bookings = self.bookings(&mut tx, &frame, now).await?;
+        // A booking can bring someone with no grant here (a citizen) into this
+        // controller's concern: the delta carries the booked people, or the
+        // controller would hold a booking of a person it does not know.
+        if bookings_changed {
+            people_subjects.extend(bookings.iter().map(|b| i64::from(b.person.0)));
+        }
         // People whose cards changed count as changed people too: their card may
         // have moved in or out of this controller's concern.
         for r in sqlx::query("SELECT uid, person_id FROM cards WHERE changed_version > $1")

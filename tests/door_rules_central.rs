@@ -1,0 +1,458 @@
+//! Rules set through the central service's API, shown at a real door:
+//! `tobira central` and `tobira controller` as separate processes, real
+//! card taps through pcscd/vpcd, and every lock edge on the virtual board.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod rig;
+mod support;
+
+use std::time::Duration;
+
+use rig::*;
+use serde_json::{json, Value};
+use support::{Proc, Scratch};
+
+/// Long enough for an unwanted unlock to show on the board after a refusal
+/// was recorded (the lock is written in the same step as the event).
+const QUIET: Duration = Duration::from_millis(400);
+
+/// A small site as an integrator sets it up through the API: an office (level
+/// 3) and a meeting room (level 2) off the grounds, one controller driving
+/// both doors, a member of staff with a grant to both rooms, and a citizen
+/// who has nothing but what a booking gives.
+struct Building {
+    /// The central process; `None` while the test has it stopped.
+    central: Option<Proc>,
+    port: u16,
+    token: String,
+    site: u64,
+    office: u64,
+    meeting: u64,
+    office_door: u64,
+    meeting_door: u64,
+    controller: u64,
+    secret: String,
+    public_key: String,
+    citizen: u64,
+}
+
+/// The reader slot at the office door, and the one at the meeting room door.
+const AT_OFFICE: usize = 0;
+const AT_MEETING: usize = 1;
+const CITIZEN_CARD: &str = YAMADA_CARD;
+
+impl Building {
+    fn set_up(dir: &Scratch) -> Building {
+        let CentralProc {
+            _proc: central,
+            port,
+            token,
+        } = CentralProc::start(dir);
+        let mut b = Building {
+            central: Some(central),
+            port,
+            token,
+            site: 0,
+            office: 0,
+            meeting: 0,
+            office_door: 0,
+            meeting_door: 0,
+            controller: 0,
+            secret: String::new(),
+            public_key: String::new(),
+            citizen: 0,
+        };
+        let id = |v: Value| v["id"].as_u64().unwrap();
+        b.site = id(b.create("/sites", json!({"name": "本庁舎"})));
+        let zone = |b: &Building, name: &str, level: u8| {
+            id(b.create(
+                "/zones",
+                json!({"site_id": b.site, "name": name, "level": level}),
+            ))
+        };
+        let grounds = zone(&b, "敷地", 0);
+        b.office = zone(&b, "執務室", 3);
+        b.meeting = zone(&b, "会議室", 2);
+        let registered = b.create(
+            "/controllers",
+            json!({"site_id": b.site, "name": "1F east"}),
+        );
+        b.controller = registered["controller"]["id"].as_u64().unwrap();
+        b.secret = registered["secret"].as_str().unwrap().to_owned();
+        b.public_key = registered["public_key"].as_str().unwrap().to_owned();
+        let door = |b: &Building, name: &str, inside: u64| {
+            id(b.create(
+                "/doors",
+                json!({
+                    "name": name, "kind": "door", "controller_id": b.controller,
+                    "outside_zone_id": grounds, "inside_zone_id": inside,
+                    "entry_reader": {"biometric": null}, "exit_reader": null,
+                }),
+            ))
+        };
+        b.office_door = door(&b, "office", b.office);
+        b.meeting_door = door(&b, "meeting room", b.meeting);
+
+        let staff = id(b.create(
+            "/people",
+            json!({"kind": "staff", "name": "佐藤 花子", "organisation": "総務課"}),
+        ));
+        b.create("/cards", json!({"uid": SATO_CARD, "person_id": staff}));
+        let group = id(b.create("/groups", json!({"name": "総務課"})));
+        b.expect(
+            "PUT",
+            &format!("/groups/{group}/members/{staff}"),
+            None,
+            204,
+        );
+        b.create(
+            "/grants",
+            json!({"group_id": group, "zones": [b.office, b.meeting]}),
+        );
+        b.citizen = id(b.create("/people", json!({"kind": "citizen", "name": "山田 太郎"})));
+        b.create(
+            "/cards",
+            json!({"uid": CITIZEN_CARD, "person_id": b.citizen}),
+        );
+        b
+    }
+
+    fn create(&self, path: &str, body: Value) -> Value {
+        self.expect("POST", path, Some(body), 201)
+    }
+
+    /// One API request that must answer `status`; returns the answer.
+    fn expect(&self, method: &str, path: &str, body: Option<Value>, status: u16) -> Value {
+        let (got, answer) = api(self.port, &self.token, method, path, body);
+        assert_eq!(got, status, "{method} {path}: {answer}");
+        answer
+    }
+
+    /// Changes one of a zone's settings as an administrator does: read the
+    /// zone, change the field, put it back.
+    fn set_zone_setting(&self, zone: u64, field: &str, value: Value) {
+        let mut z = self.expect("GET", &format!("/zones/{zone}"), None, 200);
+        z["settings"][field] = value;
+        let input = json!({
+            "site_id": z["site_id"], "name": z["name"], "level": z["level"],
+            "settings": z["settings"],
+        });
+        self.expect("PUT", &format!("/zones/{zone}"), Some(input), 200);
+    }
+
+    /// Writes the controller's config: the office door on reader 0, the
+    /// meeting room door on reader 1, and the central service to sync with.
+    fn configure(&self, rig: &Rig) {
+        let socket = rig.dir.path().join("gpio.sock");
+        std::fs::write(
+            &rig.config,
+            format!(
+                r#"
+controller = {controller}
+data_dir = "{data}"
+status_listen = "127.0.0.1:{status_port}"
+poll_ms = 5
+
+[gpio]
+backend = "virtual"
+socket = "{socket}"
+
+[central]
+url = "http://127.0.0.1:{port}"
+secret = "{secret}"
+public_key = "{key}"
+backoff_min_ms = 20
+backoff_max_ms = 200
+
+[[doors]]
+name = "office"
+id = {office}
+kind = "door"
+entry_reader = "{r0}"
+lock_output = {{ pin = {OFFICE_LOCK} }}
+contact = {{ pin = {OFFICE_CONTACT}, active_low = true }}
+timings = {{ unlock_ms = 400, held_prealarm_ms = 20000, held_alarm_ms = 30000 }}
+
+[[doors]]
+name = "meeting room"
+id = {meeting}
+kind = "door"
+entry_reader = "{r1}"
+lock_output = {{ pin = {MEETING_LOCK} }}
+contact = {{ pin = {MEETING_CONTACT}, active_low = true }}
+timings = {{ unlock_ms = 400, held_prealarm_ms = 20000, held_alarm_ms = 30000 }}
+"#,
+                controller = self.controller,
+                data = rig.dir.path().join("data").display(),
+                status_port = rig.status_port,
+                socket = socket.display(),
+                port = self.port,
+                secret = self.secret,
+                key = self.public_key,
+                office = self.office_door,
+                meeting = self.meeting_door,
+                r0 = rig.slot(AT_OFFICE).name,
+                r1 = rig.slot(AT_MEETING).name,
+            ),
+        )
+        .unwrap();
+    }
+}
+
+/// The rig, the building and its running controller, which holds the
+/// central service's first policy.
+fn start(test: &str, before_start: impl FnOnce(&Building)) -> (Rig, Building, Controller) {
+    let mut rig = Rig::start(test, &[]);
+    let b = Building::set_up(&rig.dir);
+    before_start(&b);
+    b.configure(&rig);
+    // Both doors shut, as their contacts report it.
+    rig.observer.drive(OFFICE_CONTACT, false);
+    rig.observer.drive(MEETING_CONTACT, false);
+    let c = start_watching_cards(&rig, None);
+    eventually("the first policy", || {
+        (policy_version(&rig) > 0).then_some(())
+    });
+    (rig, b, c)
+}
+
+/// The policy version the running controller has in force.
+fn policy_version(rig: &Rig) -> u64 {
+    http_get(rig.status_port, "/status")["policy"]["version"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Makes a change through the API and waits until the running controller
+/// has a newer policy than before it.
+fn through_sync<T>(rig: &Rig, change: impl FnOnce() -> T) -> T {
+    let before = policy_version(rig);
+    let answer = change();
+    eventually("the change at the controller", || {
+        (policy_version(rig) > before).then_some(())
+    });
+    answer
+}
+
+/// One door as the test drives it: its reader slot, its id and its lock pin.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    reader: usize,
+    door: u64,
+    lock: u8,
+}
+
+impl Building {
+    fn office_door(&self) -> At {
+        At {
+            reader: AT_OFFICE,
+            door: self.office_door,
+            lock: OFFICE_LOCK,
+        }
+    }
+
+    fn meeting_door(&self) -> At {
+        At {
+            reader: AT_MEETING,
+            door: self.meeting_door,
+            lock: MEETING_LOCK,
+        }
+    }
+}
+
+/// Taps `card` at a door and waits for the door's next decision with
+/// `reason`; returns the recorded event.
+fn tap_for(rig: &Rig, c: &Controller, at: At, card: &str, reason: &str) -> String {
+    let parts = [
+        format!("access door={} ", at.door),
+        format!("reason={reason} "),
+    ];
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let seen = c.count_events(&parts);
+    rig.observer.drain();
+    tap_and_lift(rig, c, at.reader, card);
+    c.wait_event(&parts, seen + 1)
+}
+
+/// The card opens the door: the lock is released, then relocks.
+fn admitted(rig: &Rig, c: &Controller, at: At, card: &str, reason: &str) {
+    tap_for(rig, c, at, card, reason);
+    rig.observer.edge(at.lock, true);
+    rig.observer.edge(at.lock, false);
+}
+
+/// The card is refused with `reason` and the lock is never released.
+fn refused(rig: &Rig, c: &Controller, at: At, card: &str, reason: &str) {
+    tap_for(rig, c, at, card, reason);
+    rig.observer.no_edge(at.lock, true, QUIET);
+}
+
+/// Threat levels set for the whole site through `PUT /sites/{id}/threat`:
+/// lockdown refuses a card that was just admitted, without touching the
+/// lock; "elevated" makes the level-3 office decide as level 4 (card and
+/// finger; its reader has no finger module, so staff are refused with
+/// `threat_level`) while the level-2 meeting room, deciding as level 3,
+/// still admits staff; back to normal, the office admits again.
+#[test]
+fn a_site_lockdown_and_threat_level_set_through_the_api_reach_the_door() {
+    let (rig, b, c) = start("rules-site-threat", |_| {});
+    let (office, meeting) = (b.office_door(), b.meeting_door());
+    let threat = |level: &str| {
+        let site = through_sync(&rig, || {
+            b.expect(
+                "PUT",
+                &format!("/sites/{}/threat", b.site),
+                Some(json!({"threat": level})),
+                200,
+            )
+        });
+        assert_eq!(site["threat"], level, "{site}");
+    };
+
+    admitted(&rig, &c, office, SATO_CARD, "granted");
+
+    threat("lockdown");
+    refused(&rig, &c, office, SATO_CARD, "lockdown");
+    refused(&rig, &c, meeting, SATO_CARD, "lockdown");
+
+    threat("elevated");
+    refused(&rig, &c, office, SATO_CARD, "threat_level");
+    admitted(&rig, &c, meeting, SATO_CARD, "granted");
+
+    threat("normal");
+    admitted(&rig, &c, office, SATO_CARD, "granted");
+}
+
+/// A zone's own threat level through `PUT /zones/{id}/threat`: a lockdown
+/// of the office refuses there without touching its lock, the meeting room
+/// next to it still admits, and lifting it admits at the office again.
+#[test]
+fn a_zone_lockdown_set_through_the_api_reaches_only_that_zones_door() {
+    let (rig, b, c) = start("rules-zone-threat", |_| {});
+    let (office, meeting) = (b.office_door(), b.meeting_door());
+    let threat = |level: &str| {
+        let zone = through_sync(&rig, || {
+            b.expect(
+                "PUT",
+                &format!("/zones/{}/threat", b.office),
+                Some(json!({"threat": level})),
+                200,
+            )
+        });
+        assert_eq!(zone["settings"]["threat"], level, "{zone}");
+    };
+
+    admitted(&rig, &c, office, SATO_CARD, "granted");
+
+    threat("lockdown");
+    refused(&rig, &c, office, SATO_CARD, "lockdown");
+    admitted(&rig, &c, meeting, SATO_CARD, "granted");
+
+    threat("normal");
+    admitted(&rig, &c, office, SATO_CARD, "granted");
+}
+
+/// Moves the controller's record of when the central service last confirmed
+/// its policy `age_ms` into the past, as an outage that long leaves it; the
+/// controller must be stopped. (The shortest maximum offline age the API
+/// accepts is a minute: this stands in for waiting it out.)
+fn backdate_confirmation(rig: &Rig, age_ms: i64) {
+    let path = rig.dir.path().join("data").join("controller.sqlite");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = tobira_controller::state::open(&path).await.unwrap();
+        let policy = tobira_controller::policy::PolicyStore::load(pool.clone())
+            .await
+            .unwrap();
+        policy
+            .confirm(tobira_firmware::Timestamp(now_ms() - age_ms))
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+}
+
+/// `cache_too_old`: the office zone allows a minute without the central
+/// service (`max_offline_age_ms`, set through the API). Connected, the
+/// office admits. The central service goes down and the controller, cut off
+/// for longer than that, refuses at the office without touching the lock,
+/// while the meeting room (no maximum age) still admits. Once the central
+/// service is back the policy is confirmed again and the office admits.
+#[test]
+fn a_controller_cut_off_past_the_zones_maximum_offline_age_refuses_until_sync_is_back() {
+    const MAX_AGE_MS: i64 = 60_000;
+    let (rig, mut b, c) = start("rules-cache-too-old", |b| {
+        b.set_zone_setting(b.office, "max_offline_age_ms", json!(MAX_AGE_MS));
+    });
+    let (office, meeting) = (b.office_door(), b.meeting_door());
+    admitted(&rig, &c, office, SATO_CARD, "granted");
+
+    // The central service stops; the controller is restarted during the
+    // outage with its last confirmation two maximum ages old.
+    drop(b.central.take());
+    c.stop();
+    backdate_confirmation(&rig, 2 * MAX_AGE_MS);
+    let c = start_watching_cards(&rig, None);
+    let age = http_get(rig.status_port, "/status")["policy"]["age_ms"]
+        .as_i64()
+        .unwrap();
+    assert!(age > MAX_AGE_MS, "policy age {age} ms");
+    refused(&rig, &c, office, SATO_CARD, "cache_too_old");
+    admitted(&rig, &c, meeting, SATO_CARD, "granted");
+
+    // The central service is back at the same address: sync confirms the policy.
+    let back = now_ms();
+    b.central = Some(central_again(&rig.dir, b.port));
+    eventually("the policy confirmed again", || {
+        let confirmed =
+            http_get(rig.status_port, "/status")["policy"]["confirmed_at_ms"].as_i64()?;
+        (confirmed >= back).then_some(())
+    });
+    admitted(&rig, &c, office, SATO_CARD, "granted");
+}
+
+/// `granted_by_booking`: a citizen with no grant books the meeting room
+/// through the API. A booking for later today does not open the door yet;
+/// moved to now, the card opens it (with the lock released); cancelled, the
+/// card opens nothing again (the citizen stays known, with no booking).
+#[test]
+fn a_booking_made_through_the_api_admits_a_citizen_only_within_its_window() {
+    let (rig, b, c) = start("rules-booking", |_| {});
+    let meeting = b.meeting_door();
+    const HOUR: i64 = 3_600_000;
+    let window = |start: i64, end: i64| {
+        json!({"person_id": b.citizen, "room_zone_id": b.meeting, "path": [],
+               "start_at": start, "end_at": end})
+    };
+
+    let now = now_ms();
+    let booking = through_sync(&rig, || {
+        b.create("/bookings", window(now + HOUR, now + 2 * HOUR))
+    })["id"]
+        .as_u64()
+        .unwrap();
+    refused(&rig, &c, meeting, CITIZEN_CARD, "no_grant");
+    // The booking came as a delta the controller could apply: the booked
+    // citizen, new to this controller, came with it.
+    let sync = &http_get(rig.status_port, "/status")["sync"];
+    assert_eq!(sync["policy_refused"], 0, "{sync}");
+
+    let now = now_ms();
+    through_sync(&rig, || {
+        b.expect(
+            "PUT",
+            &format!("/bookings/{booking}"),
+            Some(window(now - 60_000, now + HOUR)),
+            200,
+        )
+    });
+    admitted(&rig, &c, meeting, CITIZEN_CARD, "granted_by_booking");
+
+    through_sync(&rig, || {
+        b.expect("DELETE", &format!("/bookings/{booking}"), None, 204)
+    });
+    refused(&rig, &c, meeting, CITIZEN_CARD, "no_grant");
+}
