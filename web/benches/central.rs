@@ -1,26 +1,47 @@
-//! Central service benchmarks, as a bench binary (figures go to docs/performance.md):
-//! event ingest with batches of 500 (SQLite, and PostgreSQL when
-//! TOBIRA_TEST_POSTGRES_URL is set), snapshot and delta build for 100k cards,
-//! and the level-4 zone history query over 90 days with 10M events.
+//! Central service benchmarks, as a bench binary (figures go to docs/performance.md).
+//! Every figure times a function on the product's path, named in its line:
 //!
-//! `cargo bench -p tobira-web --bench central` for the real sizes; under
-//! `cargo test` it runs a small smoke size so that CI keeps it working.
+//! - ingest: `Store::ingest` called directly, and the sync API's upload
+//!   (`POST /sync/v1/events` over loopback HTTP, JSON, controller credentials)
+//!   from 8 controllers in parallel, batches of 500 chain-sealed access events;
+//! - snapshot: `Store::snapshot_for` + `PolicySigner::sign` + the serialised
+//!   envelope, the controller's verify and parse, and `Store::delta_for`;
+//! - history: 10M access events stored through `Store::ingest` (production
+//!   rows: event body JSON, chain links, names at the time), then
+//!   `Store::search_events` for a level-4 zone over 90 days (first page of 100
+//!   and the next by cursor), and the same through `GET /api/v1/events` with an
+//!   API token, JSON parsed by the client.
+//!
+//! SQLite always; PostgreSQL when TOBIRA_TEST_POSTGRES_URL is set
+//! (`scripts/with-postgres`). `cargo bench -p tobira-web --bench central` for
+//! the real sizes; under `cargo test` it runs a small smoke size so that CI
+//! keeps it working. `TOBIRA_BENCH_PARTS=ingest,snapshot,history` and
+//! `TOBIRA_BENCH_BACKENDS=sqlite,postgres` pick what runs (default: all);
+//! `TOBIRA_BENCH_HISTORY_EVENTS=N` overrides the history size.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tobira_firmware::{
-    AccessRecord, Chain, ControllerId, DoorId, EventKind, PersonId, Reason, SecurityLevel, Side,
-    Snapshot, Timestamp, Warnings,
+    AccessRecord, Chain, ControllerId, DoorId, EventKind, PersonId, Reason, SealedEvent,
+    SecurityLevel, Side, Snapshot, Timestamp, Warnings,
 };
+use tobira_protocol::{controller_authorization, EventBatch, EventReceipt, PolicySigner};
+use tobira_web::store::auth::Role;
+use tobira_web::store::queries::EventFilter;
+use tobira_web::store::resources::{Id, Millis};
 use tobira_web::store::{ChangeScope, Store};
+use tobira_web::AppState;
 
 struct Sizes {
     batches_per_controller: usize,
     controllers: u32,
     people: i64,
     cards_per_person: i64,
-    history_events: i64,
+    history_events: u64,
+    /// Rounds of the two-page history query (store and HTTP each).
+    history_rounds: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -29,14 +50,22 @@ const FULL: Sizes = Sizes {
     people: 10_000,
     cards_per_person: 10,
     history_events: 10_000_000,
+    history_rounds: 40,
 };
 const SMOKE: Sizes = Sizes {
     batches_per_controller: 2,
     controllers: 2,
     people: 100,
     cards_per_person: 2,
-    history_events: 20_000,
+    history_events: 40_000,
+    history_rounds: 8,
 };
+
+/// Events per upload, as the controller sends them.
+const BATCH: usize = 500;
+const DAY_MS: i64 = 86_400_000;
+/// The history spans 180 days from here.
+const HISTORY_START: i64 = 1_750_000_000_000;
 
 async fn exec(store: &Store, sql: &str) {
     let mut tx = store.begin().await.unwrap();
@@ -52,6 +81,19 @@ async fn insert_rows(store: &Store, head: &str, rows: impl Iterator<Item = Strin
     }
 }
 
+const ZONES: u32 = 20;
+const DOORS: u32 = 200;
+
+/// Zone `z`'s level: zones 4, 9, 14 and 19 are level 4.
+fn zone_level(zone: u32) -> SecurityLevel {
+    SecurityLevel::try_from((zone % 5) as u8).unwrap()
+}
+
+/// The zone a door leads into.
+fn inside_zone(door: u32) -> u32 {
+    1 + (door * 7) % ZONES
+}
+
 /// A site with 20 zones (one in five level 4), 200 doors on controller 1,
 /// 1k grants, `people` people in 50 groups with `cards_per_person` cards each.
 async fn seed(store: &Store, s: &Sizes) {
@@ -59,8 +101,8 @@ async fn seed(store: &Store, s: &Sizes) {
     insert_rows(
         store,
         "INSERT INTO zones (id, site_id, name, level, settings)",
-        (1..=20).map(|z| {
-            let level = SecurityLevel::try_from((z % 5) as u8).unwrap();
+        (1..=ZONES).map(|z| {
+            let level = zone_level(z);
             let settings =
                 serde_json::to_string(&tobira_firmware::ZoneSettings::for_level(level)).unwrap();
             format!("({z}, 1, 'zone {z}', {}, '{settings}')", level.number())
@@ -76,7 +118,7 @@ async fn seed(store: &Store, s: &Sizes) {
     insert_rows(
         store,
         "INSERT INTO doors (id, name, kind, outside_zone_id, inside_zone_id, controller_id, entry_reader, exit_reader)",
-        (1..=200).map(|d| format!("({d}, 'door {d}', 'door', {}, {}, 1, '{{\"biometric\":{d}}}', '{{}}')", 1 + d % 20, 1 + (d * 7) % 20)),
+        (1..=DOORS).map(|d| format!("({d}, 'door {d}', 'door', {}, {}, 1, '{{\"biometric\":{d}}}', '{{}}')", 1 + d % ZONES, inside_zone(d))),
     )
     .await;
     insert_rows(
@@ -137,42 +179,65 @@ async fn seed(store: &Store, s: &Sizes) {
     store.publish(v, false);
 }
 
-fn access(door: u32, person: u32, entry: bool) -> EventKind {
+/// The access record a controller writes for event number `n`: a card of one
+/// of `people` at one of the 200 doors, at the level of the zone the door
+/// leads into; one in ten refused for want of a grant.
+fn access(n: u64, people: i64) -> EventKind {
+    let door = 1 + (n % u64::from(DOORS)) as u32;
+    let person = 1 + (n.wrapping_mul(13) % people as u64) as u32;
     EventKind::Access(AccessRecord {
         door: DoorId(door),
-        side: if entry { Side::Entry } else { Side::Exit },
-        level: Some(SecurityLevel::L4),
-        reason: Reason::Granted,
+        side: if n % 2 == 0 { Side::Entry } else { Side::Exit },
+        level: Some(zone_level(inside_zone(door))),
+        reason: if n % 10 == 9 {
+            Reason::NoGrant
+        } else {
+            Reason::Granted
+        },
         person: Some(PersonId(person)),
-        card: format!("{:08X}", 0x8000_0000u32 + person).parse().ok(),
+        // The person's first card.
+        card: format!("{:08X}", 0x8000_0000u32 + person - 1).parse().ok(),
         escort: None,
         warnings: Warnings::default(),
     })
 }
 
+/// One controller's events as it seals and sends them: `batches` batches of
+/// 500, chain-linked from its genesis, 100 ms apart.
+fn sealed_batches(controller: u32, batches: usize, people: i64) -> Vec<Vec<SealedEvent>> {
+    let mut chain = Chain::genesis(ControllerId(controller));
+    (0..batches)
+        .map(|b| {
+            (0..BATCH)
+                .map(|i| {
+                    let n = (b * BATCH + i) as u64;
+                    chain
+                        .seal(
+                            Timestamp(1_763_000_000_000 + n as i64 * 100),
+                            access(n, people),
+                        )
+                        .unwrap()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+/// `Store::ingest` called directly by 8 tasks (one per controller).
 async fn bench_ingest(store: &Store, s: &Sizes, label: &str) {
-    let mut batches = Vec::new();
-    for c in 1..=s.controllers {
-        let mut chain = Chain::genesis(ControllerId(c));
-        let mut mine = Vec::new();
-        for b in 0..s.batches_per_controller {
-            mine.push(
-                (0..500)
-                    .map(|i| {
-                        let n = (b * 500 + i) as u32;
-                        chain
-                            .seal(
-                                Timestamp(1_763_000_000_000 + i64::from(n) * 100),
-                                access(1 + n % 200, 1 + n % 1000, n % 2 == 0),
-                            )
-                            .unwrap()
-                    })
-                    .collect::<Vec<_>>(),
-            );
-        }
-        batches.push((ControllerId(c), mine));
-    }
-    let total: usize = batches.iter().map(|(_, b)| b.len() * 500).sum();
+    let batches: Vec<(ControllerId, Vec<Vec<SealedEvent>>)> = (1..=s.controllers)
+        .map(|c| {
+            (
+                ControllerId(c),
+                sealed_batches(c, s.batches_per_controller, s.people),
+            )
+        })
+        .collect();
+    let total: usize = batches.iter().map(|(_, b)| b.len() * BATCH).sum();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (controller, mine) in batches {
@@ -182,7 +247,7 @@ async fn bench_ingest(store: &Store, s: &Sizes, label: &str) {
             for batch in mine {
                 let t = Instant::now();
                 let r = store.ingest(controller, &batch).await.unwrap();
-                assert_eq!(r.stored, 500);
+                assert_eq!(r.stored, BATCH as u64);
                 times.push(t.elapsed());
             }
             times
@@ -195,12 +260,90 @@ async fn bench_ingest(store: &Store, s: &Sizes, label: &str) {
     let elapsed = started.elapsed();
     times.sort();
     println!(
-        "ingest/{label}: {total} events in {} batches of 500 from {} controllers in parallel: {:.0} events/s (batch p50 {:?}, p99 {:?})",
+        "ingest-store/{label}: Store::ingest, {total} events in {} batches of {BATCH} from {} controllers in parallel: {:.0} events/s (batch p50 {:?}, p99 {:?})",
         times.len(),
         s.controllers,
         total as f64 / elapsed.as_secs_f64(),
-        times[times.len() / 2],
-        times[(times.len() * 99 / 100).min(times.len() - 1)],
+        percentile(&times, 50),
+        percentile(&times, 99),
+    );
+}
+
+/// The real router on a loopback port, as `tobira web` serves it.
+async fn serve(store: &Store) -> String {
+    let state = AppState {
+        store: store.clone(),
+        signer: Arc::new(PolicySigner::generate()),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, tobira_web::router(state))
+            .await
+            .unwrap();
+    });
+    format!("http://{addr}")
+}
+
+/// Upload through the sync API as registered controllers do it: each of 8
+/// controllers with its own credentials and HTTP client POSTs its sealed
+/// batches in order to `/sync/v1/events` and reads the JSON receipt.
+async fn bench_upload(store: &Store, base: &str, s: &Sizes, label: &str) {
+    let mut uploads = Vec::new();
+    for c in 0..s.controllers {
+        let credentials = store
+            .add_controller("bench", 1, &format!("upload {c}"))
+            .await
+            .unwrap();
+        let id = ControllerId(credentials.controller);
+        uploads.push((
+            controller_authorization(id, &credentials.secret),
+            sealed_batches(id.0, s.batches_per_controller, s.people),
+        ));
+    }
+    let total: usize = uploads.iter().map(|(_, b)| b.len() * BATCH).sum();
+    let url = format!("{base}/sync/v1/events");
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (auth, mine) in uploads {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut times = Vec::new();
+            for events in mine {
+                let last = events.last().unwrap().event.seq;
+                let t = Instant::now();
+                let response = http
+                    .post(&url)
+                    .header("Authorization", &auth)
+                    .json(&EventBatch { events })
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), reqwest::StatusCode::OK);
+                let receipt: EventReceipt = response.json().await.unwrap();
+                times.push(t.elapsed());
+                assert_eq!(
+                    (receipt.stored, receipt.stored_through, receipt.chain_break),
+                    (BATCH as u64, last, None)
+                );
+            }
+            times
+        }));
+    }
+    let mut times = Vec::new();
+    for t in tasks {
+        times.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    times.sort();
+    println!(
+        "ingest-http/{label}: POST /sync/v1/events (controller auth, JSON, Store::ingest), {total} events in {} batches of {BATCH} from {} controllers in parallel: {:.0} events/s (batch p50 {:?}, p99 {:?})",
+        times.len(),
+        s.controllers,
+        total as f64 / elapsed.as_secs_f64(),
+        percentile(&times, 50),
+        percentile(&times, 99),
     );
 }
 
@@ -269,117 +412,193 @@ async fn bench_snapshot(store: &Store, s: &Sizes, label: &str) {
     ));
 }
 
-/// Fills the events table with `n` events over 180 days directly (fast path for the bench).
-async fn fill_history(store: &Store, n: i64) {
-    let day = 86_400_000i64;
-    let start = 1_750_000_000_000i64;
-    let per_stmt = 2_000;
-    let mut seq = 1_000_000i64;
-    let mut done = 0;
-    while done < n {
-        let mut tx = store.begin().await.unwrap();
-        for _ in 0..25 {
-            let rows: Vec<String> = (0..per_stmt)
-                .map(|i| {
-                    seq += 1;
-                    let k = done + i;
-                    let at = start + (k * 180 * day) / n;
-                    let door = 1 + k % 200;
-                    let zone = 1 + (door * 7) % 20;
-                    format!(
-                        "(9, {seq}, {at}, 'access', {door}, {zone}, 'entry', {}, 'granted', 'granted', {}, '{:08X}', NULL, '{{}}', '', '', {at})",
-                        zone % 5,
-                        1 + k % 10_000,
-                        0x8000_0000u32 + (k % 10_000) as u32
-                    )
-                })
-                .collect();
-            sqlx::query(&format!(
-                "INSERT INTO events (controller_id, seq, at, kind, door_id, zone_id, side, level, reason, outcome, person_id, card, escort_id, body, prev, link, received_at) VALUES {}",
-                rows.join(",")
-            ))
-            .execute(&mut *tx)
+/// Fills the history with `n` access events over 180 days, stored the way
+/// the product stores them: 8 controllers, each sealing its share in batches
+/// of 500 and handing them to `Store::ingest`.
+async fn fill_history(store: &Store, n: u64, people: i64, label: &str) {
+    const FILLERS: u64 = 8;
+    let mut tasks = Vec::new();
+    let started = Instant::now();
+    for f in 0..FILLERS {
+        let id = store
+            .add_controller("bench", 1, &format!("history {f}"))
             .await
-            .unwrap();
-            done += per_stmt;
-            if done >= n {
-                break;
+            .unwrap()
+            .controller;
+        let store = store.clone();
+        let label = label.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut chain = Chain::genesis(ControllerId(id));
+            // Event k of the whole history is this controller's when k % 8 == f.
+            let mut k = f;
+            let mut batch = Vec::with_capacity(BATCH);
+            while k < n {
+                let at = HISTORY_START + (k as i64 * 180 * DAY_MS) / n as i64;
+                batch.push(chain.seal(Timestamp(at), access(k, people)).unwrap());
+                k += FILLERS;
+                if batch.len() == BATCH || k >= n {
+                    let r = store.ingest(ControllerId(id), &batch).await.unwrap();
+                    assert_eq!(r.stored, batch.len() as u64);
+                    batch.clear();
+                    // Progress, so a long fill can be watched.
+                    if f == 0 && (k / FILLERS) % 250_000 < BATCH as u64 {
+                        eprintln!(
+                            "history/{label}: about {k} of {n} events stored after {:?}",
+                            started.elapsed()
+                        );
+                    }
+                }
             }
-        }
-        tx.commit().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
     }
 }
 
-async fn bench_history(store: &Store, s: &Sizes, label: &str) {
-    let t = Instant::now();
-    fill_history(store, s.history_events).await;
-    if store.backend() == tobira_web::store::Backend::Postgres {
-        exec(store, "ANALYZE events").await;
+/// What the security desk asks: a level-4 zone's events over 90 days, first
+/// page of 100 and the next by cursor.
+fn zone_filter(zone: i64, end: i64) -> EventFilter {
+    EventFilter {
+        zone: Id::new(zone),
+        from: Millis::new(end - 90 * DAY_MS),
+        to: Millis::new(end),
+        ..EventFilter::default()
     }
+}
+
+async fn bench_history(store: &Store, base: &str, s: &Sizes, label: &str) {
+    let n = std::env::var("TOBIRA_BENCH_HISTORY_EVENTS")
+        .map_or(s.history_events, |v| v.parse().unwrap());
+    let t = Instant::now();
+    fill_history(store, n, s.people, label).await;
+    let filled = t.elapsed();
+    if store.backend() == tobira_web::store::Backend::Postgres {
+        exec(store, "ANALYZE").await;
+    }
+    let (count, size): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(LENGTH(body) + LENGTH(prev) + LENGTH(link)), 0) FROM events",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
     println!(
-        "history/{label}: {} events loaded in {:?}",
-        s.history_events,
-        t.elapsed()
+        "history/{label}: {n} access events stored through Store::ingest (8 controllers, batches of {BATCH}) in {filled:?}: {:.0} events/s; the table holds {count} events, body + links {} bytes per event on average",
+        n as f64 / filled.as_secs_f64(),
+        size / count.max(1)
     );
-    let day = 86_400_000i64;
-    let end = 1_750_000_000_000i64 + 180 * day;
+    // The zones the product knows as level 4.
+    let zones: Vec<i64> = sqlx::query_scalar("SELECT id FROM zones WHERE level = 4 ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(zones, [4, 9, 14, 19]);
+    let end = HISTORY_START + 180 * DAY_MS;
+    let check = |zone: i64, rows: &[tobira_web::store::queries::EventRecord]| {
+        assert_eq!(rows.len(), 100);
+        for e in rows {
+            assert_eq!((e.zone_id, e.level), (Some(zone), Some(4)));
+            assert!(e.person_name.is_some() && e.door_name.is_some());
+        }
+    };
+
     let mut times = Vec::new();
-    // Level-4 zones are 5, 10, 15, 20; a page of 100 newest entries, and the
-    // next page by cursor, for a 90-day window.
-    for round in 0..40 {
-        let zone = [5i64, 10, 15, 20][round % 4];
+    for round in 0..s.history_rounds {
+        let zone = zones[round % zones.len()];
+        let filter = zone_filter(zone, end);
         let t = Instant::now();
-        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT at, controller_id, seq FROM events WHERE zone_id = $1 AND at >= $2 AND at < $3 ORDER BY at DESC, controller_id DESC, seq DESC LIMIT 100",
-        )
-        .bind(zone)
-        .bind(end - 90 * day)
-        .bind(end)
-        .fetch_all(store.pool())
+        let first = store.search_events(&filter, 100, None).await.unwrap();
+        let next = store
+            .search_events(&filter, 100, first.next.as_deref())
+            .await
+            .unwrap();
+        times.push(t.elapsed());
+        check(zone, &first.items);
+        check(zone, &next.items);
+        assert!(first.items.last().unwrap().at >= next.items[0].at);
+    }
+    times.sort();
+    println!(
+        "history-store/{label}: Store::search_events, L4 zone, 90 days, first page of 100 + next by cursor, {count} events in the table: p50 {:?}, p95 {:?}",
+        percentile(&times, 50),
+        percentile(&times, 95)
+    );
+
+    let token = store
+        .create_token("bench", "security desk", Role::Security, 1)
         .await
         .unwrap();
-        let last = rows.last().copied().unwrap_or((end, 0, 0));
-        let _next: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT at, controller_id, seq FROM events WHERE zone_id = $1 AND at >= $2 AND (at < $3 OR (at = $4 AND (controller_id < $5 OR (controller_id = $6 AND seq < $7)))) ORDER BY at DESC, controller_id DESC, seq DESC LIMIT 100",
-        )
-        .bind(zone)
-        .bind(end - 90 * day)
-        .bind(last.0)
-        .bind(last.0)
-        .bind(last.1)
-        .bind(last.1)
-        .bind(last.2)
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
+    let http = reqwest::Client::new();
+    let page = |zone: i64, cursor: Option<String>| {
+        let mut query = vec![
+            ("zone", zone.to_string()),
+            ("from", (end - 90 * DAY_MS).to_string()),
+            ("to", end.to_string()),
+            ("limit", "100".to_string()),
+        ];
+        query.extend(cursor.map(|c| ("cursor", c)));
+        let request = http
+            .get(format!("{base}/api/v1/events"))
+            .bearer_auth(&token)
+            .query(&query);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), reqwest::StatusCode::OK);
+            let page: serde_json::Value = response.json().await.unwrap();
+            let items = page["items"].as_array().unwrap();
+            assert_eq!(items.len(), 100);
+            assert!(items
+                .iter()
+                .all(|e| e["zone_id"] == zone && e["level"] == 4 && e["body"].is_object()));
+            page["next"].as_str().map(str::to_string)
+        }
+    };
+    let mut times = Vec::new();
+    for round in 0..s.history_rounds {
+        let zone = zones[round % zones.len()];
+        let t = Instant::now();
+        let next = page(zone, None).await;
+        assert!(next.is_some());
+        page(zone, next).await;
         times.push(t.elapsed());
     }
     times.sort();
     println!(
-        "history/{label}: L4 zone, 90 days, two pages of 100 over {} events: p50 {:?}, p95 {:?}",
-        s.history_events,
-        times[times.len() / 2],
-        times[times.len() * 95 / 100]
+        "history-http/{label}: GET /api/v1/events (API token, JSON parsed by the client), same query, {count} events in the table: p50 {:?}, p95 {:?}",
+        percentile(&times, 50),
+        percentile(&times, 95)
     );
 }
 
 /// `TOBIRA_BENCH_PARTS=ingest,snapshot,history` (default: all) picks what runs;
 /// the 10M-event history fill alone takes minutes.
 fn wanted(part: &str) -> bool {
-    std::env::var("TOBIRA_BENCH_PARTS").map_or(true, |parts| parts.split(',').any(|p| p == part))
+    listed("TOBIRA_BENCH_PARTS", part)
+}
+
+/// `TOBIRA_BENCH_BACKENDS=sqlite,postgres` (default: both) picks the stores,
+/// so that the two long history fills can run as separate processes.
+fn backend(name: &str) -> bool {
+    listed("TOBIRA_BENCH_BACKENDS", name)
+}
+
+fn listed(variable: &str, name: &str) -> bool {
+    std::env::var(variable).map_or(true, |names| names.split(',').any(|n| n == name))
 }
 
 async fn run(url: &str, s: &Sizes, label: &str) {
     let store = Store::connect(url).await.unwrap();
     seed(&store, s).await;
+    let base = serve(&store).await;
     if wanted("ingest") {
         bench_ingest(&store, s, label).await;
+        bench_upload(&store, &base, s, label).await;
     }
     if wanted("snapshot") {
         bench_snapshot(&store, s, label).await;
     }
     if wanted("history") {
-        bench_history(&store, s, label).await;
+        bench_history(&store, &base, s, label).await;
     }
     store.close().await;
 }
@@ -392,16 +611,20 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        run(
-            &format!("sqlite://{}/bench.db", dir.path().display()),
-            sizes,
-            "sqlite",
-        )
-        .await;
-        match std::env::var("TOBIRA_TEST_POSTGRES_URL") {
-            Ok(url) => run(&url, sizes, "postgres").await,
-            Err(_) => println!("postgres: skipped (run through scripts/with-postgres)"),
+        if backend("sqlite") {
+            let dir = tempfile::tempdir().unwrap();
+            run(
+                &format!("sqlite://{}/bench.db", dir.path().display()),
+                sizes,
+                "sqlite",
+            )
+            .await;
+        }
+        if backend("postgres") {
+            match std::env::var("TOBIRA_TEST_POSTGRES_URL") {
+                Ok(url) => run(&url, sizes, "postgres").await,
+                Err(_) => println!("postgres: skipped (run through scripts/with-postgres)"),
+            }
         }
     });
 }
