@@ -673,13 +673,12 @@ timings = {{ unlock_ms = 500, held_prealarm_ms = 20000, held_alarm_ms = 30000 }}
     assert_eq!(rex["controller_id"].as_u64(), Some(controller));
     assert_eq!(rex["door_name"], "office");
 
-    // Sato's card opens the office: the lock is released, then relocks.
-    observer.edge(OFFICE_LOCK, false);
+    // Sato's card opens the office: the lock is released for its unlock
+    // time, then relocks.
     observer.drain();
     tap(reader, "04A1B2C3");
     c.wait_event(&[&format!("access door={door} "), "reason=granted "], 1);
-    observer.edge(OFFICE_LOCK, true);
-    observer.edge(OFFICE_LOCK, false);
+    observer.pulse(OFFICE_LOCK).assert_unlock_time(500);
     // pcscd notices the card gone only at its next presence poll.
     c.wait_log("the card to leave the reader", |l| {
         l.contains("card removed")
