@@ -12,7 +12,7 @@ use crate::decision::{
     Verdict, Warnings,
 };
 use crate::door::{Door, ReaderSide, Side};
-use crate::id::{CardUid, DoorId};
+use crate::id::{CardUid, DoorId, PersonId};
 use crate::level::{SecurityLevel, ThreatLevel};
 use crate::memory::Memory;
 use crate::person::{KindRule, Person, PersonKind};
@@ -108,6 +108,14 @@ fn tracked(zone: &Zone) -> bool {
     zone.settings.anti_passback != AntiPassback::Off
         || zone.settings.dual_custody
         || zone.level == SecurityLevel::L4
+}
+
+/// Whether hard anti-passback keeps `person` out of `zone`: they are
+/// recorded inside it already.
+fn passback_refuses(mem: &Memory, zone: &Zone, person: PersonId) -> bool {
+    zone.settings.anti_passback == AntiPassback::Hard
+        && tracked(zone)
+        && mem.is_inside(zone.id, person)
 }
 
 impl Decision {
@@ -268,6 +276,9 @@ impl Brain<'_> {
                     && w.awaiting == (Awaiting::SecondPerson { zone: zone.id })
                     && w.subject.person != person.id
                     && self.now.utc < w.deadline
+                    // Recorded inside since they began to wait (through
+                    // another door): hard anti-passback keeps them out.
+                    && !passback_refuses(self.mem, zone, w.subject.person)
             });
             let Some(partner) = partner else {
                 d.pending = Some(Pending {
@@ -320,6 +331,15 @@ impl Brain<'_> {
             let still_good = self.snap.card(&w.subject.card).is_some_and(|c| {
                 c.person == w.subject.person && card_usable(c, self.now.utc).is_ok()
             });
+            // Recorded inside since they began to wait (through another
+            // door): under hard anti-passback they do not come in again.
+            let kept_out = self
+                .snap
+                .zone(door.inside)
+                .is_some_and(|zone| passback_refuses(self.mem, zone, w.subject.person));
+            if kept_out {
+                continue;
+            }
             if let (true, Some(person)) = (still_good, self.snap.person(w.subject.person)) {
                 d.companions.push(Companion {
                     subject: w.subject,

@@ -601,3 +601,21 @@ fn every_reason_code_is_produced() {
         .collect();
     assert!(missing.is_empty(), "reasons no test produces: {missing:?}");
 }
+
+/// Found by the level-invariants property: a visitor waiting for an escort
+/// who is recorded inside meanwhile (here through another controller's
+/// passage; in the property through another door) must not come in again
+/// with the escort under hard anti-passback.
+#[test]
+fn hard_anti_passback_keeps_out_a_waiting_visitor_recorded_inside_meanwhile() {
+    let mut w = World::at(workday());
+    assert_eq!(w.enter(MACHINE_DOOR, YAMADA).reason, Reason::EscortPending);
+    w.mem.set_inside(MACHINE, YAMADA, true);
+    let d = w.card_and_finger(MACHINE_DOOR, Side::Entry, SATO);
+    assert_eq!(d.reason, Reason::Granted);
+    assert!(
+        d.companions.is_empty(),
+        "admitted again: {:?}",
+        d.companions
+    );
+}
