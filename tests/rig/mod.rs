@@ -825,19 +825,7 @@ impl CentralProc {
         );
         let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
         let port = free_port();
-        let proc = Proc(
-            Command::new(BIN)
-                .args(["central", "--database", &db, "--listen"])
-                .arg(format!("127.0.0.1:{port}"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        eventually("the central service to answer", || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
-        });
+        let proc = serve_central(&db, port);
         CentralProc {
             _proc: proc,
             port,
@@ -895,9 +883,14 @@ pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 /// service back from an outage, at the address controllers already know.
 pub fn central_again(dir: &Scratch, port: u16) -> Proc {
     let db = format!("sqlite://{}", dir.path().join("central.db").display());
+    serve_central(&db, port)
+}
+
+/// `tobira central` serving `db` on `port`, once it answers.
+fn serve_central(db: &str, port: u16) -> Proc {
     let proc = Proc(
         Command::new(BIN)
-            .args(["central", "--database", &db, "--listen"])
+            .args(["central", "--database", db, "--listen"])
             .arg(format!("127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -905,7 +898,7 @@ pub fn central_again(dir: &Scratch, port: u16) -> Proc {
             .spawn()
             .unwrap(),
     );
-    eventually("the central service to answer again", || {
+    eventually("the central service to answer", || {
         TcpStream::connect(("127.0.0.1", port)).ok()
     });
     proc
