@@ -61,6 +61,12 @@ enum CentralCommand {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Writes a consistent copy of the running SQLite database to FILE (a new
+    /// file, owner-only); PostgreSQL sites use pg_dump (docs/operations.md).
+    Backup {
+        /// Where the copy goes; an existing file is never overwritten.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -367,6 +373,20 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
                 Ok(n) => println!("admin audit chain intact: {n} entries"),
                 Err(seq) => bail!("admin audit chain broken at entry {seq}"),
             },
+            Some(CentralCommand::Backup { file }) => {
+                let report = store.backup_to(&file).await?;
+                println!(
+                    "backup written to {}: {} bytes, {} events, {} admin-audit entries; integrity check ok",
+                    report.file.display(),
+                    report.bytes,
+                    report.events,
+                    report.audit_entries
+                );
+                eprintln!(
+                    "the signing key is not in the backup: keep a copy of {} apart from it",
+                    key_file.display()
+                );
+            }
         }
         store.close().await;
         Ok(())

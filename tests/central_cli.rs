@@ -552,3 +552,76 @@ fn one_default_database_and_commands_do_not_create_a_stray_one() {
         assert!(!api.contains(stray), "docs/api.md still names {stray}");
     }
 }
+
+#[test]
+fn a_backup_of_the_running_service_is_whole_and_owner_only_while_it_is_written_to() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/central.db", dir.path().display());
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _server = Logged::start(Command::new(BIN).args([
+        "central",
+        "--database",
+        &db,
+        "--listen",
+        &addr.to_string(),
+    ]));
+    wait_healthy(addr);
+
+    // Audited writes from other processes go on during the backup.
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (db, stop, written) = (db.clone(), stop.clone(), written.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let n = written.load(Ordering::SeqCst);
+                let name = format!("writer-{n}");
+                let out = central(&db, &["token", "create", "--name", &name]);
+                assert!(out.status.success(), "{}", text(&out).1);
+                written.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while written.load(Ordering::SeqCst) < 3 {
+        assert!(Instant::now() < deadline, "the writer made no tokens");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let copy = dir.path().join("backup.db");
+    let copy_text = copy.display().to_string();
+    let out = central(&db, &["backup", &copy_text]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("integrity check ok"), "{stdout}");
+    assert!(stderr.contains("signing key is not in the backup"), "{stderr}");
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "backup mode {mode:o} is readable by others");
+    }
+    assert!(!dir.path().join("backup.db.partial").exists());
+
+    // The copy is the database at one instant: its audit chain is whole and
+    // it holds the tokens written before the backup began.
+    let copy_db = format!("sqlite://{copy_text}");
+    let out = central(&copy_db, &["audit", "verify"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = central(&copy_db, &["token", "list"]);
+    let listed = text(&out).0;
+    assert!(listed.matches("writer-").count() >= 3, "{listed}");
+
+    let again = central(&db, &["backup", &copy_text]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again).1.contains("never overwrites"),
+        "{}",
+        text(&again).1
+    );
+}
