@@ -76,15 +76,34 @@ fn certificates(dir: &Path) -> Certificates {
     openssl(
         dir,
         &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-            "/CN=Test SIEM CA", "-keyout", "ca.key", "-out", "ca.pem",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Test SIEM CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
         ],
     );
     openssl(
         dir,
         &[
-            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=siem.test", "-keyout",
-            "server.key", "-out", "server.csr",
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=siem.test",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
         ],
     );
     std::fs::write(
@@ -95,8 +114,21 @@ fn certificates(dir: &Path) -> Certificates {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.pem",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.pem",
         ],
     );
     Certificates {
@@ -315,7 +347,11 @@ async fn stored(store: &Store) -> BTreeSet<(String, String)> {
     events
         .into_iter()
         .map(|(c, s)| ("event".to_string(), format!("{c}.{s}")))
-        .chain(alarms.into_iter().map(|id| ("alarm".into(), id.to_string())))
+        .chain(
+            alarms
+                .into_iter()
+                .map(|id| ("alarm".into(), id.to_string())),
+        )
         .chain(audit.into_iter().map(|s| ("audit".into(), s.to_string())))
         .collect()
 }
@@ -385,7 +421,10 @@ async fn events_alarms_and_audit_reach_rsyslog_over_tcp_with_their_fields() {
     let sent = &events(&mut Chain::genesis(C1), 3, 1_800_000_000_000)[1];
     assert_eq!(event.param("link"), Some(sent.link.to_string()));
     assert_eq!(event.param("outcome").as_deref(), Some("granted"));
-    assert_eq!(event.param("person").as_deref(), Some(SATO.to_string().as_str()));
+    assert_eq!(
+        event.param("person").as_deref(),
+        Some(SATO.to_string().as_str())
+    );
     let alarm = lines.iter().find(|l| l.kind() == "alarm").unwrap();
     assert_eq!(alarm.param("alarm").as_deref(), Some("door_forced"));
     assert_eq!(
@@ -446,7 +485,11 @@ async fn records_reach_rsyslog_over_tls_checked_against_the_siems_ca() {
     let task = tokio::spawn(forward(store.clone(), fresh, quick()));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     task.abort();
-    assert_eq!(rsyslog.lines().len(), before, "nothing sent to an unverified SIEM");
+    assert_eq!(
+        rsyslog.lines().len(),
+        before,
+        "nothing sent to an unverified SIEM"
+    );
     let cursor = store
         .siem_cursor("other", &tobira_web::store::siem::SOURCES[0])
         .await

@@ -1013,7 +1013,14 @@ async fn siem_sources_hand_out_rows_after_a_durable_cursor(store: Store) {
         .unwrap();
     let mut tx = store.begin().await.unwrap();
     store
-        .raise_alarm(&mut tx, 1_800_000_000_000, "door_forced", Some(1), Some(GATE), "forced")
+        .raise_alarm(
+            &mut tx,
+            1_800_000_000_000,
+            "door_forced",
+            Some(1),
+            Some(GATE),
+            "forced",
+        )
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -1028,7 +1035,10 @@ async fn siem_sources_hand_out_rows_after_a_durable_cursor(store: Store) {
         .unwrap()
         .is_empty());
     let later = now + 2 * SETTLE_MS;
-    let first = store.siem_rows(event, Position::Start, 3, later).await.unwrap();
+    let first = store
+        .siem_rows(event, Position::Start, 3, later)
+        .await
+        .unwrap();
     let ids: Vec<&str> = first.iter().map(|r| r.record.id.as_str()).collect();
     assert_eq!(ids, ["1.1", "1.2", "1.3"]);
     assert!(first
@@ -1054,17 +1064,30 @@ async fn siem_sources_hand_out_rows_after_a_durable_cursor(store: Store) {
     let ids: Vec<&str> = rest.iter().map(|r| r.record.id.as_str()).collect();
     assert_eq!(ids, ["1.4", "1.5"]);
     // Sources with ascending ids.
-    let alarms = store.siem_rows(alarm, Position::Start, 10, now).await.unwrap();
+    let alarms = store
+        .siem_rows(alarm, Position::Start, 10, now)
+        .await
+        .unwrap();
     assert_eq!(alarms.len(), 1);
     assert_eq!(alarms[0].record.message, "forced");
-    assert!(alarms[0].record.fields.contains(&("alarm", "door_forced".into())));
+    assert!(alarms[0]
+        .record
+        .fields
+        .contains(&("alarm", "door_forced".into())));
     store
         .set_siem_cursor("tcp://siem:6514", alarm, alarms[0].position)
         .await
         .unwrap();
     let after = store.siem_cursor("tcp://siem:6514", alarm).await.unwrap();
-    assert!(store.siem_rows(alarm, after, 10, now).await.unwrap().is_empty());
-    let entries = store.siem_rows(audit, Position::Start, 1000, now).await.unwrap();
+    assert!(store
+        .siem_rows(alarm, after, 10, now)
+        .await
+        .unwrap()
+        .is_empty());
+    let entries = store
+        .siem_rows(audit, Position::Start, 1000, now)
+        .await
+        .unwrap();
     let seqs: Vec<String> = entries.iter().map(|r| r.record.id.clone()).collect();
     let expected: Vec<String> = (1..=entries.len()).map(|n| n.to_string()).collect();
     assert_eq!(seqs, expected);

@@ -162,7 +162,10 @@ pub fn sendable(
                     }
                 }
                 _ => {
-                    *gap = Some(Gap { after: last, since: now });
+                    *gap = Some(Gap {
+                        after: last,
+                        since: now,
+                    });
                     return n;
                 }
             }
@@ -357,7 +360,16 @@ mod tests {
         assert_eq!(sendable(Position::Start, &ids, &mut gap, t0, wait()), 2);
         // Still waiting for 3: nothing after 2 goes.
         let mut after = Position::Id(2);
-        assert_eq!(sendable(after, &[4, 5], &mut gap, t0 + Duration::from_secs(1), wait()), 0);
+        assert_eq!(
+            sendable(
+                after,
+                &[4, 5],
+                &mut gap,
+                t0 + Duration::from_secs(1),
+                wait()
+            ),
+            0
+        );
         // 3 committed meanwhile: all go.
         assert_eq!(sendable(after, &[3, 4, 5], &mut gap.clone(), t0, wait()), 3);
         // 3 never came: after the wait, 4 and 5 go.
@@ -369,15 +381,29 @@ mod tests {
     #[test]
     fn a_new_gap_is_waited_for_again() {
         let t0 = Instant::now();
-        let mut gap = Some(Gap { after: 2, since: t0 });
-        assert_eq!(sendable(Position::Id(7), &[9], &mut gap, t0 + wait(), wait()), 0);
-        assert_eq!(gap, Some(Gap { after: 7, since: t0 + wait() }));
+        let mut gap = Some(Gap {
+            after: 2,
+            since: t0,
+        });
+        assert_eq!(
+            sendable(Position::Id(7), &[9], &mut gap, t0 + wait(), wait()),
+            0
+        );
+        assert_eq!(
+            gap,
+            Some(Gap {
+                after: 7,
+                since: t0 + wait()
+            })
+        );
     }
 
     #[test]
     fn targets_parse_and_nonsense_is_refused() {
         let t = Target::parse("tcp://127.0.0.1:6514", Format::Rfc5424, None).unwrap();
-        assert!(matches!(t.destination, Destination::Tcp { ref address } if address == "127.0.0.1:6514"));
+        assert!(
+            matches!(t.destination, Destination::Tcp { ref address } if address == "127.0.0.1:6514")
+        );
         let f = Target::parse("file:/var/log/tobira.jsonl", Format::Rfc5424, None).unwrap();
         assert_eq!(f.format, Format::JsonLines);
         for bad in [
@@ -390,7 +416,10 @@ mod tests {
             "nonsense",
         ] {
             assert!(
-                matches!(Target::parse(bad, Format::Rfc5424, None), Err(SiemError::Target(_))),
+                matches!(
+                    Target::parse(bad, Format::Rfc5424, None),
+                    Err(SiemError::Target(_))
+                ),
                 "{bad}"
             );
         }

@@ -45,9 +45,7 @@ pub fn tls_config(ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, SiemError>
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
         let cert = cert.map_err(|e| SiemError::Ca(e.to_string()))?;
-        roots
-            .add(cert)
-            .map_err(|e| SiemError::Ca(e.to_string()))?;
+        roots.add(cert).map_err(|e| SiemError::Ca(e.to_string()))?;
     }
     if roots.is_empty() {
         return Err(SiemError::Ca("no certificate in the file".into()));
@@ -105,11 +103,8 @@ impl Destination {
                 let tcp = within("connect", TcpStream::connect(address.as_str())).await?;
                 let _ = tcp.set_nodelay(true);
                 let connector = tokio_rustls::TlsConnector::from(config.clone());
-                let tls = within(
-                    "TLS handshake",
-                    connector.connect(server_name.clone(), tcp),
-                )
-                .await?;
+                let tls =
+                    within("TLS handshake", connector.connect(server_name.clone(), tcp)).await?;
                 Ok(Sink::Stream(Box::new(tls)))
             }
             Destination::File { path } => {

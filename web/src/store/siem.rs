@@ -330,7 +330,11 @@ impl Store {
             (Order::Received, Position::Received(r, c, s)) => {
                 query.bind(now - SETTLE_MS).bind(r).bind(c).bind(s)
             }
-            (Order::Received, _) => query.bind(now - SETTLE_MS).bind(-1i64).bind(0i64).bind(0i64),
+            (Order::Received, _) => query
+                .bind(now - SETTLE_MS)
+                .bind(-1i64)
+                .bind(0i64)
+                .bind(0i64),
             (Order::Id, Position::Id(id)) => query.bind(id),
             (Order::Id, _) => query.bind(0i64),
         };
@@ -351,7 +355,10 @@ mod tests {
     #[test]
     fn positions_round_trip_and_nonsense_is_refused() {
         for (order, p) in [
-            (Order::Received, Position::Received(1_700_000_000_000, 3, 42)),
+            (
+                Order::Received,
+                Position::Received(1_700_000_000_000, 3, 42),
+            ),
             (Order::Id, Position::Id(7)),
             (Order::Id, Position::Start),
             (Order::Received, Position::Start),
