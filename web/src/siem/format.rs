@@ -111,7 +111,9 @@ fn timestamp(ms: i64) -> String {
 /// breaks and other control characters are replaced by spaces, so that a
 /// receiver splitting on them never sees a forged second message.
 pub fn rfc5424(record: &SiemRecord, origin: &Origin) -> String {
-    let pri = u16::from(FACILITY) * 8 + u16::from(record.severity.min(7));
+    let pri = u16::from(FACILITY)
+        .saturating_mul(8)
+        .saturating_add(u16::from(record.severity.min(7)));
     let mut sd = format!(
         "[{SD_ID} kind=\"{}\" id=\"{}\"",
         record.kind,

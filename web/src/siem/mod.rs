@@ -236,7 +236,7 @@ pub async fn forward(store: Store, target: Target, pace: Pace) {
                     f.disconnect().await;
                 }
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(pace.max_backoff);
+                backoff = backoff.saturating_mul(2).min(pace.max_backoff);
             }
         }
     }

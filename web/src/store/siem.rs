@@ -327,11 +327,13 @@ impl Store {
     ) -> StoreResult<Vec<SiemRow>> {
         let query = sqlx::query(source.sql);
         let query = match (source.order, after) {
-            (Order::Received, Position::Received(r, c, s)) => {
-                query.bind(now - SETTLE_MS).bind(r).bind(c).bind(s)
-            }
+            (Order::Received, Position::Received(r, c, s)) => query
+                .bind(now.saturating_sub(SETTLE_MS))
+                .bind(r)
+                .bind(c)
+                .bind(s),
             (Order::Received, _) => query
-                .bind(now - SETTLE_MS)
+                .bind(now.saturating_sub(SETTLE_MS))
                 .bind(-1i64)
                 .bind(0i64)
                 .bind(0i64),
