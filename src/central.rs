@@ -35,6 +35,18 @@ pub struct CentralArgs {
     #[arg(long, env = "TOBIRA_OFFLINE_AFTER", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(30..))]
     offline_after: u64,
+    /// Forwards events, alarms and admin-audit entries to a SIEM:
+    /// `tcp://HOST:PORT`, `tls://HOST:PORT` (with --siem-ca) or `file:PATH`
+    /// (JSON lines). Repeat for several targets.
+    #[arg(long = "siem", env = "TOBIRA_SIEM", value_delimiter = ',')]
+    siem: Vec<String>,
+    /// The SIEM's format on tcp:// and tls:// targets: rfc5424 (syslog,
+    /// octet-counted) or jsonl.
+    #[arg(long, env = "TOBIRA_SIEM_FORMAT", default_value = "rfc5424", value_parser = parse_siem_format)]
+    siem_format: tobira_web::siem::Format,
+    /// The CA certificate(s) (PEM) that a tls:// SIEM's certificate must chain to.
+    #[arg(long, env = "TOBIRA_SIEM_CA")]
+    siem_ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<CentralCommand>,
 }
@@ -154,6 +166,29 @@ fn parse_id(s: &str) -> Result<Id, String> {
         .ok()
         .and_then(Id::new)
         .ok_or_else(|| format!("{s} is not an id (1 to 4294967295)"))
+}
+
+fn parse_siem_format(s: &str) -> Result<tobira_web::siem::Format, String> {
+    tobira_web::siem::Format::parse(s)
+        .ok_or_else(|| format!("{s} is not a SIEM format (rfc5424, jsonl)"))
+}
+
+/// The SIEM targets from the command line, checked before the service starts.
+fn siem_targets(args: &CentralArgs) -> anyhow::Result<Vec<tobira_web::siem::Target>> {
+    let ca = match &args.siem_ca {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("reading the SIEM CA file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    args.siem
+        .iter()
+        .map(|text| {
+            tobira_web::siem::Target::parse(text, args.siem_format, ca.as_deref())
+                .with_context(|| format!("--siem {text}"))
+        })
+        .collect()
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -286,6 +321,11 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
         let signer = load_or_create_key(&key_file)?;
         match args.command {
             None => {
+                let targets = siem_targets(&args)?;
+                for target in &targets {
+                    eprintln!("tobira central: forwarding to the SIEM at {}", target.name);
+                }
+                let _forwarders = tobira_web::siem::spawn(&store, targets);
                 let state = AppState {
                     store: store.clone(),
                     signer: Arc::new(signer),

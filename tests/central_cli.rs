@@ -625,3 +625,61 @@ fn a_backup_of_the_running_service_is_whole_and_owner_only_while_it_is_written_t
         text(&again).1
     );
 }
+
+#[test]
+fn the_service_forwards_to_the_siem_targets_given_and_refuses_bad_ones_before_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/central.db", dir.path().display());
+    for (args, says) in [
+        (
+            vec!["--siem", "udp://127.0.0.1:514"],
+            "is not a SIEM target",
+        ),
+        (vec!["--siem", "tls://127.0.0.1:6514"], "--siem-ca"),
+        (
+            vec!["--siem", "tcp://127.0.0.1:6514", "--siem-format", "cef"],
+            "is not a SIEM format",
+        ),
+    ] {
+        let out = central(&db, &args);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("listening"), "{stderr}");
+    }
+
+    let file = dir.path().join("siem.jsonl");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let target = format!("file:{}", file.display());
+    let server = Logged::start(Command::new(BIN).args([
+        "central",
+        "--database",
+        &db,
+        "--listen",
+        &listen,
+        "--siem",
+        &target,
+    ]));
+    server.wait_for(&["forwarding to the SIEM at", &target]);
+    wait_healthy(listen.parse().unwrap());
+    let out = central(&db, &["admin", "create-user", "--username", "kato"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let sent = std::fs::read_to_string(&file).unwrap_or_default();
+        let found = sent.lines().any(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["kind"] == "audit" && v["actor"] == "cli" && v["target"] == "user:kato"
+        });
+        if found {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the audit entry never reached the SIEM file:\n{sent}\n{}",
+            server.text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 pub mod json;
 pub mod server;
+pub mod siem;
 pub mod store;
 pub mod sync;
 

@@ -1001,6 +1001,98 @@ async fn passages_of_other_controllers_reach_the_controllers_of_the_same_zones(s
     assert!(PassageCursor::parse("nonsense").is_err());
 }
 
+async fn siem_sources_hand_out_rows_after_a_durable_cursor(store: Store) {
+    use tobira_web::store::now_ms;
+    use tobira_web::store::passages::SETTLE_MS;
+    use tobira_web::store::siem::{Position, SOURCES};
+    seed(&store).await;
+    let mut chain = Chain::genesis(C1);
+    store
+        .ingest(C1, &events(&mut chain, 5, 1_800_000_000_000))
+        .await
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    store
+        .raise_alarm(
+            &mut tx,
+            1_800_000_000_000,
+            "door_forced",
+            Some(1),
+            Some(GATE),
+            "forced",
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let event = SOURCES.iter().find(|s| s.name == "event").unwrap();
+    let alarm = SOURCES.iter().find(|s| s.name == "alarm").unwrap();
+    let audit = SOURCES.iter().find(|s| s.name == "audit").unwrap();
+    let now = now_ms();
+    // Events are handed out only once settled.
+    assert!(store
+        .siem_rows(event, Position::Start, 10, now)
+        .await
+        .unwrap()
+        .is_empty());
+    let later = now + 2 * SETTLE_MS;
+    let first = store
+        .siem_rows(event, Position::Start, 3, later)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = first.iter().map(|r| r.record.id.as_str()).collect();
+    assert_eq!(ids, ["1.1", "1.2", "1.3"]);
+    assert!(first
+        .iter()
+        .all(|r| r.record.fields.iter().all(|(name, _)| *name != "card")));
+    // The cursor survives a restart of the forwarder (it is in the database).
+    assert_eq!(
+        store.siem_cursor("tcp://siem:6514", event).await.unwrap(),
+        Position::Start
+    );
+    store
+        .set_siem_cursor("tcp://siem:6514", event, first[2].position)
+        .await
+        .unwrap();
+    let cursor = store.siem_cursor("tcp://siem:6514", event).await.unwrap();
+    assert_eq!(cursor, first[2].position);
+    assert_eq!(
+        store.siem_cursor("file:/other", event).await.unwrap(),
+        Position::Start,
+        "each target has its own cursor"
+    );
+    let rest = store.siem_rows(event, cursor, 10, later).await.unwrap();
+    let ids: Vec<&str> = rest.iter().map(|r| r.record.id.as_str()).collect();
+    assert_eq!(ids, ["1.4", "1.5"]);
+    // Sources with ascending ids.
+    let alarms = store
+        .siem_rows(alarm, Position::Start, 10, now)
+        .await
+        .unwrap();
+    assert_eq!(alarms.len(), 1);
+    assert_eq!(alarms[0].record.message, "forced");
+    assert!(alarms[0]
+        .record
+        .fields
+        .contains(&("alarm", "door_forced".into())));
+    store
+        .set_siem_cursor("tcp://siem:6514", alarm, alarms[0].position)
+        .await
+        .unwrap();
+    let after = store.siem_cursor("tcp://siem:6514", alarm).await.unwrap();
+    assert!(store
+        .siem_rows(alarm, after, 10, now)
+        .await
+        .unwrap()
+        .is_empty());
+    let entries = store
+        .siem_rows(audit, Position::Start, 1000, now)
+        .await
+        .unwrap();
+    let seqs: Vec<String> = entries.iter().map(|r| r.record.id.clone()).collect();
+    let expected: Vec<String> = (1..=entries.len()).map(|n| n.to_string()).collect();
+    assert_eq!(seqs, expected);
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1046,4 +1138,5 @@ suite!(
     ids_are_never_reused_after_a_delete,
     enrollment_jobs_go_to_the_modules_controller_and_record_the_slot_it_reports,
     passages_of_other_controllers_reach_the_controllers_of_the_same_zones,
+    siem_sources_hand_out_rows_after_a_durable_cursor,
 );

@@ -14,6 +14,7 @@ pub mod policy;
 pub mod presence;
 pub mod queries;
 pub mod resources;
+pub mod siem;
 
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
