@@ -6,6 +6,8 @@
 
 pub mod audit;
 pub mod auth;
+pub mod chains;
+pub mod checkpoints;
 pub mod events;
 mod ids;
 pub mod passages;
@@ -13,6 +15,7 @@ pub mod policy;
 pub mod presence;
 pub mod queries;
 pub mod resources;
+pub mod verify;
 
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
