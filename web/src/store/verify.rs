@@ -222,6 +222,15 @@ impl<'a> Walk<'a> {
     /// Record `seq` with `prev` and `link`, after its own content checked out.
     async fn step(&mut self, seq: i64, prev: &str, link: &str) -> StoreResult<()> {
         let expected = self.last_seq.saturating_add(1);
+        if seq < expected {
+            // Only a hand-made row can be numbered 0 or below: ingest refuses them.
+            self.fail(
+                Some(seq),
+                None,
+                "sequence numbers start at 1: the row was not stored by ingest".into(),
+            );
+            return Ok(());
+        }
         if seq == expected {
             if prev != self.last_link && !self.recorded.unlinked.contains(&seq) {
                 let what = if self.last_seq == 0 {
