@@ -9,6 +9,7 @@ use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use tobira_protocol::PolicySigner;
 use tobira_web::store::auth::Role;
+use tobira_web::store::chains::ChainId;
 use tobira_web::store::resources::Id;
 use tobira_web::store::utc_text;
 use tobira_web::{AppState, ServeOptions, Store};
@@ -47,6 +48,11 @@ pub struct CentralArgs {
     /// The CA certificate(s) (PEM) that a tls:// SIEM's certificate must chain to.
     #[arg(long, env = "TOBIRA_SIEM_CA")]
     siem_ca: Option<PathBuf>,
+    /// Seconds between signed checkpoints of the admin audit and event chains
+    /// (chains whose head did not move are skipped).
+    #[arg(long, env = "TOBIRA_CHECKPOINT_EVERY", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    checkpoint_every_secs: u64,
     #[command(subcommand)]
     command: Option<CentralCommand>,
 }
@@ -79,6 +85,10 @@ enum CentralCommand {
         /// Where the copy goes; an existing file is never overwritten.
         file: PathBuf,
     },
+    /// Signs a checkpoint of every chain whose head moved (admin audit, each controller's events).
+    Checkpoint,
+    /// Re-checks every chain from its rows and against its signed checkpoints; exits non-zero on any problem.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,7 +167,7 @@ enum ControllerCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Verifies the admin audit chain; exits non-zero where it breaks.
+    /// Verifies the admin audit chain and its signed checkpoints; exits non-zero where it breaks.
     Verify,
 }
 
@@ -340,6 +350,7 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
                     listener,
                     ServeOptions {
                         offline_after: Duration::from_secs(args.offline_after),
+                        checkpoint_every: Duration::from_secs(args.checkpoint_every_secs),
                     },
                 )
                 .await
@@ -409,10 +420,60 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
             }
             Some(CentralCommand::Audit {
                 command: AuditCommand::Verify,
-            }) => match store.verify_audit().await? {
-                Ok(n) => println!("admin audit chain intact: {n} entries"),
-                Err(seq) => bail!("admin audit chain broken at entry {seq}"),
-            },
+            }) => {
+                let report = store
+                    .verify_chain(&signer.public_key(), &ChainId::AdminAudit)
+                    .await?;
+                match &report.problem {
+                    None => println!(
+                        "admin audit chain intact: {} entries{}",
+                        report.records,
+                        reached(&report)
+                    ),
+                    Some(problem) => bail!("admin audit chain broken: {problem}"),
+                }
+            }
+            Some(CentralCommand::Checkpoint) => {
+                let run = store
+                    .make_checkpoints(&signer, tobira_web::store::now_ms())
+                    .await?;
+                for c in &run.made {
+                    println!(
+                        "checkpoint {}: {} record {} head {}",
+                        c.id, c.chain, c.count, c.head
+                    );
+                }
+                if run.made.is_empty() {
+                    println!("no chain moved since its last checkpoint");
+                }
+                if !run.refused.is_empty() {
+                    bail!("not signed:\n{}", run.refused.join("\n"));
+                }
+            }
+            Some(CentralCommand::Verify) => {
+                let v = store.verify_chains(&signer.public_key()).await?;
+                for c in &v.chains {
+                    let gaps: Vec<String> =
+                        c.gaps.iter().map(|g| format!("{}-{}", g.from, g.to)).collect();
+                    println!(
+                        "{}: {} records{}{}{}",
+                        c.chain,
+                        c.records,
+                        reached(c),
+                        if gaps.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", gaps recorded at ingest: {}", gaps.join(" "))
+                        },
+                        if c.problem.is_some() { ", BROKEN" } else { "" }
+                    );
+                }
+                if !v.ok {
+                    let problems: Vec<String> = v.problems.iter().map(|p| p.to_string()).collect();
+                    bail!("tamper evidence does not hold:\n{}", problems.join("\n"));
+                }
+                println!("every chain intact");
+            }
             Some(CentralCommand::Backup { file }) => {
                 let report = store.backup_to(&file).await?;
                 println!(
@@ -431,6 +492,14 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
         store.close().await;
         Ok(())
     })
+}
+
+/// ", reaches signed checkpoint N", or nothing when no checkpoint was reached.
+fn reached(report: &tobira_web::store::verify::ChainReport) -> String {
+    report
+        .reaches_checkpoint
+        .map(|id| format!(", reaches signed checkpoint {id}"))
+        .unwrap_or_default()
 }
 
 /// Prints every API token, one a line (never the token or its hash).

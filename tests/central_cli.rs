@@ -683,3 +683,119 @@ fn the_service_forwards_to_the_siem_targets_given_and_refuses_bad_ones_before_st
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Runs SQL on the central database directly, as someone with the database file would.
+fn tamper_with(db: &str, sql: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(db).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    });
+}
+
+#[test]
+fn deleting_the_newest_admin_audit_rows_after_a_checkpoint_fails_verify_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/central.db", dir.path().display());
+    let mut tokens = Vec::new();
+    for (name, role) in [
+        ("reviewer", "security"),
+        ("root", "admin"),
+        ("hr", "facilities"),
+    ] {
+        let out = central(
+            &db,
+            &[
+                "token", "create", "--name", name, "--role", role, "--days", "7",
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out).1);
+        tokens.push(text(&out).0.trim().to_string());
+    }
+    let out = central(&db, &["checkpoint"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(
+        text(&out)
+            .0
+            .contains("checkpoint 1: admin_audit record 3 head "),
+        "{}",
+        text(&out).0
+    );
+    let out = central(&db, &["checkpoint"]);
+    assert!(text(&out).0.contains("no chain moved"), "{}", text(&out).0);
+    let out = central(&db, &["verify"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(
+        text(&out).0.contains("every chain intact"),
+        "{}",
+        text(&out).0
+    );
+
+    // The newest entry (the facilities token) is removed from the database.
+    tamper_with(&db, "DELETE FROM admin_audit WHERE seq = 3");
+    // On main `audit verify` walked the unkeyed chain and passed this.
+    let out = central(&db, &["audit", "verify"]);
+    assert!(!out.status.success(), "{}", text(&out).0);
+    assert!(
+        text(&out)
+            .1
+            .contains("admin_audit record 3 checkpoint 1: checkpoint 1 signed records up to 3, the chain ends at record 2"),
+        "{}",
+        text(&out).1
+    );
+    let out = central(&db, &["verify"]);
+    assert!(!out.status.success(), "{}", text(&out).0);
+    assert!(
+        text(&out).1.contains("admin_audit record 3"),
+        "{}",
+        text(&out).1
+    );
+    assert!(
+        text(&out).0.contains("admin_audit: 2 records, BROKEN"),
+        "{}",
+        text(&out).0
+    );
+
+    // The running service refuses to sign over the damage, and says so over the API.
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = Logged::start(Command::new(BIN).args([
+        "central",
+        "--database",
+        &db,
+        "--listen",
+        &addr.to_string(),
+        "--checkpoint-every-secs",
+        "1",
+    ]));
+    wait_healthy(addr);
+    server.wait_for(&["checkpoint refused", "admin_audit", "checkpoint 1"]);
+    let reviewer = format!("Bearer {}", tokens[0]);
+    let (status, body) = request(addr, "GET", "/api/v1/verify", Some(&reviewer));
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ok"], false, "{body}");
+    assert_eq!(v["problems"][0]["chain"], "admin_audit", "{body}");
+    assert_eq!(v["problems"][0]["checkpoint"], 1, "{body}");
+    let (status, _) = request(addr, "POST", "/api/v1/checkpoints", Some(&reviewer));
+    assert_eq!(status, 403, "signing checkpoints is for admins");
+    let root = format!("Bearer {}", tokens[1]);
+    let (status, body) = request(addr, "POST", "/api/v1/checkpoints", Some(&root));
+    assert_eq!(status, 200, "{body}");
+    let run: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(run["made"], serde_json::json!([]), "{body}");
+    assert!(
+        run["refused"][0].as_str().unwrap().contains("admin_audit"),
+        "{body}"
+    );
+    let (status, body) = request(addr, "GET", "/api/v1/checkpoints", Some(&reviewer));
+    assert_eq!(status, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(page["items"][0]["chain"], "admin_audit", "{body}");
+}

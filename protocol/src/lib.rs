@@ -7,6 +7,10 @@
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
+pub mod checkpoint;
+
+pub use checkpoint::{CheckpointClaim, CHECKPOINT_TAG};
+
 use tobira_firmware::{
     ControllerId, ModuleId, PersonId, SealedEvent, SnapshotData, SnapshotDelta, Timestamp, ZoneId,
 };
@@ -109,6 +113,9 @@ pub enum ProtocolError {
     /// A key could not be read.
     #[error("key is not valid: {0}")]
     Key(String),
+    /// A checkpoint claim that cannot be put into its canonical text.
+    #[error("checkpoint is not valid: {0}")]
+    Checkpoint(String),
 }
 
 /// The central service's signing key.

@@ -21,11 +21,17 @@ pub const MAX_BODY: usize = 4 * 1024 * 1024;
 /// How long a controller may stay silent before `controller_offline`, by default.
 pub const DEFAULT_OFFLINE_AFTER: Duration = Duration::from_secs(600);
 
+/// How often signed checkpoints are made, by default.
+pub const DEFAULT_CHECKPOINT_EVERY: Duration = Duration::from_secs(600);
+
 /// How to run the server.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// A controller silent this long raises a `controller_offline` alarm.
     pub offline_after: Duration,
+    /// How often signed checkpoints of the chains are made (chains whose
+    /// head did not move are skipped).
+    pub checkpoint_every: Duration,
 }
 
 /// Logs every request: method, path (never the query or headers), status,
@@ -87,10 +93,12 @@ pub async fn serve(
     tracing::info!(addr = %listener.local_addr()?, "central service listening");
     let store = state.store.clone();
     let watch = tokio::spawn(watch_controllers(store.clone(), options.offline_after));
+    let checkpoints = tokio::spawn(make_checkpoints(state.clone(), options.checkpoint_every));
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     watch.abort();
+    checkpoints.abort();
     store.close().await;
     Ok(())
 }
@@ -116,6 +124,27 @@ async fn watch_controllers(store: Store, offline_after: Duration) {
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot check for offline controllers"),
+        }
+    }
+}
+
+/// Signs a checkpoint of every moved chain at start and every `every`; a
+/// chain that no longer reaches its last checkpoint is refused loudly.
+async fn make_checkpoints(state: AppState, every: Duration) {
+    let mut ticks = tokio::time::interval(every.max(Duration::from_secs(1)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match state.store.make_checkpoints(&state.signer, now_ms()).await {
+            Ok(run) => {
+                for c in &run.made {
+                    tracing::info!(id = c.id, chain = %c.chain, count = c.count, "checkpoint signed");
+                }
+                for refused in &run.refused {
+                    tracing::error!(%refused, "checkpoint refused: the chain no longer reaches its last checkpoint");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot make checkpoints"),
         }
     }
 }

@@ -61,6 +61,7 @@ on_both_backends!(
     alarms_are_listed_and_acknowledged_once,
     missing_references_and_duplicates_are_told_apart,
     events_and_alarms_carry_names_warnings_and_context,
+    checkpoints_are_signed_by_admins_listed_in_pages_and_verified_by_reviewers,
 );
 
 async fn start(store: Store, dir: Option<tempfile::TempDir>) -> Server {
@@ -2017,4 +2018,63 @@ async fn events_and_alarms_carry_names_warnings_and_context(s: Server) {
         assert!(message.contains(part), "{message}");
     }
     assert!(!message.starts_with("event "), "{message}");
+}
+
+async fn checkpoints_are_signed_by_admins_listed_in_pages_and_verified_by_reviewers(s: Server) {
+    s.building().await;
+    let reviewer = s.token(Role::Security).await;
+    let operator = s.token(Role::Operator).await;
+    let (status, v) = s
+        .call_as(Some(&operator), Method::POST, "/checkpoints", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    let run = s.post("/checkpoints", json!({})).await;
+    let made = run["made"].as_array().unwrap();
+    assert_eq!(made.len(), 1, "{run}");
+    assert_eq!(made[0]["chain"], "admin_audit");
+    // The signature is the central key's over the documented text.
+    let claim = tobira_protocol::CheckpointClaim {
+        chain: "admin_audit".into(),
+        count: made[0]["count"].as_u64().unwrap(),
+        head: made[0]["head"].as_str().unwrap().into(),
+        at: made[0]["at"].as_i64().unwrap(),
+    };
+    s.signer
+        .public_key()
+        .verify_checkpoint(&claim, made[0]["signature"].as_str().unwrap())
+        .unwrap();
+    // Nothing moved: nothing new to sign.
+    assert_eq!(s.post("/checkpoints", json!({})).await["made"], json!([]));
+    s.post("/sites", json!({"name": "Annex"})).await;
+    s.post("/checkpoints", json!({})).await;
+
+    let (status, first) = s
+        .call_as(Some(&reviewer), Method::GET, "/checkpoints?limit=1", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["items"].as_array().unwrap().len(), 1);
+    let next = first["next"].as_str().unwrap();
+    let second = s.get(&format!("/checkpoints?limit=1&cursor={next}")).await;
+    assert!(second["items"][0]["id"].as_i64() > first["items"][0]["id"].as_i64());
+    assert_eq!(second["next"], Value::Null);
+    s.expect(
+        Method::GET,
+        "/checkpoints?cursor=x",
+        None,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    let (status, v) = s
+        .call_as(Some(&reviewer), Method::GET, "/verify", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["chains"][0]["chain"], "admin_audit");
+    assert_eq!(
+        v["chains"][0]["reaches_checkpoint"],
+        second["items"][0]["id"]
+    );
+    let (status, _) = s.call_as(None, Method::GET, "/verify", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -5,6 +5,7 @@ mod support;
 
 use support::*;
 use tobira_firmware::{CardState, Chain, ChainLink, PersonId, Snapshot, ThreatLevel, ZoneId};
+use tobira_protocol::PolicySigner;
 use tobira_web::store::auth::Role;
 use tobira_web::store::policy::DeltaAnswer;
 use tobira_web::store::resources::access::{BookingInput, GrantInput, GroupInput};
@@ -1091,6 +1092,361 @@ async fn siem_sources_hand_out_rows_after_a_durable_cursor(store: Store) {
     let seqs: Vec<String> = entries.iter().map(|r| r.record.id.clone()).collect();
     let expected: Vec<String> = (1..=entries.len()).map(|n| n.to_string()).collect();
     assert_eq!(seqs, expected);
+    // Signed checkpoints go whole, signature included: the off-site copy is
+    // what shows a rewrite by someone who holds the key.
+    let checkpoint = SOURCES.iter().find(|s| s.name == "checkpoint").unwrap();
+    let run = store
+        .make_checkpoints(&PolicySigner::generate(), now)
+        .await
+        .unwrap();
+    let sent = store
+        .siem_rows(checkpoint, Position::Start, 100, now)
+        .await
+        .unwrap();
+    assert_eq!(sent.len(), run.made.len());
+    assert!(!sent.is_empty());
+    for (row, made) in sent.iter().zip(&run.made) {
+        assert_eq!(row.record.id, made.id.to_string());
+        let field = |name: &str| {
+            row.record
+                .fields
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(field("chain"), Some(made.chain.clone()));
+        assert_eq!(field("head"), Some(made.head.clone()));
+        assert_eq!(field("count"), Some(made.count.to_string()));
+        assert!(field("signature").is_some_and(|s| s.len() == 128));
+    }
+}
+
+// --- Tamper evidence (issue 11, section 2) ---------------------------------
+
+/// The admin audit link, as a forger with the database recomputes it.
+fn forged_audit_link(
+    prev: &str,
+    seq: i64,
+    at: i64,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"tobira-audit-v1");
+    for part in [
+        prev,
+        &seq.to_string(),
+        &at.to_string(),
+        actor,
+        action,
+        target,
+        detail,
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+async fn exec(store: &Store, sql: &str) {
+    let mut tx = store.begin().await.unwrap();
+    sqlx::query(sql).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// Some admin history: controller adds (seed), three tokens.
+async fn admin_history(store: &Store) {
+    for name in ["hr-sync", "badge-printer", "siem"] {
+        store
+            .create_token("alice", name, Role::Security, 30)
+            .await
+            .unwrap();
+    }
+}
+
+const T0: i64 = 1_764_000_000_000;
+
+async fn deleting_the_newest_admin_audit_rows_after_a_checkpoint_is_detected(store: Store) {
+    seed(&store).await;
+    admin_history(&store).await;
+    let signer = PolicySigner::generate();
+    let key = signer.public_key();
+    let run = store.make_checkpoints(&signer, T0).await.unwrap();
+    let cp = run
+        .made
+        .iter()
+        .find(|c| c.chain == "admin_audit")
+        .unwrap()
+        .clone();
+    assert_eq!(cp.count, 5, "two controllers and three tokens");
+    assert!(store.verify_chains(&key).await.unwrap().ok);
+
+    exec(&store, "DELETE FROM admin_audit WHERE seq >= 4").await;
+    // What main had: the unkeyed chain alone still checks out.
+    assert_eq!(store.verify_audit().await.unwrap(), Ok(3));
+    let v = store.verify_chains(&key).await.unwrap();
+    assert!(!v.ok);
+    let p = &v.problems[0];
+    assert_eq!(
+        (p.chain.as_str(), p.seq, p.checkpoint),
+        ("admin_audit", Some(5), Some(cp.id))
+    );
+    assert!(p.what.contains("ends at record 3"), "{p}");
+    // And the damage is not signed over by the next checkpoint.
+    store
+        .create_token("mallory", "cover", Role::Admin, 1)
+        .await
+        .unwrap();
+    let run = store.make_checkpoints(&signer, T0 + 1).await.unwrap();
+    assert!(run.made.iter().all(|c| c.chain != "admin_audit"), "{run:?}");
+    assert_eq!(run.refused.len(), 1, "{run:?}");
+    let alarms: Vec<String> =
+        sqlx::query_scalar("SELECT message FROM alarms WHERE kind = 'checkpoint_refused'")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert!(alarms[0].contains("admin_audit"), "{alarms:?}");
+}
+
+async fn deleting_admin_audit_rows_and_recomputing_the_chain_is_detected(store: Store) {
+    seed(&store).await;
+    admin_history(&store).await;
+    let signer = PolicySigner::generate();
+    let key = signer.public_key();
+    let cp = store.make_checkpoints(&signer, T0).await.unwrap().made[0].clone();
+    assert_eq!((cp.chain.as_str(), cp.count), ("admin_audit", 5));
+
+    // The forger removes entry 3, renumbers and re-links the rest, and adds
+    // one harmless-looking entry so that the count matches the checkpoint.
+    let entries = {
+        let mut e = store.audit_entries(None, 500).await.unwrap();
+        e.reverse();
+        e
+    };
+    let mut tx = store.begin().await.unwrap();
+    sqlx::query("DELETE FROM admin_audit")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let mut prev = tobira_web::store::audit::GENESIS.to_string();
+    for (i, e) in entries.iter().filter(|e| e.seq != 3).enumerate() {
+        let seq = i as i64 + 1;
+        let link = forged_audit_link(&prev, seq, e.at, &e.actor, &e.action, &e.target, &e.detail);
+        sqlx::query("INSERT INTO admin_audit (seq, at, actor, action, target, detail, prev, link) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind(seq).bind(e.at).bind(e.actor.clone()).bind(e.action.clone())
+            .bind(e.target.clone()).bind(e.detail.clone()).bind(prev.clone()).bind(link.clone())
+            .execute(&mut *tx).await.unwrap();
+        prev = link;
+    }
+    tx.commit().await.unwrap();
+    store
+        .create_token("alice", "filler", Role::Security, 1)
+        .await
+        .unwrap();
+    // What main had: the recomputed unkeyed chain checks out.
+    assert_eq!(store.verify_audit().await.unwrap(), Ok(5));
+    let v = store.verify_chains(&key).await.unwrap();
+    assert!(!v.ok);
+    let p = &v.problems[0];
+    assert_eq!(
+        (p.chain.as_str(), p.seq, p.checkpoint),
+        ("admin_audit", Some(5), Some(cp.id))
+    );
+    assert!(p.what.contains("rewritten"), "{p}");
+}
+
+async fn an_event_rows_person_card_and_door_that_disagree_with_its_body_are_named(store: Store) {
+    seed(&store).await;
+    let mut chain = Chain::genesis(C1);
+    store.ingest(C1, &events(&mut chain, 10, T0)).await.unwrap();
+    let signer = PolicySigner::generate();
+    let key = signer.public_key();
+    store.make_checkpoints(&signer, T0).await.unwrap();
+    assert!(store.verify_chains(&key).await.unwrap().ok);
+
+    let edits = [
+        ("person_id = 101", "person_id is 101, but its body says 100"),
+        (
+            "card = '04A00065'",
+            "card is 04A00065, but its body says 04A00064",
+        ),
+        ("door_id = 20", "door_id is 20, but its body says 21"),
+    ];
+    for (set, named) in edits {
+        exec(
+            &store,
+            &format!("UPDATE events SET {set} WHERE controller_id = 1 AND seq = 4"),
+        )
+        .await;
+        // What main had: no check of stored events at all; the audit check passes.
+        assert!(store.verify_audit().await.unwrap().is_ok());
+        let v = store.verify_chains(&key).await.unwrap();
+        assert!(!v.ok, "{set}");
+        assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
+        let p = &v.problems[0];
+        assert_eq!((p.chain.as_str(), p.seq), ("controller:1", Some(4)));
+        assert_eq!(p.what, named);
+        // Put it back for the next edit.
+        exec(&store, "UPDATE events SET person_id = 100, card = '04A00064', door_id = 21 WHERE controller_id = 1 AND seq = 4").await;
+    }
+    assert!(store.verify_chains(&key).await.unwrap().ok);
+}
+
+async fn deleting_a_controllers_newest_events_after_a_checkpoint_is_detected(store: Store) {
+    seed(&store).await;
+    let mut chain = Chain::genesis(C1);
+    store.ingest(C1, &events(&mut chain, 10, T0)).await.unwrap();
+    let mut other = Chain::genesis(C2);
+    store.ingest(C2, &events(&mut other, 3, T0)).await.unwrap();
+    let signer = PolicySigner::generate();
+    let key = signer.public_key();
+    let run = store.make_checkpoints(&signer, T0).await.unwrap();
+    let cp = run
+        .made
+        .iter()
+        .find(|c| c.chain == "controller:1")
+        .unwrap()
+        .clone();
+    assert_eq!(cp.count, 10);
+
+    exec(
+        &store,
+        "DELETE FROM events WHERE controller_id = 1 AND seq > 7",
+    )
+    .await;
+    // What main had: nothing looked at stored events; the audit check passes.
+    assert!(store.verify_audit().await.unwrap().is_ok());
+    let v = store.verify_chains(&key).await.unwrap();
+    assert!(!v.ok);
+    assert_eq!(
+        v.problems.len(),
+        1,
+        "controller 2 is intact: {:?}",
+        v.problems
+    );
+    let p = &v.problems[0];
+    assert_eq!(
+        (p.chain.as_str(), p.seq, p.checkpoint),
+        ("controller:1", Some(10), Some(cp.id))
+    );
+    assert!(p.what.contains("ends at record 7"), "{p}");
+    // Every row gone: the checkpoint still names the chain.
+    exec(&store, "DELETE FROM events WHERE controller_id = 1").await;
+    let v = store.verify_chains(&key).await.unwrap();
+    assert!(
+        v.problems[0].what.contains("has no records"),
+        "{:?}",
+        v.problems
+    );
+}
+
+async fn a_forged_checkpoint_is_detected(store: Store) {
+    seed(&store).await;
+    let signer = PolicySigner::generate();
+    let key = signer.public_key();
+    let made = store.make_checkpoints(&signer, T0).await.unwrap().made;
+    assert_eq!(made.len(), 1);
+    // Someone with the database but not the key signs the head with their own key.
+    let forger = PolicySigner::generate();
+    let (count, head) = (made[0].count, made[0].head.clone());
+    let claim = tobira_protocol::CheckpointClaim {
+        chain: "admin_audit".into(),
+        count: count as u64,
+        head: head.clone(),
+        at: T0 + 5,
+    };
+    let signature = forger.sign_checkpoint(&claim).unwrap();
+    let mut tx = store.begin().await.unwrap();
+    sqlx::query("INSERT INTO checkpoints (chain, count, head, at, signature) VALUES ('admin_audit', $1, $2, $3, $4)")
+        .bind(count)
+        .bind(head)
+        .bind(T0 + 5)
+        .bind(signature)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let forged: i64 = sqlx::query_scalar("SELECT MAX(id) FROM checkpoints")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(store.verify_audit().await.unwrap().is_ok());
+    let v = store.verify_chains(&key).await.unwrap();
+    assert!(!v.ok);
+    assert_eq!(v.problems[0].checkpoint, Some(forged));
+    assert!(
+        v.problems[0].what.contains("does not verify"),
+        "{:?}",
+        v.problems
+    );
+    // A checkpoint for a chain that does not exist is named too.
+    exec(
+        &store,
+        "UPDATE checkpoints SET chain = 'door:9' WHERE id = (SELECT MAX(id) FROM checkpoints)",
+    )
+    .await;
+    let v = store.verify_chains(&key).await.unwrap();
+    assert_eq!(v.problems[0].chain, "door:9", "{:?}", v.problems);
+}
+
+async fn recorded_gaps_pass_unrecorded_ones_fail_and_unmoved_heads_get_no_checkpoint(store: Store) {
+    seed(&store).await;
+    let mut chain = Chain::genesis(C1);
+    let mut batch = events(&mut chain, 8, T0);
+    // Event 3 never reaches central: ingest records the gap.
+    batch.remove(2);
+    store.ingest(C1, &batch).await.unwrap();
+    let signer = PolicySigner::generate();
+    let key = signer.public_key();
+    let first = store.make_checkpoints(&signer, T0).await.unwrap();
+    assert_eq!(first.made.len(), 2, "{first:?}");
+    let again = store.make_checkpoints(&signer, T0 + 600_000).await.unwrap();
+    assert!(again.made.is_empty(), "no head moved: {again:?}");
+    store
+        .ingest(C1, &events(&mut chain, 1, T0 + 60_000))
+        .await
+        .unwrap();
+    let moved = store
+        .make_checkpoints(&signer, T0 + 1_200_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        moved
+            .made
+            .iter()
+            .map(|c| (c.chain.as_str(), c.count))
+            .collect::<Vec<_>>(),
+        vec![("controller:1", 9)]
+    );
+    let listed = store.list_checkpoints(None, 100).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed.windows(2).all(|w| w[0].id < w[1].id));
+
+    let v = store.verify_chains(&key).await.unwrap();
+    assert!(v.ok, "{:?}", v.problems);
+    let c1 = v.chains.iter().find(|c| c.chain == "controller:1").unwrap();
+    assert_eq!(c1.records, 8);
+    assert_eq!(c1.head, Some(9));
+    assert_eq!(
+        c1.gaps,
+        vec![tobira_web::store::verify::Gap { from: 3, to: 3 }]
+    );
+    assert_eq!(c1.reaches_checkpoint, Some(listed[2].id));
+
+    // A row deleted from the middle is a gap no alarm recorded: tampering.
+    exec(
+        &store,
+        "DELETE FROM events WHERE controller_id = 1 AND seq = 6",
+    )
+    .await;
+    let v = store.verify_chains(&key).await.unwrap();
+    let p = &v.problems[0];
+    assert_eq!((p.chain.as_str(), p.seq), ("controller:1", Some(7)));
+    assert!(p.what.contains("records 6 to 6 are missing"), "{p}");
 }
 
 macro_rules! suite {
@@ -1139,4 +1495,10 @@ suite!(
     enrollment_jobs_go_to_the_modules_controller_and_record_the_slot_it_reports,
     passages_of_other_controllers_reach_the_controllers_of_the_same_zones,
     siem_sources_hand_out_rows_after_a_durable_cursor,
+    deleting_the_newest_admin_audit_rows_after_a_checkpoint_is_detected,
+    deleting_admin_audit_rows_and_recomputing_the_chain_is_detected,
+    an_event_rows_person_card_and_door_that_disagree_with_its_body_are_named,
+    deleting_a_controllers_newest_events_after_a_checkpoint_is_detected,
+    a_forged_checkpoint_is_detected,
+    recorded_gaps_pass_unrecorded_ones_fail_and_unmoved_heads_get_no_checkpoint,
 );

@@ -10,6 +10,7 @@ mod events;
 mod people;
 mod review;
 mod sites;
+mod tamper;
 mod zones;
 
 use std::collections::BTreeMap;
@@ -174,6 +175,7 @@ impl utoipa::Modify for BearerAuth {
         credentials::list_tokens, credentials::revoke_token, credentials::disable_controller,
         credentials::enable_controller, credentials::rotate_controller_secret,
         credentials::delete_controller,
+        tamper::list_checkpoints, tamper::make_checkpoints, tamper::verify,
     ),
     components(schemas(ErrorBody, Id, Level, Millis, Uid, PersonKind, CardState, Outcome, ReasonCode, Order, AlarmState)),
     modifiers(&BearerAuth),
@@ -380,4 +382,9 @@ fn routes() -> Router<AppState> {
         .route("/api/v1/alarms/{id}/ack", post(review::ack_alarm))
         .route("/api/v1/audit", get(review::list_audit))
         .route("/api/v1/audit/verify", get(review::verify_audit))
+        .route(
+            "/api/v1/checkpoints",
+            get(tamper::list_checkpoints).post(tamper::make_checkpoints),
+        )
+        .route("/api/v1/verify", get(tamper::verify))
 }

@@ -27,7 +27,7 @@ pub struct AuditEntry {
     pub link: String,
 }
 
-fn link(
+pub(crate) fn link(
     prev: &str,
     seq: i64,
     at: i64,
@@ -141,7 +141,7 @@ impl Store {
     }
 }
 
-fn audit_row(row: &sqlx::any::AnyRow) -> StoreResult<AuditEntry> {
+pub(crate) fn audit_row(row: &sqlx::any::AnyRow) -> StoreResult<AuditEntry> {
     Ok(AuditEntry {
         seq: row.try_get("seq")?,
         at: row.try_get("at")?,

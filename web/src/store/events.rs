@@ -9,6 +9,8 @@ use tobira_firmware::{chain_link, ChainLink, ControllerId, EventKind, SealedEven
 use super::resources::Outcome;
 use super::{now_ms, Store, StoreError, StoreResult};
 
+pub(crate) mod derived;
+
 /// What happened to a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestOutcome {

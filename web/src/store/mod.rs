@@ -7,6 +7,8 @@
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod chains;
+pub mod checkpoints;
 pub mod events;
 mod ids;
 pub mod passages;
@@ -15,6 +17,7 @@ pub mod presence;
 pub mod queries;
 pub mod resources;
 pub mod siem;
+pub mod verify;
 
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,10 +1,10 @@
 //! What the SIEM forwarder reads: the forwarded sources (events, alarms, admin
-//! audit), their rows after a cursor in batches, and the durable cursor per
+//! audit, signed chain checkpoints), their rows after a cursor in batches, and the durable cursor per
 //! target and source.
 //!
 //! A source is one entry in [`SOURCES`]: its name, how its cursor runs, and
 //! how a row becomes a [`SiemRecord`]. A table with an ascending integer id
-//! (alarms, audit, later checkpoints) needs only its query and its row reader.
+//! (alarms, audit, checkpoints) needs only its query and its row reader.
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -83,6 +83,13 @@ pub const SOURCES: &[Source] = &[
         sql: "SELECT seq, at, actor, action, target, detail, link \
               FROM admin_audit WHERE seq > $1 ORDER BY seq LIMIT $2",
         read: audit_row,
+    },
+    Source {
+        name: "checkpoint",
+        order: Order::Id,
+        sql: "SELECT id, chain, count, head, at, signature \
+              FROM checkpoints WHERE id > $1 ORDER BY id LIMIT $2",
+        read: checkpoint_row,
     },
 ];
 
@@ -277,6 +284,30 @@ fn audit_row(row: &AnyRow) -> StoreResult<(Position, SiemRecord)> {
             fields,
             message: row.try_get("detail")?,
             severity: 5,
+        },
+    ))
+}
+
+/// A signed checkpoint: sent whole (signature included) so that the SIEM's
+/// copy can prove what a chain held even after someone with the database and
+/// the key rewrote it (docs/security.md, "Tamper evidence").
+fn checkpoint_row(row: &AnyRow) -> StoreResult<(Position, SiemRecord)> {
+    let id: i64 = row.try_get("id")?;
+    let fields = vec![
+        ("chain", row.try_get::<String, _>("chain")?),
+        ("count", row.try_get::<i64, _>("count")?.to_string()),
+        ("head", row.try_get::<String, _>("head")?),
+        ("signature", row.try_get::<String, _>("signature")?),
+    ];
+    Ok((
+        Position::Id(id),
+        SiemRecord {
+            kind: "checkpoint",
+            id: id.to_string(),
+            at: row.try_get("at")?,
+            fields,
+            message: String::new(),
+            severity: 6,
         },
     ))
 }
