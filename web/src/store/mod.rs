@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod chain;
 pub mod events;
 mod ids;
 pub mod passages;
@@ -13,6 +14,7 @@ pub mod policy;
 pub mod presence;
 pub mod queries;
 pub mod resources;
+pub mod trust;
 
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
