@@ -498,6 +498,13 @@ async fn a_conflicting_resend_is_never_covered_by_stored_through(store: Store) {
     let r = store.ingest(C1, &other[2..]).await.unwrap();
     assert_eq!(r.stored_through, 2, "{r:?}");
     assert_eq!(r.conflicts, vec![3, 4, 5]);
+    // The board retries (with back-off): the conflicts are named again, but
+    // the open alarms are not raised a second time.
+    let breaks = alarms_of(&store, "chain_break").await;
+    assert_eq!(breaks.len(), 3, "{breaks:?}");
+    let r = store.ingest(C1, &other[2..]).await.unwrap();
+    assert_eq!(r.conflicts, vec![3, 4, 5]);
+    assert_eq!(alarms_of(&store, "chain_break").await, breaks);
     // The same exact events again are no conflict.
     let r = store.ingest(C1, &batch[3..]).await.unwrap();
     assert_eq!((r.stored_through, r.duplicates), (5, 2));

@@ -2,7 +2,7 @@
 //! recorded as alarms; no event is ever dropped, and what the uploader may
 //! not claim is stored marked and kept out of occupancy and passages.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sqlx::Row;
 use tobira_firmware::{ChainLink, ControllerId, EventKind, SealedEvent};
@@ -226,6 +226,34 @@ async fn stored_links(
         }
     }
     Ok(stored)
+}
+
+/// Which of `breaks` are open (unacknowledged) `chain_break` alarms of the
+/// controller already (one query, only when there are breaks).
+async fn open_breaks(
+    store: &Store,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    controller: i64,
+    breaks: &[String],
+) -> StoreResult<HashSet<String>> {
+    let mut open = HashSet::new();
+    for chunk in breaks.chunks(ROWS_PER_INSERT) {
+        let params: Vec<String> = (2..chunk.len().saturating_add(2))
+            .map(|n| store.param(n))
+            .collect();
+        let sql = format!(
+            "SELECT message FROM alarms WHERE kind = 'chain_break' AND acknowledged_at IS NULL \
+             AND controller_id = {} AND message IN ({})",
+            store.param(1),
+            params.join(",")
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(controller);
+        for b in chunk {
+            q = q.bind(b.clone());
+        }
+        open.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(open)
 }
 
 /// The alarm for an event that is stored but not believed.
@@ -492,7 +520,10 @@ impl Store {
             };
             self.raise(&mut tx, &alarm).await?;
         }
-        for b in &breaks {
+        // A board that retries a conflicting batch (with back-off) names the
+        // same breaks again: an open alarm for one is not raised twice.
+        let open = open_breaks(self, &mut tx, cid, &breaks).await?;
+        for b in breaks.iter().filter(|b| !open.contains(b.as_str())) {
             self.raise_alarm(&mut tx, received, "chain_break", Some(cid), None, b)
                 .await?;
         }
