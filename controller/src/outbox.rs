@@ -176,7 +176,9 @@ impl Outbox {
 
     /// How long since the last append (or since opening).
     pub fn idle_for(&self) -> std::time::Duration {
-        let ms = self.elapsed_ms() - self.last_append.load(Ordering::Relaxed);
+        let ms = self
+            .elapsed_ms()
+            .saturating_sub(self.last_append.load(Ordering::Relaxed));
         std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
     }
 

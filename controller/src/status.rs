@@ -164,6 +164,10 @@ pub struct SyncStatus {
     pub policy_updates: u64,
     /// Policy messages refused (bad signature, wrong controller, unreadable).
     pub policy_refused: u64,
+    /// The central service holds other content under some of this
+    /// controller's event numbers: which, and that the copies here are kept
+    /// (nothing from the first of them on is deleted). Stays until restart.
+    pub event_conflict: Option<String>,
 }
 
 /// The shared board every task writes its part into.

@@ -123,6 +123,17 @@ pub enum SyncError {
         /// What the receipt said.
         through: u64,
     },
+    /// The central service holds other content under event numbers of the
+    /// batch: the events here are kept, and nothing from `first` on is deleted.
+    #[error(
+        "central service holds other content under event numbers {seqs:?}: this controller keeps its copies and deletes nothing from event {first} on"
+    )]
+    EventConflict {
+        /// The conflicting sequence numbers, as the receipt named them.
+        seqs: Vec<u64>,
+        /// The first of them within the batch.
+        first: u64,
+    },
     /// The controller's own database failed.
     #[error(transparent)]
     State(#[from] StateError),
@@ -681,7 +692,8 @@ impl SyncClient {
     ) -> Result<PolicyOutcome, SyncError> {
         let to = next.version();
         self.policy.replace(next, now_utc(), true).await?;
-        self.board.update(|s| s.sync.policy_updates += 1);
+        self.board
+            .update(|s| s.sync.policy_updates = s.sync.policy_updates.saturating_add(1));
         self.show_policy();
         tracing::info!(from, to, full, "policy updated");
         Ok(PolicyOutcome::Updated { from, to, full })
@@ -731,7 +743,36 @@ impl SyncClient {
         }
         // Only what this batch carried is acknowledged: events appended since
         // (or a receipt claiming more) must not be deleted unsent.
-        let through = receipt.stored_through.min(last);
+        let mut through = receipt.stored_through.min(last);
+        // Central holds other content under some of these numbers: keep our
+        // copies, and delete nothing from the first of them on.
+        let conflict = receipt
+            .conflict
+            .iter()
+            .copied()
+            .filter(|seq| (first..=last).contains(seq))
+            .min();
+        if let Some(conflict) = conflict {
+            through = through.min(conflict.saturating_sub(1));
+            let error = SyncError::EventConflict {
+                seqs: receipt.conflict.clone(),
+                first: conflict,
+            };
+            let text = error.to_string();
+            self.board
+                .update(|s| s.sync.event_conflict = Some(text.clone()));
+            if through >= first {
+                let acknowledged = self.outbox.acknowledge(through).await?;
+                self.board.update(|s| {
+                    s.sync.events_acknowledged =
+                        s.sync.events_acknowledged.saturating_add(acknowledged);
+                });
+            }
+            let depth = self.outbox.depth().await?;
+            self.board.update(|s| s.outbox_depth = depth);
+            // An error, so the loop backs off instead of re-sending at once.
+            return Err(error);
+        }
         if through < first {
             return Err(SyncError::NoProgress {
                 first,
@@ -741,7 +782,7 @@ impl SyncClient {
         let acknowledged = self.outbox.acknowledge(through).await?;
         let depth = self.outbox.depth().await?;
         self.board.update(|s| {
-            s.sync.events_acknowledged += acknowledged;
+            s.sync.events_acknowledged = s.sync.events_acknowledged.saturating_add(acknowledged);
             s.outbox_depth = depth;
         });
         tracing::debug!(
@@ -874,7 +915,7 @@ impl SyncClient {
                 s.sync.online = false;
             }
             if e.is_refusal() {
-                s.sync.policy_refused += 1;
+                s.sync.policy_refused = s.sync.policy_refused.saturating_add(1);
                 s.sync.last_refusal = Some(text.clone());
             }
         });
@@ -892,6 +933,7 @@ impl SyncClient {
             SyncError::State(_)
             | SyncError::Build(_)
             | SyncError::Config(_)
+            | SyncError::EventConflict { .. }
             | SyncError::NoProgress { .. } => {
                 tracing::error!(central = %self.base, error = %text, "sync failed")
             }

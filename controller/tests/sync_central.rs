@@ -603,6 +603,43 @@ async fn events_arrive_exactly_once_and_the_outbox_empties(store: Store) {
     running.stop().await;
 }
 
+async fn a_board_that_lost_its_data_keeps_what_central_holds_otherwise(store: Store) {
+    let central = Central::start(store).await;
+    let first = Door::open().await;
+    let running = first.sync(config(&central.url(), &central.public_key, &central.secret));
+    let held = first.append(3).await;
+    eventually("the first board's events", PATIENCE, async || {
+        first.outbox.depth().await.unwrap() == 0
+    })
+    .await;
+    running.stop().await;
+    // Re-imaged: an empty data directory, the same controller id. Its events
+    // get numbers central already holds, with other content.
+    let second = Door::open().await;
+    let kinds = vec![EventKind::DoorClosed { door: DoorId(21) }; 2];
+    let recorded = second.outbox.append(Timestamp(1_000), kinds).await.unwrap();
+    assert_eq!(recorded[0].event.seq, held[0].event.seq);
+    let running = second.sync(config(&central.url(), &central.public_key, &central.secret));
+    eventually("central to see the re-sent numbers", PATIENCE, async || {
+        central.chain_breaks().await > 0
+    })
+    .await;
+    eventually("the upload to settle", PATIENCE, async || {
+        second.status().sync.last_error.is_some() || second.outbox.depth().await.unwrap() == 0
+    })
+    .await;
+    // Nothing central does not hold exactly is deleted, and the board says so.
+    assert_eq!(second.outbox.depth().await.unwrap(), 2);
+    assert_eq!(second.outbox.pending(10).await.unwrap(), recorded);
+    let status = second.status();
+    let conflict = status.sync.event_conflict.unwrap_or_default();
+    assert!(conflict.contains("[1, 2]"), "{conflict:?}");
+    // Central still holds the first board's events.
+    let stored = central.events().await;
+    assert_eq!(stored[0], (1, held[0].link.to_string()));
+    running.stop().await;
+}
+
 async fn events_wait_while_central_is_down_and_arrive_in_order_once_it_is_up(store: Store) {
     let mut central = Central::new(store).await;
     // An address with nothing listening on it yet.
@@ -1045,13 +1082,17 @@ async fn a_passage_another_controller_recorded_reaches_this_ones_occupancy(store
         door.policy.version() == central.version()
     })
     .await;
-    // A second board on the machine room (controller 2) lets Sato in.
+    // A second board on the machine room (controller 2, its back door) lets Sato in.
+    sqlx::query("INSERT INTO doors (id, name, kind, outside_zone_id, inside_zone_id, controller_id, entry_reader) VALUES (23, 'Machine room back', 'door', 11, 12, 2, '{}')")
+        .execute(central.store.pool())
+        .await
+        .unwrap();
     let mut chain = Chain::genesis(C2);
     let entry = chain
         .seal(
             now_utc(),
             EventKind::Access(AccessRecord {
-                door: DoorId(21),
+                door: DoorId(23),
                 side: Side::Entry,
                 level: Some(SecurityLevel::L4),
                 reason: Reason::Granted,
@@ -1129,4 +1170,6 @@ on_both_backends!(
     the_daemon_ships_door_events_and_takes_a_lost_card_while_running,
     #[tokio::test]
     a_passage_another_controller_recorded_reaches_this_ones_occupancy,
+    #[tokio::test]
+    a_board_that_lost_its_data_keeps_what_central_holds_otherwise,
 );

@@ -341,6 +341,11 @@ pub struct EventReceipt {
     pub duplicates: u64,
     /// A break in the hash chain, if one was found (it was recorded as an alarm).
     pub chain_break: Option<String>,
+    /// Sequence numbers of this batch that central already holds with other
+    /// content. `stored_through` stays below the first of them: the
+    /// controller keeps its copies and raises an alarm.
+    #[serde(default)]
+    pub conflict: Vec<u64>,
 }
 
 /// A passage another controller recorded: after it, `person` is inside

@@ -194,5 +194,6 @@ async fn events(
         stored: outcome.stored,
         duplicates: outcome.duplicates,
         chain_break: (!outcome.breaks.is_empty()).then(|| outcome.breaks.join("; ")),
+        conflict: outcome.conflicts,
     }))
 }

@@ -1916,6 +1916,15 @@ async fn events_and_alarms_carry_names_warnings_and_context(s: Server) {
         .unwrap();
     let cid = ControllerId(u32::try_from(controller).unwrap());
     let door_id = DoorId(u32::try_from(door).unwrap());
+    // The door is the controller's and the card is hers: a genuine upload.
+    s.put(
+        &format!("/doors/{door}"),
+        json!({"name": "MR door", "kind": "door", "outside_zone_id": lobby, "inside_zone_id": machine,
+               "controller_id": controller, "entry_reader": {"biometric": 7}, "exit_reader": {}}),
+    )
+    .await;
+    s.post("/cards", json!({"uid": "04A1B2C3", "person_id": pid}))
+        .await;
     let access = |reason: Reason, side: Side, warnings: Warnings| {
         EventKind::Access(AccessRecord {
             door: door_id,

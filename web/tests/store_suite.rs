@@ -4,7 +4,10 @@
 mod support;
 
 use support::*;
-use tobira_firmware::{CardState, Chain, ChainLink, PersonId, Snapshot, ThreatLevel, ZoneId};
+use tobira_firmware::{
+    AccessRecord, CardState, Chain, ChainLink, DoorId, EventKind, PersonId, Reason, SealedEvent,
+    Side, Snapshot, ThreatLevel, Timestamp, Warnings, ZoneId,
+};
 use tobira_protocol::PolicySigner;
 use tobira_web::store::auth::Role;
 use tobira_web::store::policy::DeltaAnswer;
@@ -271,6 +274,242 @@ async fn batches_from_another_controller_or_out_of_order_are_refused(store: Stor
         .await
         .unwrap();
     assert_eq!(count, 0);
+}
+
+/// An access record as a controller seals it, for hand-made forgeries.
+fn access(door: i64, side: Side, person: Option<i64>, card: &str) -> EventKind {
+    EventKind::Access(AccessRecord {
+        door: DoorId(door as u32),
+        side,
+        level: Some(tobira_firmware::SecurityLevel::L4),
+        reason: Reason::Granted,
+        person: person.map(|p| PersonId(p as u32)),
+        card: card.parse().ok(),
+        escort: None,
+        warnings: Warnings::default(),
+    })
+}
+
+async fn alarms_of(store: &Store, kind: &str) -> Vec<(Option<i64>, String)> {
+    sqlx::query_as("SELECT controller_id, message FROM alarms WHERE kind = $1 ORDER BY id")
+        .bind(kind)
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+}
+
+async fn forged_events_are_kept_out_of_occupancy_and_passages_and_raise_alarms(store: Store) {
+    seed(&store).await;
+    let now = tobira_web::store::now_ms();
+    let t = now - 3_600_000;
+    let mut chain = Chain::genesis(C1);
+    let kinds = [
+        // Genuine: Sato goes into the machine room and out again.
+        (
+            t,
+            access(MACHINE_DOOR, Side::Entry, Some(SATO), &uid_of(SATO)),
+        ),
+        (
+            t + 1_000,
+            access(MACHINE_DOOR, Side::Exit, Some(SATO), &uid_of(SATO)),
+        ),
+        // Nobody central knows, with a card central never issued.
+        (
+            t + 2_000,
+            access(MACHINE_DOOR, Side::Entry, Some(999), "04A0FFFF"),
+        ),
+        // Yamada, with Sato's card.
+        (
+            t + 3_000,
+            access(MACHINE_DOOR, Side::Entry, Some(YAMADA), &uid_of(SATO)),
+        ),
+        // Sato, a day from now: would stay "the latest" passage for a day.
+        (
+            now + 86_400_000,
+            access(MACHINE_DOOR, Side::Entry, Some(SATO), &uid_of(SATO)),
+        ),
+        // Ono into the annex, a door of controller 2.
+        (
+            t + 5_000,
+            access(ANNEX_DOOR, Side::Entry, Some(ONO), &uid_of(ONO)),
+        ),
+    ];
+    let batch: Vec<SealedEvent> = kinds
+        .into_iter()
+        .map(|(at, kind)| chain.seal(Timestamp(at), kind).unwrap())
+        .collect();
+    let receipt = store.ingest(C1, &batch).await.unwrap();
+    assert_eq!(
+        (receipt.stored, receipt.stored_through),
+        (6, 6),
+        "nothing is lost"
+    );
+    let machine = store
+        .occupancy()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|z| z.zone_id.get() == MACHINE)
+        .unwrap();
+    assert!(machine.people.is_empty(), "{:?}", machine.people);
+    // Controller 2 is not told that Ono is in the annex.
+    let feed = store
+        .passages_at(C2, None, now + 2 * 86_400_000)
+        .await
+        .unwrap();
+    assert!(
+        feed.passages.iter().all(|p| p.person.0 != ONO as u32),
+        "{:?}",
+        feed.passages
+    );
+    let alarms = alarms_of(&store, "ingest_suspect").await;
+    assert_eq!(alarms.len(), 4, "{alarms:?}");
+    assert!(alarms.iter().all(|(c, _)| *c == Some(1)), "{alarms:?}");
+    for (alarm, words) in alarms.iter().zip([
+        ["person 999", "card 04A0FFFF"],
+        ["card 04A00064", "person 100"],
+        ["future", "event 5"],
+        ["door 22", "controller 2"],
+    ]) {
+        for w in words {
+            assert!(alarm.1.contains(w), "{w:?} not in {:?}", alarm.1);
+        }
+    }
+    // A clock that goes back by an hour within one controller's chain is an
+    // alarm, but its events count: clocks get corrected.
+    let mut chain2 = Chain::genesis(C2);
+    let back = vec![
+        chain2
+            .seal(
+                Timestamp(t),
+                access(ANNEX_DOOR, Side::Entry, Some(ONO), &uid_of(ONO)),
+            )
+            .unwrap(),
+        chain2
+            .seal(
+                Timestamp(t - 3_600_000),
+                access(ANNEX_DOOR, Side::Exit, Some(ONO), &uid_of(ONO)),
+            )
+            .unwrap(),
+    ];
+    let r = store.ingest(C2, &back).await.unwrap();
+    assert_eq!(r.stored, 2);
+    let clock = alarms_of(&store, "ingest_clock").await;
+    assert_eq!(clock.len(), 1, "{clock:?}");
+    assert_eq!(clock[0].0, Some(2));
+    assert!(clock[0].1.contains("event 2"), "{clock:?}");
+}
+
+async fn a_late_fill_of_a_gap_is_checked_and_raises_its_alarms(store: Store) {
+    seed(&store).await;
+    let mut chain = Chain::genesis(C1);
+    let mut all = events(&mut chain, 3, 1_763_000_000_000);
+    all.push(
+        chain
+            .seal(
+                Timestamp(1_763_000_010_000),
+                EventKind::DoorForced {
+                    door: DoorId(MACHINE_DOOR as u32),
+                },
+            )
+            .unwrap(),
+    );
+    all.extend(events(&mut chain, 2, 1_763_000_020_000));
+    // 1, 2, then 5 and 6: 3 and 4 are missing for now.
+    let first = store
+        .ingest(
+            C1,
+            &[
+                all[0].clone(),
+                all[1].clone(),
+                all[4].clone(),
+                all[5].clone(),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(
+        first.breaks[0].contains("events 3 to 4 are missing"),
+        "{:?}",
+        first.breaks
+    );
+    // The door-forced event 4 arrives late: it fits and still raises its alarm.
+    let late = store.ingest(C1, &[all[3].clone()]).await.unwrap();
+    assert_eq!(late.stored, 1);
+    assert!(late.breaks.is_empty(), "{:?}", late.breaks);
+    let forced = alarms_of(&store, "door_forced").await;
+    assert_eq!(forced.len(), 1, "{forced:?}");
+    // A forged event 3, linked to itself but to neither neighbour: kept, and named.
+    let mut forged = all[2].clone();
+    forged.event.at = Timestamp(1_763_000_001_234);
+    relink(ChainLink([7; 32]), &mut forged);
+    let r = store.ingest(C1, &[forged]).await.unwrap();
+    assert_eq!(r.stored, 1, "nothing is dropped");
+    assert!(
+        r.breaks
+            .iter()
+            .any(|b| b.contains("event 3") && b.contains("event 2")),
+        "{:?}",
+        r.breaks
+    );
+    assert!(
+        r.breaks
+            .iter()
+            .any(|b| b.contains("event 3") && b.contains("event 4")),
+        "{:?}",
+        r.breaks
+    );
+    // Garbage for a link (that does not recompute from the content): named too.
+    let mut chain2 = Chain::genesis(C2);
+    let c2: Vec<SealedEvent> = (0..3)
+        .map(|i| {
+            chain2
+                .seal(
+                    Timestamp(1_763_000_000_000 + i),
+                    access(ANNEX_DOOR, Side::Entry, Some(ONO), &uid_of(ONO)),
+                )
+                .unwrap()
+        })
+        .collect();
+    store
+        .ingest(C2, &[c2[0].clone(), c2[2].clone()])
+        .await
+        .unwrap();
+    let mut garbage = c2[1].clone();
+    garbage.link = ChainLink([9; 32]);
+    let r = store.ingest(C2, &[garbage]).await.unwrap();
+    assert!(
+        r.breaks
+            .iter()
+            .any(|b| b.contains("event 2") && b.contains("altered")),
+        "{:?}",
+        r.breaks
+    );
+}
+
+async fn a_conflicting_resend_is_never_covered_by_stored_through(store: Store) {
+    seed(&store).await;
+    let mut chain = Chain::genesis(C1);
+    let batch = events(&mut chain, 5, 1_763_000_000_000);
+    assert_eq!(store.ingest(C1, &batch).await.unwrap().stored_through, 5);
+    // A board that numbers from 1 again after losing its data: other events
+    // under numbers central already holds.
+    let mut again = Chain::genesis(C1);
+    let other = events(&mut again, 5, 1_763_100_000_000);
+    let r = store.ingest(C1, &other[2..]).await.unwrap();
+    assert_eq!(r.stored_through, 2, "{r:?}");
+    assert_eq!(r.conflicts, vec![3, 4, 5]);
+    // The board retries (with back-off): the conflicts are named again, but
+    // the open alarms are not raised a second time.
+    let breaks = alarms_of(&store, "chain_break").await;
+    assert_eq!(breaks.len(), 3, "{breaks:?}");
+    let r = store.ingest(C1, &other[2..]).await.unwrap();
+    assert_eq!(r.conflicts, vec![3, 4, 5]);
+    assert_eq!(alarms_of(&store, "chain_break").await, breaks);
+    // The same exact events again are no conflict.
+    let r = store.ingest(C1, &batch[3..]).await.unwrap();
+    assert_eq!((r.stored_through, r.duplicates), (5, 2));
+    assert!(r.conflicts.is_empty());
 }
 
 async fn the_admin_audit_chain_shows_edits(store: Store) {
@@ -938,9 +1177,23 @@ async fn passages_of_other_controllers_reach_the_controllers_of_the_same_zones(s
     use tobira_web::store::passages::{PassageCursor, SETTLE_MS};
     seed(&store).await;
     // Controller 2 records Sato entering the machine room and leaving it
-    // again (a door it does not normally drive: a second board on the zone).
+    // again, through a second door of the zone that it drives.
+    sqlx::query("INSERT INTO doors (id, name, kind, outside_zone_id, inside_zone_id, controller_id, entry_reader) VALUES (23, 'Machine room back', 'door', 11, 12, 2, '{}')")
+        .execute(store.pool())
+        .await
+        .unwrap();
     let mut chain = Chain::genesis(C2);
-    let batch = events(&mut chain, 4, 1_763_000_000_000);
+    let batch: Vec<SealedEvent> = (0..4)
+        .map(|i| {
+            let side = if i % 2 == 0 { Side::Entry } else { Side::Exit };
+            chain
+                .seal(
+                    Timestamp(1_763_000_000_000 + i * 1000),
+                    access(23, side, Some(SATO), &uid_of(SATO)),
+                )
+                .unwrap()
+        })
+        .collect();
     store.ingest(C2, &batch[..3]).await.unwrap();
     let later = tobira_web::store::now_ms() + 10 * SETTLE_MS;
     let machine = ZoneId(MACHINE as u32);
@@ -1501,4 +1754,7 @@ suite!(
     deleting_a_controllers_newest_events_after_a_checkpoint_is_detected,
     a_forged_checkpoint_is_detected,
     recorded_gaps_pass_unrecorded_ones_fail_and_unmoved_heads_get_no_checkpoint,
+    forged_events_are_kept_out_of_occupancy_and_passages_and_raise_alarms,
+    a_late_fill_of_a_gap_is_checked_and_raises_its_alarms,
+    a_conflicting_resend_is_never_covered_by_stored_through,
 );

@@ -374,6 +374,62 @@ async fn a_watch_with_nothing_new_returns_when_its_wait_ends(c: Central) {
     assert_eq!(answer.version, v);
 }
 
+async fn extreme_sequence_numbers_get_a_clear_4xx(c: Central) {
+    for seq in [i64::MAX as u64, u64::MAX, 0, i64::MAX as u64 + 1] {
+        let event = tobira_firmware::Event {
+            controller: C1,
+            seq,
+            at: tobira_firmware::Timestamp(1_763_000_000_000),
+            kind: tobira_firmware::EventKind::DoorClosed {
+                door: tobira_firmware::DoorId(MACHINE_DOOR as u32),
+            },
+        };
+        let sealed = tobira_firmware::SealedEvent {
+            link: tobira_firmware::chain_link(&tobira_firmware::ChainLink::GENESIS, &event)
+                .unwrap(),
+            event,
+            prev: tobira_firmware::ChainLink::GENESIS,
+        };
+        let (status, body) = c
+            .post_events(
+                &c.c1,
+                &EventBatch {
+                    events: vec![sealed],
+                },
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "seq {seq}: {body}");
+        assert!(body.contains("sequence number"), "seq {seq}: {body}");
+    }
+    // The service is still there, and the chain did not move.
+    let mut chain = Chain::genesis(C1);
+    let batch = EventBatch {
+        events: events(&mut chain, 2, 1_763_000_000_000),
+    };
+    let (status, body) = c.post_events(&c.c1, &batch).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let receipt: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(receipt["stored_through"], 2);
+}
+
+async fn a_receipt_names_conflicts_and_never_covers_them(c: Central) {
+    let mut chain = Chain::genesis(C1);
+    let batch = EventBatch {
+        events: events(&mut chain, 4, 1_763_000_000_000),
+    };
+    let (status, _) = c.post_events(&c.c1, &batch).await;
+    assert_eq!(status, StatusCode::OK);
+    // Other content under numbers 2 to 4, as from a board that lost its data.
+    let mut other = Chain::genesis(C1);
+    let mut resent = events(&mut other, 4, 1_763_900_000_000);
+    resent.remove(0);
+    let (status, body) = c.post_events(&c.c1, &EventBatch { events: resent }).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let receipt: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(receipt["stored_through"], 1, "{body}");
+    assert_eq!(receipt["conflict"], serde_json::json!([2, 3, 4]), "{body}");
+}
+
 /// Runs each test on a fresh SQLite store and on a fresh PostgreSQL database.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -407,4 +463,6 @@ on_both_backends!(
     hostile_event_uploads_get_clear_errors,
     a_lost_card_reaches_a_watching_controller_within_a_second,
     a_watch_with_nothing_new_returns_when_its_wait_ends,
+    extreme_sequence_numbers_get_a_clear_4xx,
+    a_receipt_names_conflicts_and_never_covers_them,
 );

@@ -1,12 +1,15 @@
 //! Event ingest: idempotent on (controller, seq), hash chain verified, breaks
-//! recorded as alarms; no event is ever dropped.
+//! recorded as alarms; no event is ever dropped, and what the uploader may
+//! not claim is stored marked and kept out of occupancy and passages.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sqlx::Row;
-use tobira_firmware::{chain_link, ChainLink, ControllerId, EventKind, SealedEvent};
+use tobira_firmware::{ChainLink, ControllerId, EventKind, SealedEvent};
 
+use super::chain::{self, StoredLink};
 use super::resources::Outcome;
+use super::trust::{self, Claim, Known};
 use super::{now_ms, Store, StoreError, StoreResult};
 
 pub(crate) mod derived;
@@ -22,6 +25,11 @@ pub struct IngestOutcome {
     pub duplicates: u64,
     /// Chain problems found (each also raised as an alarm).
     pub breaks: Vec<String>,
+    /// Sequence numbers central holds with other content than sent; never
+    /// covered by `stored_through`.
+    pub conflicts: Vec<u64>,
+    /// Events stored but not believed (see `trust`): (seq, why).
+    pub suspect: Vec<(u64, String)>,
 }
 
 /// Columns of one event row.
@@ -45,6 +53,8 @@ struct Row16 {
     body: String,
     prev: String,
     link: String,
+    /// Why the event is not believed (set by ingest, not derived from the body).
+    suspect: Option<String>,
 }
 
 fn side_name(side: tobira_firmware::Side) -> &'static str {
@@ -85,6 +95,7 @@ fn row_of(e: &SealedEvent, doors: &DoorInfo, people: &HashMap<i64, String>) -> S
         body,
         prev: e.prev.to_string(),
         link: e.link.to_string(),
+        suspect: None,
     };
     let door = match &e.event.kind {
         EventKind::Access(a) => {
@@ -153,6 +164,118 @@ async fn names_of(
         names.extend(q.fetch_all(&mut **tx).await?);
     }
     Ok(names)
+}
+
+/// The holders of the cards named in a batch, by UID.
+async fn holders_of(
+    store: &Store,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    events: &[SealedEvent],
+) -> StoreResult<HashMap<String, i64>> {
+    let uids: BTreeSet<String> = events
+        .iter()
+        .filter_map(|e| match &e.event.kind {
+            EventKind::Access(a) => a.card.map(|c| c.to_string()),
+            _ => None,
+        })
+        .collect();
+    let uids: Vec<String> = uids.into_iter().collect();
+    let mut holders = HashMap::with_capacity(uids.len());
+    for chunk in uids.chunks(ROWS_PER_INSERT) {
+        let params: Vec<String> = (1..=chunk.len()).map(|n| store.param(n)).collect();
+        let sql = format!(
+            "SELECT uid, person_id FROM cards WHERE uid IN ({})",
+            params.join(",")
+        );
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
+        for uid in chunk {
+            q = q.bind(uid.clone());
+        }
+        holders.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(holders)
+}
+
+/// What central holds of the controller's events `seqs` (one query).
+async fn stored_links(
+    store: &Store,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    controller: i64,
+    seqs: &BTreeSet<u64>,
+) -> StoreResult<HashMap<u64, StoredLink>> {
+    let seqs: Vec<i64> = seqs.iter().filter_map(|s| i64::try_from(*s).ok()).collect();
+    let mut stored = HashMap::with_capacity(seqs.len());
+    // Each re-sent event and its two neighbours: at most 3 * MAX_BATCH + 1.
+    for chunk in seqs.chunks(LOOKUPS_PER_QUERY) {
+        // SQLite numbers `?` by position: the controller's too, never `$1` beside them.
+        let params: Vec<String> = (2..chunk.len().saturating_add(2))
+            .map(|n| store.param(n))
+            .collect();
+        let sql = format!(
+            "SELECT seq, prev, link, at FROM events WHERE controller_id = {} AND seq IN ({})",
+            store.param(1),
+            params.join(",")
+        );
+        let mut q = sqlx::query_as::<_, (i64, String, String, i64)>(&sql).bind(controller);
+        for seq in chunk {
+            q = q.bind(*seq);
+        }
+        for (seq, prev, link, at) in q.fetch_all(&mut **tx).await? {
+            let seq = u64::try_from(seq).map_err(|_| {
+                StoreError::Corrupt(format!("event {seq} of controller {controller}"))
+            })?;
+            stored.insert(seq, StoredLink { prev, link, at });
+        }
+    }
+    Ok(stored)
+}
+
+/// Which of `breaks` are open (unacknowledged) `chain_break` alarms of the
+/// controller already (one query, only when there are breaks).
+async fn open_breaks(
+    store: &Store,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    controller: i64,
+    breaks: &[String],
+) -> StoreResult<HashSet<String>> {
+    let mut open = HashSet::new();
+    for chunk in breaks.chunks(ROWS_PER_INSERT) {
+        let params: Vec<String> = (2..chunk.len().saturating_add(2))
+            .map(|n| store.param(n))
+            .collect();
+        let sql = format!(
+            "SELECT message FROM alarms WHERE kind = 'chain_break' AND acknowledged_at IS NULL \
+             AND controller_id = {} AND message IN ({})",
+            store.param(1),
+            params.join(",")
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(controller);
+        for b in chunk {
+            q = q.bind(b.clone());
+        }
+        open.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(open)
+}
+
+/// The alarm for an event that is stored but not believed.
+fn suspect_alarm(row: &Row16, controller: i64, why: &str, received: i64) -> NewAlarm {
+    NewAlarm {
+        at: received,
+        kind: "ingest_suspect".into(),
+        controller: Some(controller),
+        door: row.door,
+        message: format!(
+            "event {} of controller {controller} is not believed: {why}; it is stored, but counts for no occupancy or passage",
+            row.seq
+        ),
+        event_seq: Some(row.seq),
+        door_name: row.door_name.clone(),
+        person: row.person,
+        person_name: row.person_name.clone(),
+        card: row.card.clone(),
+        reason: Some("ingest_suspect".into()),
+    }
 }
 
 /// "Name (door 3)", or "door 3" when the door is unknown here.
@@ -244,7 +367,9 @@ pub struct NewAlarm {
 /// Multi-row inserts stay under SQLite's and PostgreSQL's bound-parameter limits.
 const ROWS_PER_INSERT: usize = 500;
 /// Bound parameters per event row.
-const COLUMNS: usize = 19;
+const COLUMNS: usize = 20;
+/// Sequence numbers looked up per query (one query for a full batch).
+const LOOKUPS_PER_QUERY: usize = 4000;
 
 impl Store {
     /// Stores a batch of one controller's events, in sequence order.
@@ -253,24 +378,22 @@ impl Store {
         controller: ControllerId,
         events: &[SealedEvent],
     ) -> StoreResult<IngestOutcome> {
-        for pair in events.windows(2) {
-            if pair[1].event.seq <= pair[0].event.seq {
-                return Err(StoreError::Invalid(
-                    "events must be in increasing sequence order".into(),
-                ));
-            }
-        }
+        self.ingest_at(controller, events, now_ms()).await
+    }
+
+    /// As [`Store::ingest`], with central's clock reading `now` (ms).
+    pub async fn ingest_at(
+        &self,
+        controller: ControllerId,
+        events: &[SealedEvent],
+        now: i64,
+    ) -> StoreResult<IngestOutcome> {
+        chain::validate(events).map_err(|e| StoreError::Invalid(e.to_string()))?;
         if let Some(e) = events.iter().find(|e| e.event.controller != controller) {
             return Err(StoreError::Invalid(format!(
                 "event {} is from controller {}, not {}",
                 e.event.seq, e.event.controller, controller
             )));
-        }
-        if events
-            .iter()
-            .any(|e| e.event.seq == 0 || e.event.seq > i64::MAX as u64)
-        {
-            return Err(StoreError::Invalid("sequence numbers start at 1".into()));
         }
         let cid = i64::from(controller.0);
         let mut tx = self.begin().await?;
@@ -280,80 +403,60 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("controller {controller}")))?;
         let next_seq: i64 = state.try_get("chain_next_seq")?;
+        let next_seq = u64::try_from(next_seq).map_err(|_| {
+            StoreError::Corrupt(format!("chain position of controller {controller}"))
+        })?;
         let last: String = state.try_get("chain_last")?;
-        let mut expected = next_seq as u64;
-        let mut last_link: ChainLink = last
+        let last_link: ChainLink = last
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("chain link of controller {controller}")))?;
-
-        let mut breaks = Vec::new();
-        // Re-sent events must be byte-identical to what is stored.
-        let resent: Vec<&SealedEvent> = events.iter().filter(|e| e.event.seq < expected).collect();
-        if let (Some(first), Some(lastr)) = (resent.first(), resent.last()) {
-            let stored: HashMap<i64, String> = sqlx::query_as::<_, (i64, String)>(
-                "SELECT seq, link FROM events WHERE controller_id = $1 AND seq >= $2 AND seq <= $3",
-            )
-            .bind(cid)
-            .bind(first.event.seq as i64)
-            .bind(lastr.event.seq as i64)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
-            for e in &resent {
-                match stored.get(&(e.event.seq as i64)) {
-                    Some(link) if *link == e.link.to_string() => {}
-                    Some(_) => breaks.push(format!(
-                        "event {} was sent again with different content than stored",
-                        e.event.seq
-                    )),
-                    // Older than the chain head but never stored: a gap filled late. Kept.
-                    None => {}
-                }
-            }
-        }
-
-        let fresh: Vec<&SealedEvent> = events.iter().filter(|e| e.event.seq >= expected).collect();
-        for e in &fresh {
-            let seq = e.event.seq;
-            if seq != expected {
-                breaks.push(format!("events {expected} to {} are missing", seq - 1));
-            } else if e.prev != last_link {
-                breaks.push(format!(
-                    "event {seq} does not follow the previous event's link"
-                ));
-            }
-            match chain_link(&e.prev, &e.event) {
-                Ok(link) if link == e.link => {}
-                _ => breaks.push(format!(
-                    "event {seq} was altered: its content does not match its link"
-                )),
-            }
-            expected = seq + 1;
-            last_link = e.link;
-        }
+        let stored_links =
+            stored_links(self, &mut tx, cid, &chain::lookups(next_seq, events)).await?;
+        let verdict = chain::check(next_seq, last_link, &stored_links, events, now)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let breaks = verdict.breaks.clone();
 
         // Names as they are now, at ingest, stay with the event.
-        let doors: DoorInfo =
-            sqlx::query_as::<_, (i64, i64, String)>("SELECT id, inside_zone_id, name FROM doors")
+        let all_doors: Vec<(i64, i64, String, Option<i64>)> =
+            sqlx::query_as("SELECT id, inside_zone_id, name, controller_id FROM doors")
                 .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .map(|(id, zone, name)| (id, (zone, name)))
-                .collect();
-        let people = names_of(self, &mut tx, events).await?;
-        let received = now_ms();
+                .await?;
+        let mut doors: DoorInfo = HashMap::with_capacity(all_doors.len());
+        let mut known = Known::default();
+        for (id, zone, name, owner) in all_doors {
+            doors.insert(id, (zone, name));
+            known.doors.insert(id, owner);
+        }
+        known.people = names_of(self, &mut tx, events).await?;
+        known.cards = holders_of(self, &mut tx, events).await?;
+        let received = now;
         let mut stored = 0u64;
-        let rows: Vec<Row16> = events
-            .iter()
-            .map(|e| row_of(e, &doors, &people))
-            .collect::<StoreResult<_>>()?;
+        let mut suspect = Vec::new();
+        let mut rows: Vec<Row16> = Vec::with_capacity(events.len());
+        for e in events {
+            let mut row = row_of(e, &doors, &known.people)?;
+            let claim = Claim {
+                at: row.at,
+                door: row.door,
+                person: row.person,
+                card: row.card.as_deref(),
+                granted: row.outcome.as_deref() == Some(Outcome::Granted.as_str()),
+            };
+            // Only events not stored before are judged: a retry changes nothing.
+            if verdict.new.contains(&e.event.seq) {
+                row.suspect = trust::suspicion(claim, cid, &known, now);
+            }
+            if let Some(why) = &row.suspect {
+                suspect.push((e.event.seq, why.clone()));
+            }
+            rows.push(row);
+        }
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             let mut sql = String::from(
-                "INSERT INTO events (controller_id, seq, at, kind, door_id, zone_id, side, level, reason, outcome, person_id, card, escort_id, door_name_at_event, person_name_at_event, body, prev, link, received_at) VALUES ",
+                "INSERT INTO events (controller_id, seq, at, kind, door_id, zone_id, side, level, reason, outcome, person_id, card, escort_id, door_name_at_event, person_name_at_event, body, prev, link, received_at, suspect) VALUES ",
             );
             for i in 0..chunk.len() {
-                let b = i * COLUMNS;
+                let b = i.saturating_mul(COLUMNS);
                 if i > 0 {
                     sql.push(',');
                 }
@@ -362,7 +465,7 @@ impl Store {
                     if k > 1 {
                         sql.push(',');
                     }
-                    sql.push_str(&self.param(b + k));
+                    sql.push_str(&self.param(b.saturating_add(k)));
                 }
                 sql.push(')');
             }
@@ -388,28 +491,50 @@ impl Store {
                     .bind(r.body.clone())
                     .bind(r.prev.clone())
                     .bind(r.link.clone())
-                    .bind(received);
+                    .bind(received)
+                    .bind(r.suspect.clone());
             }
-            stored += q.execute(&mut *tx).await?.rows_affected();
+            stored = stored.saturating_add(q.execute(&mut *tx).await?.rows_affected());
         }
 
-        // Alarms for newly recorded events that are alarms in themselves, and for chain breaks.
-        for e in &fresh {
-            if !e.event.kind.is_alarm() {
+        // Alarms for newly recorded events that are alarms in themselves (late
+        // fills of a gap too), for events not believed, and for chain breaks.
+        for (e, row) in events.iter().zip(&rows) {
+            if !verdict.new.contains(&e.event.seq) {
                 continue;
             }
-            if let Some(row) = rows.iter().find(|r| r.seq == e.event.seq as i64) {
+            if let Some(why) = &row.suspect {
+                self.raise(&mut tx, &suspect_alarm(row, cid, why, received))
+                    .await?;
+            } else if e.event.kind.is_alarm() {
                 self.raise(&mut tx, &alarm_of(e, row, cid)).await?;
             }
         }
-        for b in &breaks {
+        for (seq, what) in &verdict.clock_back {
+            let alarm = NewAlarm {
+                at: received,
+                kind: "ingest_clock".into(),
+                controller: Some(cid),
+                message: what.clone(),
+                event_seq: i64::try_from(*seq).ok(),
+                reason: Some("ingest_clock".into()),
+                ..NewAlarm::default()
+            };
+            self.raise(&mut tx, &alarm).await?;
+        }
+        // A board that retries a conflicting batch (with back-off) names the
+        // same breaks again: an open alarm for one is not raised twice.
+        let open = open_breaks(self, &mut tx, cid, &breaks).await?;
+        for b in breaks.iter().filter(|b| !open.contains(b.as_str())) {
             self.raise_alarm(&mut tx, received, "chain_break", Some(cid), None, b)
                 .await?;
         }
-        if let Some(head) = fresh.last() {
+        if let Some((next, last)) = verdict.head {
+            let next = i64::try_from(next)
+                .map_err(|_| StoreError::Invalid("sequence number too large".into()))?;
             sqlx::query("UPDATE controllers SET chain_next_seq = $1, chain_last = $2, last_seen_at = $3 WHERE id = $4")
-                .bind(head.event.seq as i64 + 1)
-                .bind(head.link.to_string())
+                .bind(next)
+                .bind(last.to_string())
                 .bind(received)
                 .bind(cid)
                 .execute(&mut *tx)
@@ -425,12 +550,19 @@ impl Store {
         if !breaks.is_empty() {
             tracing::warn!(%controller, breaks = ?breaks, "event chain break");
         }
-        let stored_through = expected.max(next_seq as u64) - 1;
+        if !suspect.is_empty() {
+            tracing::warn!(%controller, suspect = ?suspect, "events not believed");
+        }
+        let conflicts = verdict.conflicts;
+        let sent = u64::try_from(events.len()).unwrap_or(u64::MAX);
+        let conflicting = u64::try_from(conflicts.len()).unwrap_or(u64::MAX);
         Ok(IngestOutcome {
-            stored_through,
+            stored_through: verdict.stored_through,
             stored,
-            duplicates: events.len() as u64 - stored,
+            duplicates: sent.saturating_sub(stored).saturating_sub(conflicting),
             breaks,
+            conflicts,
+            suspect,
         })
     }
 
@@ -488,9 +620,10 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("controller {controller}")))?;
-        Ok((
-            row.try_get::<i64, _>("chain_next_seq")? as u64,
-            row.try_get("chain_last")?,
-        ))
+        let next: i64 = row.try_get("chain_next_seq")?;
+        let next = u64::try_from(next).map_err(|_| {
+            StoreError::Corrupt(format!("chain position of controller {controller}"))
+        })?;
+        Ok((next, row.try_get("chain_last")?))
     }
 }

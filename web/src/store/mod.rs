@@ -9,6 +9,7 @@ pub mod auth;
 pub mod backup;
 pub mod chains;
 pub mod checkpoints;
+pub mod chain;
 pub mod events;
 mod ids;
 pub mod passages;
@@ -18,6 +19,7 @@ pub mod queries;
 pub mod resources;
 pub mod siem;
 pub mod verify;
+pub mod trust;
 
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -75,7 +75,7 @@ impl Store {
         now: i64,
     ) -> StoreResult<PassageFeed> {
         let me = i64::from(controller.0);
-        let settled = now - SETTLE_MS;
+        let settled = now.saturating_sub(SETTLE_MS);
         let Some(after) = after else {
             return self.occupancy_feed(me, settled).await;
         };
@@ -84,7 +84,7 @@ impl Store {
         let rows: Vec<PassageRow> = sqlx::query_as(&format!(
             "SELECT e.received_at, e.controller_id, e.seq, e.at, e.zone_id, d.outside_zone_id, e.side, e.person_id \
              FROM events e LEFT JOIN doors d ON d.id = e.door_id \
-             WHERE e.controller_id <> $1 AND e.outcome = 'granted' AND e.person_id IS NOT NULL \
+             WHERE e.controller_id <> $1 AND e.outcome = 'granted' AND e.person_id IS NOT NULL AND e.suspect IS NULL \
                AND e.side IN ('entry', 'exit') \
                AND (e.zone_id IN ({CONTROLLER_ZONES}) OR d.outside_zone_id IN ({CONTROLLER_ZONES})) \
                AND e.received_at <= $2 \
@@ -102,7 +102,7 @@ impl Store {
         .await?;
         let more = rows.len() as i64 == limit;
         let mut next = after;
-        let mut passages = Vec::with_capacity(rows.len() * 2);
+        let mut passages = Vec::with_capacity(rows.len().saturating_mul(2));
         for (received_at, controller_id, seq, at, zone, outside, side, person) in rows {
             next = PassageCursor {
                 received_at,
@@ -161,7 +161,7 @@ impl Store {
             "SELECT l.zone_id, l.person_id, l.side, l.at FROM (\
                SELECT zone_id, person_id, side, at, ROW_NUMBER() OVER (\
                  PARTITION BY zone_id, person_id ORDER BY at DESC, controller_id DESC, seq DESC) AS rn \
-               FROM events WHERE controller_id <> $1 AND outcome = 'granted' AND person_id IS NOT NULL \
+               FROM events WHERE controller_id <> $1 AND outcome = 'granted' AND person_id IS NOT NULL AND suspect IS NULL \
                  AND side IN ('entry', 'exit') AND zone_id IN ({CONTROLLER_ZONES}) \
                  AND (received_at < $2 OR (received_at = $2 AND (controller_id < $3 \
                       OR (controller_id = $3 AND seq <= $4))))\

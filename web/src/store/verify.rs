@@ -108,6 +108,16 @@ impl RecordedBreaks {
                 out.unlinked.extend(num(1));
             } else if m.ends_with("its content does not match its link") {
                 out.altered.extend(num(1));
+            } else if words.first() == Some(&"late") {
+                // Late gap fills (store::chain): "late event S does not follow
+                // event P", "late event 1 does not start the chain" name the
+                // row whose prev is off; "late event S is not the event that
+                // event F follows" names F, whose prev no longer fits.
+                if m.ends_with(" follows") {
+                    out.unlinked.extend(num(8));
+                } else {
+                    out.unlinked.extend(num(2));
+                }
             }
         }
         out
@@ -554,11 +564,18 @@ mod tests {
             "events 3 to 5 are missing".into(),
             "event 9 does not follow the previous event's link".into(),
             "event 12 was altered: its content does not match its link".into(),
+            "late event 20 does not follow event 19".into(),
+            "late event 1 does not start the chain".into(),
+            "late event 30 is not the event that event 31 follows".into(),
             "something else".into(),
         ]);
         assert!(r.covers_gap(3, 5) && r.covers_gap(4, 4));
         assert!(!r.covers_gap(2, 5));
         assert!(r.unlinked.contains(&9));
         assert!(r.altered.contains(&12));
+        for seq in [20, 1, 31] {
+            assert!(r.unlinked.contains(&seq), "{seq}");
+        }
+        assert!(!r.unlinked.contains(&30));
     }
 }
