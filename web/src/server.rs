@@ -1,5 +1,5 @@
 //! The HTTP server: routes, body limits, health check, request log, the
-//! controller-offline watch, graceful shutdown.
+//! controller-offline watch, graceful shutdown (connections: [`crate::accept`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -26,6 +26,10 @@ pub const DEFAULT_OFFLINE_AFTER: Duration = Duration::from_secs(600);
 pub struct ServeOptions {
     /// A controller silent this long raises a `controller_offline` alarm.
     pub offline_after: Duration,
+    /// Timeouts and connection limits of the accept loop.
+    pub limits: crate::accept::ConnectionLimits,
+    /// The certificate and key to speak HTTPS with; plain HTTP without.
+    pub tls: Option<crate::accept::Tls>,
 }
 
 /// Logs every request: method, path (never the query or headers), status,
@@ -87,9 +91,14 @@ pub async fn serve(
     tracing::info!(addr = %listener.local_addr()?, "central service listening");
     let store = state.store.clone();
     let watch = tokio::spawn(watch_controllers(store.clone(), options.offline_after));
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    crate::accept::accept_loop(
+        listener,
+        router(state),
+        options.tls,
+        options.limits,
+        shutdown_signal(),
+    )
+    .await;
     watch.abort();
     store.close().await;
     Ok(())
