@@ -90,6 +90,23 @@ pub struct CentralConfig {
     /// controller's zones (ms; 0 = never: the zones are not shared).
     #[serde(default = "default_passages_ms")]
     pub passages_ms: u64,
+    /// The CA certificate(s) (PEM) the central service's certificate must
+    /// chain to; the only ones trusted when given (`tobira central tls init`
+    /// writes `ca.pem`). Without it an `https://` URL is checked against the
+    /// public web roots built into the controller.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Lets `url` be `http://`: credentials, policy and events then travel
+    /// unencrypted and unauthenticated (closed lab networks and tests only).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+}
+
+impl CentralConfig {
+    /// Whether the URL is plain HTTP (allowed only with `allow_insecure_http`).
+    pub fn is_insecure_http(&self) -> bool {
+        self.url.starts_with("http://")
+    }
 }
 
 fn default_watch_ms() -> u64 {
@@ -610,6 +627,25 @@ impl Config {
                         central.url
                     ),
                 ));
+            }
+            if central.is_insecure_http() && !central.allow_insecure_http {
+                return Err(issue(
+                    &at("url"),
+                    format!(
+                        "central.url {:?} is plain HTTP: the controller secret, the policy and the events would cross the network readable and changeable by anyone on the path; use https:// (with ca_file), or set allow_insecure_http = true on a closed test network",
+                        central.url
+                    ),
+                ));
+            }
+            if let Some(ca_file) = &central.ca_file {
+                if central.is_insecure_http() {
+                    return Err(issue(
+                        &at("ca_file"),
+                        "central.ca_file is set but central.url is http://: nothing would be checked against it",
+                    ));
+                }
+                crate::sync::read_ca_file(ca_file)
+                    .map_err(|e| issue(&at("ca_file"), format!("central.ca_file: {e}")))?;
             }
             // The central service answers a long-poll after at most 30 s.
             if !(1_000..=30_000).contains(&central.watch_ms) {
