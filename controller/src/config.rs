@@ -970,6 +970,61 @@ rex = "rex"
     }
 
     #[test]
+    fn plain_http_needs_allow_insecure_http_and_a_ca_file_needs_https() {
+        let key = "0000000000000000000000000000000000000000000000000000000000000000";
+        let central = |keys: &str| {
+            GOOD.replace(
+                "[gpio]",
+                &format!("[central]\n{keys}\npublic_key = \"{key}\"\nsecret = \"s\"\n\n[gpio]"),
+            )
+        };
+        let plain = central("url = \"http://central.lan\"");
+        let (err, path) = load_error(&plain);
+        assert!(err.starts_with(&format!("{path}:6:")), "{err}");
+        assert!(
+            err.contains("plain HTTP") && err.contains("allow_insecure_http"),
+            "{err}"
+        );
+        let allowed = central("url = \"http://central.lan\"\nallow_insecure_http = true");
+        Config::parse(&allowed, Path::new("c.toml"))
+            .unwrap()
+            .check()
+            .unwrap();
+        let pinned_plain = central(
+            "url = \"http://central.lan\"\nallow_insecure_http = true\nca_file = \"/etc/ca.pem\"",
+        );
+        let err = Config::parse(&pinned_plain, Path::new("c.toml"))
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(err.to_string().contains("ca_file"), "{err}");
+        let missing_ca =
+            central("url = \"https://central.lan\"\nca_file = \"/nonexistent/ca.pem\"");
+        let err = Config::parse(&missing_ca, Path::new("c.toml"))
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+        let not_pem = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(not_pem.path(), "not a certificate").unwrap();
+        let garbage = central(&format!(
+            "url = \"https://central.lan\"\nca_file = \"{}\"",
+            not_pem.path().display()
+        ));
+        let err = Config::parse(&garbage, Path::new("c.toml"))
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(err.to_string().contains("no PEM certificate"), "{err}");
+        // https:// without a CA file: the built-in public roots.
+        let public = central("url = \"https://central.example.jp\"");
+        Config::parse(&public, Path::new("c.toml"))
+            .unwrap()
+            .check()
+            .unwrap();
+    }
+
+    #[test]
     fn inconsistent_configs_are_refused() {
         let twice = GOOD.replace("rex = \"rex\"", "rex = \"door_contact\"");
         let c = Config::parse(&twice, Path::new("c.toml")).unwrap();

@@ -31,6 +31,10 @@ use crate::status::StatusBoard;
 
 /// A central service that does not accept the connection within this is treated as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// An idle connection is dropped after this: before the central service
+/// closes it (its header timeout, 10 s by default, also ends idle
+/// keep-alive), so that a request is not sent just as the server closes.
+const POOL_IDLE: Duration = Duration::from_secs(5);
 /// Longest any ordinary request (snapshot, delta, event batch) may take, body included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Extra time a long-poll gets beyond the wait it asked for, for the answer to travel.
@@ -291,6 +295,7 @@ impl SyncClient {
         }
         let http = builder
             .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE)
             // A redirect could carry the credentials elsewhere; the central service never redirects.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tobira-controller/", env!("CARGO_PKG_VERSION")))
