@@ -53,6 +53,32 @@ pub struct CentralArgs {
     #[arg(long, env = "TOBIRA_CHECKPOINT_EVERY", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     checkpoint_every_secs: u64,
+    /// Speak HTTPS with this PEM certificate chain (server certificate first); needs --tls-key.
+    #[arg(long, env = "TOBIRA_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "TOBIRA_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Open connections in total; one more is closed at once.
+    #[arg(long, env = "TOBIRA_MAX_CONNECTIONS", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Open connections from one IP address; one more is closed at once.
+    #[arg(long, env = "TOBIRA_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections_per_address: u32,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, env = "TOBIRA_HEADER_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Seconds a client has to finish the TLS handshake.
+    #[arg(long, env = "TOBIRA_TLS_HANDSHAKE_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    tls_handshake_timeout: u64,
+    /// Seconds a connection with no request in progress stays open.
+    #[arg(long, env = "TOBIRA_IDLE_TIMEOUT", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    idle_timeout: u64,
     #[command(subcommand)]
     command: Option<CentralCommand>,
 }
@@ -89,6 +115,28 @@ enum CentralCommand {
     Checkpoint,
     /// Re-checks every chain from its rows and against its signed checkpoints; exits non-zero on any problem.
     Verify,
+    /// TLS certificates for sites without a PKI.
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TlsCommand {
+    /// Makes a private CA (ca.pem, ca.key) and a server certificate signed by it
+    /// (server.pem, server.key) in DIR; never overwrites a file.
+    Init {
+        /// Where to write the four files.
+        #[arg(long)]
+        dir: PathBuf,
+        /// A DNS name controllers use to reach the service (repeatable).
+        #[arg(long = "name")]
+        names: Vec<String>,
+        /// An IP address controllers use to reach the service (repeatable).
+        #[arg(long = "ip")]
+        ips: Vec<std::net::IpAddr>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,6 +359,13 @@ impl CentralArgs {
 
 /// Runs `tobira central`.
 pub fn run(args: CentralArgs) -> anyhow::Result<()> {
+    // Certificates need no database.
+    if let Some(CentralCommand::Tls {
+        command: TlsCommand::Init { dir, names, ips },
+    }) = &args.command
+    {
+        return tls_init(dir, names, ips);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -340,17 +395,30 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
                     store: store.clone(),
                     signer: Arc::new(signer),
                 };
+                let tls = match (&args.tls_cert, &args.tls_key) {
+                    (Some(cert), Some(key)) => Some(tobira_web::Tls::from_pem_files(cert, key)?),
+                    _ => None,
+                };
+                let scheme = if tls.is_some() { "https" } else { "http" };
                 let listener = tobira_web::server::bind(args.listen)
                     .await
                     .with_context(|| format!("cannot listen on {}", args.listen))?;
                 let addr = listener.local_addr()?;
-                eprintln!("tobira central: listening on http://{addr}");
+                eprintln!("tobira central: listening on {scheme}://{addr}");
                 tobira_web::serve(
                     state,
                     listener,
                     ServeOptions {
                         offline_after: Duration::from_secs(args.offline_after),
                         checkpoint_every: Duration::from_secs(args.checkpoint_every_secs),
+                        limits: tobira_web::ConnectionLimits {
+                            max_connections: args.max_connections as usize,
+                            max_per_address: args.max_connections_per_address as usize,
+                            header_timeout: Duration::from_secs(args.header_timeout),
+                            handshake_timeout: Duration::from_secs(args.tls_handshake_timeout),
+                            idle_timeout: Duration::from_secs(args.idle_timeout),
+                        },
+                        tls,
                     },
                 )
                 .await
@@ -487,6 +555,12 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
                     "the signing key is not in the backup: keep a copy of {} apart from it",
                     key_file.display()
                 );
+            }) => match store.verify_audit().await? {
+                Ok(n) => println!("admin audit chain intact: {n} entries"),
+                Err(seq) => bail!("admin audit chain broken at entry {seq}"),
+            },
+            Some(CentralCommand::Tls { .. }) => {
+                bail!("tls commands run without a database")
             }
         }
         store.close().await;
@@ -500,6 +574,29 @@ fn reached(report: &tobira_web::store::verify::ChainReport) -> String {
         .reaches_checkpoint
         .map(|id| format!(", reaches signed checkpoint {id}"))
         .unwrap_or_default()
+/// `tobira central tls init`: writes the files and says where each goes.
+fn tls_init(dir: &Path, names: &[String], ips: &[std::net::IpAddr]) -> anyhow::Result<()> {
+    let written = crate::central_tls::init(dir, names, ips)?;
+    let [ca, ca_key, cert, key] = written.as_slice() else {
+        bail!("tls init wrote {} files, not 4", written.len());
+    };
+    println!(
+        "CA certificate:     {}  -> copy to each controller, [central] ca_file",
+        ca.display()
+    );
+    println!(
+        "CA key:             {}  -> keep offline; only for signing a new server certificate",
+        ca_key.display()
+    );
+    println!(
+        "server certificate: {}  -> tobira central --tls-cert",
+        cert.display()
+    );
+    println!(
+        "server key:         {}  -> tobira central --tls-key (readable by the service only)",
+        key.display()
+    );
+    Ok(())
 }
 
 /// Prints every API token, one a line (never the token or its hash).

@@ -54,6 +54,15 @@ fn check(config: &Config, policy: Option<PathBuf>) -> anyhow::Result<()> {
             .as_ref()
             .map_or("none (standalone)", |c| c.url.as_str())
     );
+    if config
+        .central
+        .as_ref()
+        .is_some_and(|c| c.allow_insecure_http && c.is_insecure_http())
+    {
+        eprintln!(
+            "warning: central.allow_insecure_http: the controller secret, the policy and the events cross the network in plain HTTP; use https:// with ca_file outside a closed test network"
+        );
+    }
     // The doors are compared with the policy file, or else with the policy
     // the controller has cached: a door the policy does not know refuses
     // every card, a door of the policy nobody drives stays shut.

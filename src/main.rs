@@ -1,6 +1,7 @@
 //! The `tobira` command line: parses arguments, then hands over to a crate.
 
 mod central;
+mod central_tls;
 mod controller;
 mod device;
 mod hil;

@@ -621,6 +621,7 @@ socket = "{socket}"
 
 [central]
 url = "http://127.0.0.1:{port}"
+allow_insecure_http = true
 secret = "{secret}"
 public_key = "{key}"
 
@@ -985,6 +986,7 @@ socket = "{socket}"
 
 [central]
 url = "http://127.0.0.1:{port}"
+allow_insecure_http = true
 secret = "{secret}"
 public_key = "{key}"
 

@@ -159,6 +159,7 @@ socket = "{socket}"
 
 [central]
 url = "http://127.0.0.1:{port}"
+allow_insecure_http = true
 secret = "{secret}"
 public_key = "{key}"
 backoff_min_ms = 20

@@ -90,6 +90,23 @@ pub struct CentralConfig {
     /// controller's zones (ms; 0 = never: the zones are not shared).
     #[serde(default = "default_passages_ms")]
     pub passages_ms: u64,
+    /// The CA certificate(s) (PEM) the central service's certificate must
+    /// chain to; the only ones trusted when given (`tobira central tls init`
+    /// writes `ca.pem`). Without it an `https://` URL is checked against the
+    /// public web roots built into the controller.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Lets `url` be `http://`: credentials, policy and events then travel
+    /// unencrypted and unauthenticated (closed lab networks and tests only).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+}
+
+impl CentralConfig {
+    /// Whether the URL is plain HTTP (allowed only with `allow_insecure_http`).
+    pub fn is_insecure_http(&self) -> bool {
+        self.url.starts_with("http://")
+    }
 }
 
 fn default_watch_ms() -> u64 {
@@ -611,6 +628,25 @@ impl Config {
                     ),
                 ));
             }
+            if central.is_insecure_http() && !central.allow_insecure_http {
+                return Err(issue(
+                    &at("url"),
+                    format!(
+                        "central.url {:?} is plain HTTP: the controller secret, the policy and the events would cross the network readable and changeable by anyone on the path; use https:// (with ca_file), or set allow_insecure_http = true on a closed test network",
+                        central.url
+                    ),
+                ));
+            }
+            if let Some(ca_file) = &central.ca_file {
+                if central.is_insecure_http() {
+                    return Err(issue(
+                        &at("ca_file"),
+                        "central.ca_file is set but central.url is http://: nothing would be checked against it",
+                    ));
+                }
+                crate::sync::read_ca_file(ca_file)
+                    .map_err(|e| issue(&at("ca_file"), format!("central.ca_file: {e}")))?;
+            }
             // The central service answers a long-poll after at most 30 s.
             if !(1_000..=30_000).contains(&central.watch_ms) {
                 return Err(issue(
@@ -931,6 +967,61 @@ rex = "rex"
             );
             assert!(err.contains(what), "{err}");
         }
+    }
+
+    #[test]
+    fn plain_http_needs_allow_insecure_http_and_a_ca_file_needs_https() {
+        let key = "0000000000000000000000000000000000000000000000000000000000000000";
+        let central = |keys: &str| {
+            GOOD.replace(
+                "[gpio]",
+                &format!("[central]\n{keys}\npublic_key = \"{key}\"\nsecret = \"s\"\n\n[gpio]"),
+            )
+        };
+        let plain = central("url = \"http://central.lan\"");
+        let (err, path) = load_error(&plain);
+        assert!(err.starts_with(&format!("{path}:6:")), "{err}");
+        assert!(
+            err.contains("plain HTTP") && err.contains("allow_insecure_http"),
+            "{err}"
+        );
+        let allowed = central("url = \"http://central.lan\"\nallow_insecure_http = true");
+        Config::parse(&allowed, Path::new("c.toml"))
+            .unwrap()
+            .check()
+            .unwrap();
+        let pinned_plain = central(
+            "url = \"http://central.lan\"\nallow_insecure_http = true\nca_file = \"/etc/ca.pem\"",
+        );
+        let err = Config::parse(&pinned_plain, Path::new("c.toml"))
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(err.to_string().contains("ca_file"), "{err}");
+        let missing_ca =
+            central("url = \"https://central.lan\"\nca_file = \"/nonexistent/ca.pem\"");
+        let err = Config::parse(&missing_ca, Path::new("c.toml"))
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+        let not_pem = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(not_pem.path(), "not a certificate").unwrap();
+        let garbage = central(&format!(
+            "url = \"https://central.lan\"\nca_file = \"{}\"",
+            not_pem.path().display()
+        ));
+        let err = Config::parse(&garbage, Path::new("c.toml"))
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(err.to_string().contains("no PEM certificate"), "{err}");
+        // https:// without a CA file: the built-in public roots.
+        let public = central("url = \"https://central.example.jp\"");
+        Config::parse(&public, Path::new("c.toml"))
+            .unwrap()
+            .check()
+            .unwrap();
     }
 
     #[test]

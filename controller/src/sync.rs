@@ -31,6 +31,10 @@ use crate::status::StatusBoard;
 
 /// A central service that does not accept the connection within this is treated as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// An idle connection is dropped after this: before the central service
+/// closes it (its header timeout, 10 s by default, also ends idle
+/// keep-alive), so that a request is not sent just as the server closes.
+const POOL_IDLE: Duration = Duration::from_secs(5);
 /// Longest any ordinary request (snapshot, delta, event batch) may take, body included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Extra time a long-poll gets beyond the wait it asked for, for the answer to travel.
@@ -51,6 +55,20 @@ const MAX_SMALL_BODY: usize = 1024 * 1024;
 const MAX_ERROR_TEXT: usize = 512;
 /// Retries never come quicker than this, whatever the configuration says.
 const BACKOFF_FLOOR_MS: u64 = 10;
+
+/// Reads the PEM certificates of `central.ca_file`; at least one.
+pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{}: {}", path.display(), error_chain(e)))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{}: no PEM certificate in the file",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
 
 /// Why an exchange with the central service failed or its answer was refused.
 #[derive(Debug, thiserror::Error)]
@@ -268,8 +286,27 @@ impl SyncClient {
                 )
             })?;
         auth.set_sensitive(true);
-        let http = reqwest::Client::builder()
+        if url.scheme() == "http" && !central.allow_insecure_http {
+            return Err(SyncError::Config(
+                "central.url is http:// and central.allow_insecure_http is not set".into(),
+            ));
+        }
+        let mut builder = reqwest::Client::builder();
+        if let Some(ca_file) = &central.ca_file {
+            // Pinned: only this CA, not the public web roots, vouches for central.
+            builder = builder.tls_built_in_root_certs(false);
+            for cert in read_ca_file(ca_file)
+                .map_err(|e| SyncError::Config(format!("central.ca_file: {e}")))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if url.scheme() == "http" {
+            tracing::warn!(central = %base, "allow_insecure_http: the sync path is unencrypted and unauthenticated");
+        }
+        let http = builder
             .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE)
             // A redirect could carry the credentials elsewhere; the central service never redirects.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tobira-controller/", env!("CARGO_PKG_VERSION")))

@@ -348,6 +348,7 @@ fn keeps_its_promises(c: &Config) -> Result<(), TestCaseError> {
     prop_assert!(c.biometric.iter().all(|m| m.address().is_ok()));
     if let Some(central) = &c.central {
         prop_assert!(central.url.starts_with("http://") || central.url.starts_with("https://"));
+        prop_assert!(!central.is_insecure_http() || central.allow_insecure_http);
         prop_assert!(central.secret.as_deref().is_some_and(|s| !s.is_empty()));
         prop_assert!(tobira_protocol::PolicyKey::from_hex(&central.public_key).is_ok());
         prop_assert!((1_000..=30_000).contains(&central.watch_ms));

@@ -400,6 +400,9 @@ fn config(url: &str, public_key: &str, secret: &str) -> CentralConfig {
         backoff_max_ms: 200,
         // These tests are about policy and events; passages have their own.
         passages_ms: 0,
+        ca_file: None,
+        // A local test server speaks plain HTTP.
+        allow_insecure_http: true,
     }
 }
 
@@ -914,6 +917,7 @@ status_listen = "127.0.0.1:{status_port}"
 
 [central]
 url = "{url}"
+allow_insecure_http = true
 secret = "{secret}"
 public_key = "{key}"
 watch_ms = 5000

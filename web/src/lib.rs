@@ -1,6 +1,7 @@
 //! The central service: store (SQLite or PostgreSQL), controller sync (signed
 //! snapshots, deltas, long-poll, event ingest), and the JSON API.
 
+pub mod accept;
 pub mod api;
 pub mod auth;
 pub mod error;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use tobira_protocol::PolicySigner;
 
+pub use accept::{ConnectionLimits, Tls, TlsError};
 pub use server::{router, serve, ServeOptions};
 pub use store::Store;
 

@@ -1,5 +1,5 @@
 //! The HTTP server: routes, body limits, health check, request log, the
-//! controller-offline watch, graceful shutdown.
+//! controller-offline watch, graceful shutdown (connections: [`crate::accept`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -32,6 +32,10 @@ pub struct ServeOptions {
     /// How often signed checkpoints of the chains are made (chains whose
     /// head did not move are skipped).
     pub checkpoint_every: Duration,
+    /// Timeouts and connection limits of the accept loop.
+    pub limits: crate::accept::ConnectionLimits,
+    /// The certificate and key to speak HTTPS with; plain HTTP without.
+    pub tls: Option<crate::accept::Tls>,
 }
 
 /// Logs every request: method, path (never the query or headers), status,
@@ -94,9 +98,14 @@ pub async fn serve(
     let store = state.store.clone();
     let watch = tokio::spawn(watch_controllers(store.clone(), options.offline_after));
     let checkpoints = tokio::spawn(make_checkpoints(state.clone(), options.checkpoint_every));
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    crate::accept::accept_loop(
+        listener,
+        router(state),
+        options.tls,
+        options.limits,
+        shutdown_signal(),
+    )
+    .await;
     watch.abort();
     checkpoints.abort();
     store.close().await;
