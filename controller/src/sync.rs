@@ -672,7 +672,7 @@ impl SyncClient {
                 match self.build(body, Expect::Delta, nonce).await {
                     Ok((Opened::Policy(next), central)) => {
                         self.clock_check(central);
-                        self.install(held, next, false).await
+                        self.install(held, *next, false).await
                     }
                     Ok((Opened::Current, central)) => {
                         self.clock_check(central);
@@ -709,7 +709,7 @@ impl SyncClient {
         match self.build(body, Expect::Snapshot, nonce).await? {
             (Opened::Policy(next), central) => {
                 self.clock_check(central);
-                self.install(held, next, true).await
+                self.install(held, *next, true).await
             }
             // open_policy gives Current only for a delta request.
             (Opened::Current, _) => Err(SyncError::WrongKind {
@@ -1064,8 +1064,8 @@ enum Expect {
 /// What a verified answer to a snapshot or delta request says.
 #[derive(Debug)]
 enum Opened {
-    /// The policy to put in force.
-    Policy(Snapshot),
+    /// The policy to put in force (boxed: a snapshot's indexes are large).
+    Policy(Box<Snapshot>),
     /// The version in force is current.
     Current,
 }
@@ -1126,7 +1126,10 @@ fn open_policy(
                 central_time,
                 ..
             },
-        ) => Ok((Opened::Policy(Snapshot::new(snapshot)?), central_time)),
+        ) => Ok((
+            Opened::Policy(Box::new(Snapshot::new(snapshot)?)),
+            central_time,
+        )),
         (
             Expect::Delta,
             PolicyMessage::FreshDelta {
@@ -1134,7 +1137,10 @@ fn open_policy(
                 central_time,
                 ..
             },
-        ) => Ok((Opened::Policy(held.apply_delta(&delta)?), central_time)),
+        ) => Ok((
+            Opened::Policy(Box::new(held.apply_delta(&delta)?)),
+            central_time,
+        )),
         (
             Expect::Delta,
             PolicyMessage::Current {
