@@ -506,8 +506,14 @@ pub fn parse_policy(text: &str, config: &Config) -> Result<SnapshotData, String>
             .open(&envelope, ControllerId(config.controller))
             .map_err(|e| e.to_string())?
         {
-            PolicyMessage::Snapshot { snapshot, .. } => Ok(snapshot),
-            PolicyMessage::Delta { .. } => Err("a delta is not a snapshot".into()),
+            PolicyMessage::Snapshot { snapshot, .. }
+            | PolicyMessage::FreshSnapshot { snapshot, .. } => Ok(snapshot),
+            PolicyMessage::Delta { .. } | PolicyMessage::FreshDelta { .. } => {
+                Err("a delta is not a snapshot".into())
+            }
+            PolicyMessage::Current { .. } | PolicyMessage::Watch { .. } => {
+                Err("a sync answer is not a snapshot".into())
+            }
         };
     }
     if config.central.is_some() {

@@ -162,12 +162,16 @@ pub struct SyncStatus {
     pub events_acknowledged: u64,
     /// Policy updates applied since start.
     pub policy_updates: u64,
-    /// Policy messages refused (bad signature, wrong controller, unreadable).
+    /// Policy messages refused (bad signature, wrong controller, unreadable,
+    /// unsigned "up to date", replayed, older than the version in force).
     pub policy_refused: u64,
     /// The central service holds other content under some of this
     /// controller's event numbers: which, and that the copies here are kept
     /// (nothing from the first of them on is deleted). Stays until restart.
     pub event_conflict: Option<String>,
+    /// Central's clock minus this controller's (ms), from the last signed
+    /// answer; a warning is logged when it is more than a minute either way.
+    pub central_clock_skew_ms: Option<i64>,
 }
 
 /// The shared board every task writes its part into.

@@ -1,4 +1,8 @@
 //! The sync client: pulls signed policy from the central service and pushes the outbox to it.
+//!
+//! Every policy request carries a fresh nonce; only a signed answer that
+//! repeats it may change the policy or confirm it (reset its age), so a
+//! proxy can neither forge "up to date" nor replay an older answer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,12 +12,13 @@ use rand::Rng;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{Method, Response, StatusCode};
 use tobira_firmware::{
-    AntiPassback, ControllerId, DeltaError, ModuleId, PersonId, Snapshot, SnapshotError, ZoneId,
+    AntiPassback, ControllerId, DeltaError, ModuleId, PersonId, Snapshot, SnapshotError, Timestamp,
+    ZoneId,
 };
 use tobira_protocol::{
-    controller_authorization, EventBatch, EventReceipt, PassageFeed, PolicyKey, PolicyMessage,
-    ProtocolError, SignedPolicy, SnapshotNeeded, WatchAnswer, DELTA_PATH, EVENTS_PATH,
-    PASSAGES_PATH, SNAPSHOT_PATH, WATCH_PATH,
+    controller_authorization, new_nonce, EventBatch, EventReceipt, Expected, PassageFeed,
+    PolicyKey, PolicyMessage, ProtocolError, SignedPolicy, SnapshotNeeded, DELTA_PATH, EVENTS_PATH,
+    NONCE_PARAM, PASSAGES_PATH, SNAPSHOT_PATH, WATCH_PATH,
 };
 use tobira_protocol::{
     enrollment_job_path, EnrollmentFailure, EnrollmentJobs, EnrollmentOutcome, ENROLLMENT_JOBS_PATH,
@@ -55,6 +60,11 @@ const MAX_SMALL_BODY: usize = 1024 * 1024;
 const MAX_ERROR_TEXT: usize = 512;
 /// Retries never come quicker than this, whatever the configuration says.
 const BACKOFF_FLOOR_MS: u64 = 10;
+/// A central clock further than this from the controller's is logged as a
+/// warning: schedules, bookings and the policy age all run on the
+/// controller's clock. It refuses nothing (the nonce, not the time, proves
+/// an answer fresh, and a controller must not lock up over a clock).
+const CLOCK_SKEW_WARNING_MS: i64 = 60_000;
 
 /// Reads the PEM certificates of `central.ca_file`; at least one.
 pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
@@ -117,13 +127,33 @@ pub enum SyncError {
         got: &'static str,
     },
     /// The message would take the policy back to an older version: a replayed
-    /// old message could bring a lost card back to life.
+    /// old message could bring a lost card back to life. (Messages carry the
+    /// request's nonce, so this means central itself went back.)
     #[error("policy refused: version {offered} is older than version {held} in force")]
     Stale {
         /// The version in force.
         held: u64,
         /// The version the message brings.
         offered: u64,
+    },
+    /// An "up to date" that is not signed and bound to the request (a 204,
+    /// or a bare watch answer): anyone on the path could have made it.
+    #[error(
+        "policy refused: the {what} answer is not signed ({detail}); the policy is not confirmed"
+    )]
+    Unsigned {
+        /// Which request.
+        what: &'static str,
+        /// What came instead.
+        detail: String,
+    },
+    /// A signed "up to date" for a version other than the one in force.
+    #[error("policy refused: central confirms version {confirmed}, version {held} is in force")]
+    NotCurrent {
+        /// The version in force.
+        held: u64,
+        /// The version the answer confirms.
+        confirmed: u64,
     },
     /// A verified delta does not apply to the snapshot in force.
     #[error("policy refused: {0}")]
@@ -169,6 +199,8 @@ impl SyncError {
                 | Self::Refused(_)
                 | Self::WrongKind { .. }
                 | Self::Stale { .. }
+                | Self::Unsigned { .. }
+                | Self::NotCurrent { .. }
                 | Self::Delta(_)
                 | Self::Snapshot(_)
         )
@@ -660,20 +692,21 @@ impl SyncClient {
             return self.pull_snapshot().await;
         }
         let what = "delta request";
+        let nonce = new_nonce();
         let response = self
             .send(
                 Method::GET,
-                &format!("{DELTA_PATH}?since={held}"),
+                &format!("{DELTA_PATH}?since={held}&{NONCE_PARAM}={nonce}"),
                 REQUEST_TIMEOUT,
                 None,
             )
             .await?;
         match response.status() {
-            StatusCode::NO_CONTENT => {
-                self.policy.confirm(now_utc()).await?;
-                self.show_policy();
-                Ok(PolicyOutcome::Current { version: held })
-            }
+            // The old protocol's "up to date": unsigned, so proof of nothing.
+            StatusCode::NO_CONTENT => Err(SyncError::Unsigned {
+                what,
+                detail: "204 No Content".into(),
+            }),
             StatusCode::CONFLICT => {
                 let body = self.read_body(response, MAX_SMALL_BODY, what).await?;
                 let reason = serde_json::from_slice::<SnapshotNeeded>(&body)
@@ -684,8 +717,17 @@ impl SyncClient {
             }
             status if status.is_success() => {
                 let body = self.read_body(response, MAX_POLICY_BODY, what).await?;
-                match self.build(body, Expect::Delta).await {
-                    Ok(next) => self.install(held, next, false).await,
+                match self.build(body, Expect::Delta, nonce).await {
+                    Ok((Opened::Policy(next), central)) => {
+                        self.clock_check(central);
+                        self.install(held, *next, false).await
+                    }
+                    Ok((Opened::Current, central)) => {
+                        self.clock_check(central);
+                        self.policy.confirm(now_utc()).await?;
+                        self.show_policy();
+                        Ok(PolicyOutcome::Current { version: held })
+                    }
                     Err(e @ SyncError::Delta(_)) => {
                         // Verified but not applicable here: the full snapshot repairs it.
                         self.failed(&e);
@@ -701,24 +743,62 @@ impl SyncClient {
     async fn pull_snapshot(&self) -> Result<PolicyOutcome, SyncError> {
         let what = "snapshot request";
         let held = self.policy.version();
+        let nonce = new_nonce();
         let response = self
-            .send(Method::GET, SNAPSHOT_PATH, REQUEST_TIMEOUT, None)
+            .send(
+                Method::GET,
+                &format!("{SNAPSHOT_PATH}?{NONCE_PARAM}={nonce}"),
+                REQUEST_TIMEOUT,
+                None,
+            )
             .await?;
         let response = self.expect_success(response, what).await?;
         let body = self.read_body(response, MAX_POLICY_BODY, what).await?;
-        let next = self.build(body, Expect::Snapshot).await?;
-        self.install(held, next, true).await
+        match self.build(body, Expect::Snapshot, nonce).await? {
+            (Opened::Policy(next), central) => {
+                self.clock_check(central);
+                self.install(held, *next, true).await
+            }
+            // open_policy gives Current only for a delta request.
+            (Opened::Current, _) => Err(SyncError::WrongKind {
+                expected: "snapshot",
+                got: "current",
+            }),
+        }
     }
 
     /// Verifies, parses and builds the new snapshot on the blocking pool:
     /// parsing and checking 100 000 cards takes tens of milliseconds.
-    async fn build(&self, body: Vec<u8>, expect: Expect) -> Result<Snapshot, SyncError> {
+    async fn build(
+        &self,
+        body: Vec<u8>,
+        expect: Expect,
+        nonce: String,
+    ) -> Result<(Opened, Timestamp), SyncError> {
         let key = self.key;
         let controller = self.controller;
         let held = Arc::clone(&self.policy.current().snapshot);
-        tokio::task::spawn_blocking(move || open_policy(&key, controller, &body, &held, expect))
-            .await
-            .map_err(|e| SyncError::Build(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            open_policy(&key, controller, &nonce, &body, &held, expect)
+        })
+        .await
+        .map_err(|e| SyncError::Build(e.to_string()))?
+    }
+
+    /// Shows how far central's clock is from this one, and warns when that
+    /// is more than [`CLOCK_SKEW_WARNING_MS`] (once, until it is back within).
+    fn clock_check(&self, central: Timestamp) {
+        let skew = central.0.saturating_sub(now_utc().0);
+        let was = self
+            .board
+            .update(|s| s.sync.central_clock_skew_ms.replace(skew));
+        let far = |s: i64| s.saturating_abs() > CLOCK_SKEW_WARNING_MS;
+        if far(skew) && !was.is_some_and(far) {
+            tracing::warn!(
+                skew_ms = skew,
+                "the central service's clock and this controller's differ by more than a minute; check NTP on both"
+            );
+        }
     }
 
     async fn install(
@@ -740,8 +820,16 @@ impl SyncClient {
         let what = "watch request";
         let since = self.policy.version();
         let timeout = Duration::from_millis(self.watch_ms).saturating_add(WATCH_GRACE);
-        let path = format!("{WATCH_PATH}?since={since}&wait_ms={}", self.watch_ms);
-        let answer: WatchAnswer = self.get_json(&path, timeout, MAX_SMALL_BODY, what).await?;
+        let nonce = new_nonce();
+        let path = format!(
+            "{WATCH_PATH}?since={since}&wait_ms={}&{NONCE_PARAM}={nonce}",
+            self.watch_ms
+        );
+        let response = self.send(Method::GET, &path, timeout, None).await?;
+        let response = self.expect_success(response, what).await?;
+        let body = self.read_body(response, MAX_SMALL_BODY, what).await?;
+        let answer = open_watch(&self.key, self.controller, &nonce, &body, since)?;
+        self.clock_check(answer.central_time);
         if answer.version == since {
             self.policy.confirm(now_utc()).await?;
             self.show_policy();
@@ -1052,44 +1140,147 @@ enum Expect {
     Delta,
 }
 
+/// What a verified answer to a snapshot or delta request says.
+#[derive(Debug)]
+enum Opened {
+    /// The policy to put in force (boxed: a snapshot's indexes are large).
+    Policy(Box<Snapshot>),
+    /// The version in force is current.
+    Current,
+}
+
+/// A verified answer to a long-poll.
+#[derive(Debug, Clone, Copy)]
+struct Watched {
+    version: u64,
+    urgent: bool,
+    central_time: Timestamp,
+}
+
+/// Reads the envelope and opens it for the request that carried `nonce`:
+/// signature, then parse, then controller, nonce and version.
+fn open_envelope(
+    key: &PolicyKey,
+    controller: ControllerId,
+    nonce: &str,
+    body: &[u8],
+    held: u64,
+) -> Result<PolicyMessage, SyncError> {
+    let envelope: SignedPolicy =
+        serde_json::from_slice(body).map_err(|e| SyncError::Malformed(e.to_string()))?;
+    let expected = Expected {
+        controller,
+        nonce,
+        held,
+    };
+    key.open_fresh(&envelope, expected).map_err(|e| match e {
+        ProtocolError::Downgrade { held, offered } => SyncError::Stale { held, offered },
+        other => SyncError::Refused(other),
+    })
+}
+
 /// Verifies the envelope before anything else is read, then checks kind and
-/// version and builds the snapshot; `held` stays untouched.
+/// version and builds the snapshot; `held` stays untouched. Returns central's
+/// clock at signing too.
 fn open_policy(
     key: &PolicyKey,
     controller: ControllerId,
+    nonce: &str,
     body: &[u8],
     held: &Snapshot,
     expect: Expect,
-) -> Result<Snapshot, SyncError> {
-    let envelope: SignedPolicy =
-        serde_json::from_slice(body).map_err(|e| SyncError::Malformed(e.to_string()))?;
-    let message = key.open(&envelope, controller)?;
+) -> Result<(Opened, Timestamp), SyncError> {
+    let message = open_envelope(key, controller, nonce, body, held.version())?;
+    let kind = |m: &PolicyMessage| match m {
+        PolicyMessage::Snapshot { .. } | PolicyMessage::FreshSnapshot { .. } => "snapshot",
+        PolicyMessage::Delta { .. } | PolicyMessage::FreshDelta { .. } => "delta",
+        PolicyMessage::Current { .. } => "current",
+        PolicyMessage::Watch { .. } => "watch",
+    };
     match (expect, message) {
-        (Expect::Snapshot, PolicyMessage::Snapshot { snapshot, .. }) => {
-            if snapshot.version < held.version() {
-                return Err(SyncError::Stale {
+        (
+            Expect::Snapshot,
+            PolicyMessage::FreshSnapshot {
+                snapshot,
+                central_time,
+                ..
+            },
+        ) => Ok((
+            Opened::Policy(Box::new(Snapshot::new(snapshot)?)),
+            central_time,
+        )),
+        (
+            Expect::Delta,
+            PolicyMessage::FreshDelta {
+                delta,
+                central_time,
+                ..
+            },
+        ) => Ok((
+            Opened::Policy(Box::new(held.apply_delta(&delta)?)),
+            central_time,
+        )),
+        (
+            Expect::Delta,
+            PolicyMessage::Current {
+                version,
+                central_time,
+                ..
+            },
+        ) => {
+            if version != held.version() {
+                return Err(SyncError::NotCurrent {
                     held: held.version(),
-                    offered: snapshot.version,
+                    confirmed: version,
                 });
             }
-            Ok(Snapshot::new(snapshot)?)
+            Ok((Opened::Current, central_time))
         }
-        (Expect::Delta, PolicyMessage::Delta { delta, .. }) => {
-            if delta.to < held.version() {
-                return Err(SyncError::Stale {
-                    held: held.version(),
-                    offered: delta.to,
-                });
-            }
-            Ok(held.apply_delta(&delta)?)
-        }
-        (Expect::Snapshot, PolicyMessage::Delta { .. }) => Err(SyncError::WrongKind {
+        (Expect::Snapshot, other) => Err(SyncError::WrongKind {
             expected: "snapshot",
-            got: "delta",
+            got: kind(&other),
         }),
-        (Expect::Delta, PolicyMessage::Snapshot { .. }) => Err(SyncError::WrongKind {
+        (Expect::Delta, other) => Err(SyncError::WrongKind {
             expected: "delta",
-            got: "snapshot",
+            got: kind(&other),
+        }),
+    }
+}
+
+/// Opens a long-poll answer: signed, for this request, about the version
+/// this controller said it holds. A bare (unsigned) answer is refused.
+fn open_watch(
+    key: &PolicyKey,
+    controller: ControllerId,
+    nonce: &str,
+    body: &[u8],
+    since: u64,
+) -> Result<Watched, SyncError> {
+    if serde_json::from_slice::<SignedPolicy>(body).is_err() {
+        return Err(SyncError::Unsigned {
+            what: "watch request",
+            detail: truncate(&String::from_utf8_lossy(body)),
+        });
+    }
+    match open_envelope(key, controller, nonce, body, since)? {
+        PolicyMessage::Watch {
+            since: asked,
+            version,
+            urgent,
+            central_time,
+            ..
+        } if asked == since => Ok(Watched {
+            version,
+            urgent,
+            central_time,
+        }),
+        PolicyMessage::Watch { since: asked, .. } => Err(SyncError::NotCurrent {
+            held: since,
+            confirmed: asked,
+        }),
+        _ => Err(SyncError::WrongKind {
+            expected: "watch answer",
+            got: "policy",
         }),
     }
 }

@@ -1,6 +1,7 @@
 //! The sync client against a real central service over HTTP: signed snapshots,
 //! lost cards through watch + delta, refused policy (wrong key, tampered,
-//! misaddressed, replayed, unappliable), events exactly once through outages,
+//! misaddressed, replayed, unappliable, forged "up to date", downgraded),
+//! events exactly once through outages,
 //! prompt shutdown. Every test with a central store runs on both backends,
 //! SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -21,8 +22,8 @@ use tobira_controller::status::{Status, StatusBoard};
 use tobira_controller::sync;
 use tobira_firmware::{CardState, CardUid, DoorId, EventKind, SealedEvent, Timestamp};
 use tobira_protocol::{
-    controller_authorization, EventBatch, PolicyMessage, PolicySigner, SignedPolicy,
-    SnapshotNeeded, DELTA_PATH, EVENTS_PATH, SNAPSHOT_PATH,
+    controller_authorization, new_nonce, EventBatch, PolicyMessage, PolicySigner, SignedPolicy,
+    SnapshotNeeded, DELTA_PATH, EVENTS_PATH, SNAPSHOT_PATH, WATCH_PATH,
 };
 use tobira_web::store::resources::cards::CardAction;
 use tobira_web::store::resources::Uid;
@@ -102,10 +103,14 @@ impl Central {
             .unwrap();
     }
 
-    /// The signed snapshot controller 1 would get now.
+    /// The signed snapshot controller 1 would get now (bound to a request of its own).
     async fn signed_snapshot(&self) -> SignedPolicy {
         reqwest::Client::new()
-            .get(format!("{}{SNAPSHOT_PATH}", self.url()))
+            .get(format!(
+                "{}{SNAPSHOT_PATH}?nonce={}",
+                self.url(),
+                new_nonce()
+            ))
             .header("Authorization", controller_authorization(C1, &self.secret))
             .send()
             .await
@@ -155,6 +160,15 @@ enum Mode {
     OtherController,
     /// Answers every delta request with 409 and every snapshot request with this old, genuine snapshot.
     Replay(SignedPolicy),
+    /// Swallows policy changes the old way: 204 to every delta request, an
+    /// unsigned `version == since` to every watch.
+    Forge,
+    /// Answers delta and watch requests with the last genuine signed
+    /// answers captured while passing.
+    ReplayAnswers,
+    /// Answers delta requests with a confirmation of an older version,
+    /// signed with the real key for the request's own nonce.
+    Downgrade,
 }
 
 /// An HTTP proxy in front of the central service that logs requests and
@@ -175,6 +189,8 @@ struct ProxyState {
     posted: Mutex<Vec<u64>>,
     /// Policy answers altered.
     altered: AtomicUsize,
+    /// The last genuine 200 answers to delta and watch requests, by path.
+    captured: Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
 }
 
 impl Proxy {
@@ -187,6 +203,7 @@ impl Proxy {
             log: Mutex::default(),
             posted: Mutex::default(),
             altered: AtomicUsize::new(0),
+            captured: Mutex::default(),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -217,6 +234,19 @@ impl Proxy {
     fn altered(&self) -> usize {
         self.state.altered.load(Ordering::SeqCst)
     }
+
+    fn captured(&self, path: &str) -> bool {
+        self.state.captured.lock().unwrap().contains_key(path)
+    }
+}
+
+/// The value of `name` in a query string.
+fn query_param(path_and_query: &str, name: &str) -> Option<String> {
+    let (_, query) = path_and_query.split_once('?')?;
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .map(str::to_owned)
 }
 
 async fn forward(
@@ -256,6 +286,45 @@ async fn forward(
             return Json(old.clone()).into_response();
         }
     }
+    let forged = match &mode {
+        Mode::Forge if path == DELTA_PATH => Some(StatusCode::NO_CONTENT.into_response()),
+        Mode::Forge if path == WATCH_PATH => {
+            let since: u64 = query_param(&path_and_query, "since")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            Some(Json(serde_json::json!({"version": since, "urgent": false})).into_response())
+        }
+        Mode::ReplayAnswers if path == DELTA_PATH || path == WATCH_PATH => {
+            p.captured.lock().unwrap().get(&path).map(|body| {
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body.clone(),
+                )
+                    .into_response()
+            })
+        }
+        Mode::Downgrade if path == DELTA_PATH => {
+            let since: u64 = query_param(&path_and_query, "since")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            let signed = p
+                .signer
+                .sign(&PolicyMessage::Current {
+                    controller: tobira_firmware::ControllerId(1),
+                    version: since.saturating_sub(1),
+                    nonce: query_param(&path_and_query, "nonce").unwrap_or_default(),
+                    central_time: now_utc(),
+                })
+                .unwrap();
+            Some(Json(signed).into_response())
+        }
+        _ => None,
+    };
+    if let Some(answer) = forged {
+        p.altered.fetch_add(1, Ordering::SeqCst);
+        return answer;
+    }
     let mut upstream = p
         .http
         .request(method, format!("{}{path_and_query}", p.upstream))
@@ -268,6 +337,14 @@ async fn forward(
     let answer = upstream.send().await.unwrap();
     let status = answer.status();
     let mut body = answer.bytes().await.unwrap().to_vec();
+    if status == StatusCode::OK && (path == DELTA_PATH || path == WATCH_PATH) {
+        if let Mode::Pass = mode {
+            p.captured
+                .lock()
+                .unwrap()
+                .insert(path.clone(), body.clone());
+        }
+    }
     if status == StatusCode::OK && (path == DELTA_PATH || path == SNAPSHOT_PATH) {
         body = p.alter(&mode, body);
     }
@@ -289,31 +366,58 @@ impl ProxyState {
             }
             (
                 Mode::Unappliable,
-                PolicyMessage::Delta {
+                PolicyMessage::FreshDelta {
                     controller,
                     mut delta,
+                    nonce,
+                    central_time,
                 },
             ) => {
                 delta.from += 1;
                 Some(
                     self.signer
-                        .sign(&PolicyMessage::Delta { controller, delta })
+                        .sign(&PolicyMessage::FreshDelta {
+                            controller,
+                            delta,
+                            nonce,
+                            central_time,
+                        })
                         .unwrap(),
                 )
             }
-            (Mode::OtherController, PolicyMessage::Delta { delta, .. }) => Some(
+            (
+                Mode::OtherController,
+                PolicyMessage::FreshDelta {
+                    delta,
+                    nonce,
+                    central_time,
+                    ..
+                },
+            ) => Some(
                 self.signer
-                    .sign(&PolicyMessage::Delta {
+                    .sign(&PolicyMessage::FreshDelta {
                         controller: C2,
                         delta,
+                        nonce,
+                        central_time,
                     })
                     .unwrap(),
             ),
-            (Mode::OtherController, PolicyMessage::Snapshot { snapshot, .. }) => Some(
+            (
+                Mode::OtherController,
+                PolicyMessage::FreshSnapshot {
+                    snapshot,
+                    nonce,
+                    central_time,
+                    ..
+                },
+            ) => Some(
                 self.signer
-                    .sign(&PolicyMessage::Snapshot {
+                    .sign(&PolicyMessage::FreshSnapshot {
                         controller: C2,
                         snapshot,
+                        nonce,
+                        central_time,
                     })
                     .unwrap(),
             ),
@@ -786,7 +890,8 @@ async fn tampered_misaddressed_and_replayed_policy_is_refused_and_never_applied(
     let error = door.status().sync.last_error.unwrap();
     assert!(error.contains("controller 2"), "{error}");
 
-    // A replay of the old genuine snapshot would bring Sato's card back.
+    // A replay of the old genuine snapshot would bring Sato's card back: it
+    // answers another request (its nonce is not the one sent).
     proxy.set(Mode::Replay(old));
     eventually(
         "the replayed snapshot to be refused",
@@ -795,7 +900,7 @@ async fn tampered_misaddressed_and_replayed_policy_is_refused_and_never_applied(
             door.status()
                 .sync
                 .last_error
-                .is_some_and(|e| e.contains("older"))
+                .is_some_and(|e| e.contains("a replay"))
         },
     )
     .await;
@@ -849,6 +954,126 @@ async fn a_delta_that_does_not_apply_is_refused_and_a_full_snapshot_repairs_it(s
         format!("GET {SNAPSHOT_PATH}"),
         "{policy:?}"
     );
+    running.stop().await;
+}
+
+/// A proxy that swallows a change must not be able to keep the policy
+/// "fresh": neither the old protocol's unsigned "up to date" (204, bare
+/// watch answer) nor genuine signed answers replayed from earlier requests
+/// confirm it. Each is a refusal; the policy age keeps growing until central
+/// itself answers again.
+async fn a_forged_or_replayed_up_to_date_never_confirms_the_policy(store: Store) {
+    let central = Central::start(store).await;
+    let proxy = Proxy::start(&central).await;
+    let door = Door::open().await;
+    let mut cfg = config(&proxy.url, &central.public_key, &central.secret);
+    cfg.watch_ms = 100;
+    // First run: the snapshot, then watches (captured). Second run: a delta
+    // request answered "up to date" (captured).
+    let running = door.sync(cfg.clone());
+    eventually("the first snapshot", PATIENCE, async || {
+        door.policy.version() == central.version()
+    })
+    .await;
+    running.stop().await;
+    let running = door.sync(cfg);
+    eventually("genuine answers captured", PATIENCE, async || {
+        proxy.captured(DELTA_PATH) && proxy.captured(WATCH_PATH)
+    })
+    .await;
+
+    for (mode, refusal) in [
+        (Mode::Forge, "not signed"),
+        (Mode::ReplayAnswers, "a replay"),
+    ] {
+        proxy.set(mode);
+        // Whatever was in flight when the mode changed has landed.
+        let altered = proxy.altered();
+        eventually("a forged answer", PATIENCE, async || {
+            proxy.altered() > altered
+        })
+        .await;
+        let confirmed = door.policy.current().confirmed_at;
+        let refused = door.status().sync.policy_refused;
+        let altered = proxy.altered();
+        eventually("forged answers refused", PATIENCE, async || {
+            proxy.altered() >= altered + 4 && door.status().sync.policy_refused >= refused + 3
+        })
+        .await;
+        assert_eq!(
+            door.policy.current().confirmed_at,
+            confirmed,
+            "a forged answer confirmed the policy"
+        );
+        let status = door.status();
+        assert_eq!(status.policy.confirmed_at_ms, confirmed.0);
+        let last = status.sync.last_refusal.unwrap();
+        assert!(last.contains(refusal), "{last}");
+    }
+
+    proxy.set(Mode::Pass);
+    let confirmed = door.policy.current().confirmed_at;
+    eventually("central's own confirmation", PATIENCE, async || {
+        door.policy.current().confirmed_at > confirmed
+    })
+    .await;
+    assert!(door.status().sync.central_clock_skew_ms.is_some());
+    running.stop().await;
+}
+
+/// A re-imaged controller (empty cache) is offered a genuine snapshot signed
+/// before Sato's card was reported lost: it answers another request, so it
+/// is refused and the doors stay shut until central itself answers.
+async fn an_empty_cache_refuses_a_replayed_snapshot(store: Store) {
+    let central = Central::start(store).await;
+    let proxy = Proxy::start(&central).await;
+    let old = central.signed_snapshot().await;
+    central.card(SATO, CardAction::ReportLost).await;
+    proxy.set(Mode::Replay(old));
+    let door = Door::open().await;
+    let running = door.sync(config(&proxy.url, &central.public_key, &central.secret));
+    eventually("the replays refused", PATIENCE, async || {
+        proxy.altered() >= 2 && door.status().sync.policy_refused >= 2
+    })
+    .await;
+    assert_eq!(door.policy.version(), 0);
+    assert_eq!(door.card_state(SATO), None);
+    assert_eq!(door.policy.current().confirmed_at, Timestamp(0));
+    let refusal = door.status().sync.last_refusal.unwrap();
+    assert!(refusal.contains("a replay"), "{refusal}");
+
+    proxy.set(Mode::Pass);
+    eventually("central's own snapshot", PATIENCE, async || {
+        door.policy.version() == central.version()
+    })
+    .await;
+    assert_eq!(door.card_state(SATO), Some(CardState::Lost));
+    running.stop().await;
+}
+
+/// A confirmation of an older version, even signed for this request, is a
+/// downgrade: refused, and it confirms nothing.
+async fn a_signed_confirmation_of_an_older_version_is_refused(store: Store) {
+    let central = Central::start(store).await;
+    let proxy = Proxy::start(&central).await;
+    let door = Door::open().await;
+    let running = door.sync(config(&proxy.url, &central.public_key, &central.secret));
+    eventually("the first snapshot", PATIENCE, async || {
+        door.policy.version() == central.version()
+    })
+    .await;
+    running.stop().await;
+    proxy.set(Mode::Downgrade);
+    let confirmed = door.policy.current().confirmed_at;
+    let running = door.sync(config(&proxy.url, &central.public_key, &central.secret));
+    eventually("the downgrade refused", PATIENCE, async || {
+        proxy.altered() >= 2 && door.status().sync.policy_refused >= 2
+    })
+    .await;
+    assert_eq!(door.policy.current().confirmed_at, confirmed);
+    assert_eq!(door.policy.version(), central.version());
+    let refusal = door.status().sync.last_refusal.unwrap();
+    assert!(refusal.contains("older"), "{refusal}");
     running.stop().await;
 }
 
@@ -1170,6 +1395,12 @@ on_both_backends!(
     tampered_misaddressed_and_replayed_policy_is_refused_and_never_applied,
     #[tokio::test]
     a_delta_that_does_not_apply_is_refused_and_a_full_snapshot_repairs_it,
+    #[tokio::test]
+    a_forged_or_replayed_up_to_date_never_confirms_the_policy,
+    #[tokio::test]
+    an_empty_cache_refuses_a_replayed_snapshot,
+    #[tokio::test]
+    a_signed_confirmation_of_an_older_version_is_refused,
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     the_daemon_ships_door_events_and_takes_a_lost_card_while_running,
     #[tokio::test]

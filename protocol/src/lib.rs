@@ -17,12 +17,19 @@ use tobira_firmware::{
 
 /// Where the sync API lives on the central service.
 pub const SYNC_PREFIX: &str = "/sync/v1";
-/// `GET`: the full signed snapshot for the calling controller.
+/// `GET ?nonce=N`: the full signed snapshot for the calling controller.
 pub const SNAPSHOT_PATH: &str = "/sync/v1/snapshot";
-/// `GET ?since=V`: a signed delta from version V, or 409 when a full snapshot is needed.
+/// `GET ?since=V&nonce=N`: a signed delta from version V, a signed
+/// [`PolicyMessage::Current`] when V is current, or 409 when a full snapshot is needed.
 pub const DELTA_PATH: &str = "/sync/v1/delta";
-/// `GET ?since=V&wait_ms=N`: long-poll; answers as soon as the policy moves past V.
+/// `GET ?since=V&wait_ms=N&nonce=N`: long-poll; answers (signed
+/// [`PolicyMessage::Watch`]) as soon as the policy moves past V, or when the wait ends.
 pub const WATCH_PATH: &str = "/sync/v1/watch";
+/// The query parameter that carries the controller's nonce on snapshot,
+/// delta and watch calls; the signed answer repeats it.
+pub const NONCE_PARAM: &str = "nonce";
+/// Hex digits of the nonce a controller makes (128 random bits).
+pub const NONCE_HEX_LEN: usize = 32;
 /// `POST`: a batch of sealed events, in order.
 pub const EVENTS_PATH: &str = "/sync/v1/events";
 /// `GET ?after=CURSOR`: passages other controllers recorded in this
@@ -61,23 +68,128 @@ pub enum PolicyMessage {
         /// The changes.
         delta: SnapshotDelta,
     },
+    /// A whole snapshot, answering the request that carried `nonce`.
+    FreshSnapshot {
+        /// The controller it was built for; others must refuse it.
+        controller: ControllerId,
+        /// The snapshot.
+        snapshot: SnapshotData,
+        /// The nonce of the request this answers.
+        nonce: String,
+        /// The central service's clock when it signed.
+        central_time: Timestamp,
+    },
+    /// Changes since a version, answering the request that carried `nonce`.
+    FreshDelta {
+        /// The controller it was built for.
+        controller: ControllerId,
+        /// The changes.
+        delta: SnapshotDelta,
+        /// The nonce of the request this answers.
+        nonce: String,
+        /// The central service's clock when it signed.
+        central_time: Timestamp,
+    },
+    /// The controller's version is the current one: the signed "up to date"
+    /// that alone lets a controller reset its policy age.
+    Current {
+        /// The controller asking.
+        controller: ControllerId,
+        /// The version it holds, which is current.
+        version: u64,
+        /// The nonce of the request this answers.
+        nonce: String,
+        /// The central service's clock when it signed.
+        central_time: Timestamp,
+    },
+    /// The answer to a long-poll: `version == since` confirms the caller's
+    /// version; another version tells it to pull.
+    Watch {
+        /// The controller asking.
+        controller: ControllerId,
+        /// The version the caller said it holds.
+        since: u64,
+        /// The central service's current version.
+        version: u64,
+        /// Whether a change since `since` must apply at once (lost card, threat level).
+        urgent: bool,
+        /// The nonce of the request this answers.
+        nonce: String,
+        /// The central service's clock when it signed.
+        central_time: Timestamp,
+    },
 }
 
 impl PolicyMessage {
     /// The controller the message is addressed to.
     pub fn controller(&self) -> ControllerId {
         match self {
-            Self::Snapshot { controller, .. } | Self::Delta { controller, .. } => *controller,
+            Self::Snapshot { controller, .. }
+            | Self::Delta { controller, .. }
+            | Self::FreshSnapshot { controller, .. }
+            | Self::FreshDelta { controller, .. }
+            | Self::Current { controller, .. }
+            | Self::Watch { controller, .. } => *controller,
         }
     }
 
-    /// The policy version the message brings the controller to.
+    /// The policy version the message brings the controller to (or, for
+    /// [`Self::Current`] and [`Self::Watch`], the version central has).
     pub fn version(&self) -> u64 {
         match self {
-            Self::Snapshot { snapshot, .. } => snapshot.version,
-            Self::Delta { delta, .. } => delta.to,
+            Self::Snapshot { snapshot, .. } | Self::FreshSnapshot { snapshot, .. } => {
+                snapshot.version
+            }
+            Self::Delta { delta, .. } | Self::FreshDelta { delta, .. } => delta.to,
+            Self::Current { version, .. } | Self::Watch { version, .. } => *version,
         }
     }
+
+    /// The nonce of the request the message answers (`None`: a message not
+    /// bound to any request, which confirms nothing).
+    pub fn nonce(&self) -> Option<&str> {
+        match self {
+            Self::Snapshot { .. } | Self::Delta { .. } => None,
+            Self::FreshSnapshot { nonce, .. }
+            | Self::FreshDelta { nonce, .. }
+            | Self::Current { nonce, .. }
+            | Self::Watch { nonce, .. } => Some(nonce),
+        }
+    }
+
+    /// The central service's clock when it signed, when the message says.
+    pub fn central_time(&self) -> Option<Timestamp> {
+        match self {
+            Self::Snapshot { .. } | Self::Delta { .. } => None,
+            Self::FreshSnapshot { central_time, .. }
+            | Self::FreshDelta { central_time, .. }
+            | Self::Current { central_time, .. }
+            | Self::Watch { central_time, .. } => Some(*central_time),
+        }
+    }
+}
+
+/// A fresh random nonce: 128 bits as [`NONCE_HEX_LEN`] lowercase hex digits.
+pub fn new_nonce() -> String {
+    hex::encode(rand::random::<[u8; NONCE_HEX_LEN / 2]>())
+}
+
+/// Whether `nonce` is one the central service accepts: 32 to 128 hex digits
+/// (enough randomness, and short enough to sign and log).
+pub fn nonce_is_valid(nonce: &str) -> bool {
+    (NONCE_HEX_LEN..=4 * NONCE_HEX_LEN).contains(&nonce.len())
+        && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What a controller expects of an answer to the request it just sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    /// This controller.
+    pub controller: ControllerId,
+    /// The nonce it sent with the request.
+    pub nonce: &'a str,
+    /// The version in force here: nothing older is accepted.
+    pub held: u64,
 }
 
 /// A policy message and its Ed25519 signature (hex) over the exact `payload` bytes.
@@ -116,6 +228,25 @@ pub enum ProtocolError {
     /// A checkpoint claim that cannot be put into its canonical text.
     #[error("checkpoint is not valid: {0}")]
     Checkpoint(String),
+    /// The message is signed but does not answer the request just sent: a
+    /// replayed answer (or one not bound to any request).
+    #[error(
+        "policy answer is not for this request (nonce {found:?}, sent {expected:?}): a replay"
+    )]
+    WrongNonce {
+        /// The nonce this controller sent.
+        expected: String,
+        /// The nonce in the message (`None`: the message carries none).
+        found: Option<String>,
+    },
+    /// The message would take the policy back to an older version.
+    #[error("version {offered} is older than version {held} in force")]
+    Downgrade {
+        /// The version in force.
+        held: u64,
+        /// The version the message brings.
+        offered: u64,
+    },
 }
 
 /// The central service's signing key.
@@ -213,6 +344,30 @@ impl PolicyKey {
         }
         Ok(message)
     }
+
+    /// [`Self::open`], then checks the message answers the request that
+    /// carried `expected.nonce` and brings no version older than the one in
+    /// force. Only a message that passes may confirm or change policy.
+    pub fn open_fresh(
+        &self,
+        envelope: &SignedPolicy,
+        expected: Expected<'_>,
+    ) -> Result<PolicyMessage, ProtocolError> {
+        let message = self.open(envelope, expected.controller)?;
+        if message.nonce() != Some(expected.nonce) {
+            return Err(ProtocolError::WrongNonce {
+                expected: expected.nonce.to_owned(),
+                found: message.nonce().map(str::to_owned),
+            });
+        }
+        if message.version() < expected.held {
+            return Err(ProtocolError::Downgrade {
+                held: expected.held,
+                offered: message.version(),
+            });
+        }
+        Ok(message)
+    }
 }
 
 /// Answer to a delta request when no delta can be built.
@@ -222,15 +377,6 @@ pub struct SnapshotNeeded {
     pub version: u64,
     /// Why (too far behind, structural change).
     pub reason: String,
-}
-
-/// Answer to a long-poll.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WatchAnswer {
-    /// The current policy version.
-    pub version: u64,
-    /// Whether a change since the caller's version must apply at once (lost card, threat level).
-    pub urgent: bool,
 }
 
 /// Enrollment jobs waiting for the calling controller.
@@ -447,6 +593,129 @@ mod tests {
             key.open(&short, ControllerId(4)),
             Err(ProtocolError::MalformedSignature)
         ));
+    }
+
+    fn current(controller: u32, version: u64, nonce: &str) -> PolicyMessage {
+        PolicyMessage::Current {
+            controller: ControllerId(controller),
+            version,
+            nonce: nonce.into(),
+            central_time: Timestamp(7),
+        }
+    }
+
+    fn expected(nonce: &str, held: u64) -> Expected<'_> {
+        Expected {
+            controller: ControllerId(4),
+            nonce,
+            held,
+        }
+    }
+
+    #[test]
+    fn a_fresh_answer_opens_only_for_the_request_that_carried_its_nonce() {
+        let signer = PolicySigner::generate();
+        let key = signer.public_key();
+        let (sent, other) = (new_nonce(), new_nonce());
+        assert_ne!(sent, other, "nonces repeat");
+        let envelope = signer.sign(&current(4, 3, &sent)).unwrap();
+        assert_eq!(
+            key.open_fresh(&envelope, expected(&sent, 3)).unwrap(),
+            current(4, 3, &sent)
+        );
+        // The same signed answer replayed to a later request is refused.
+        assert!(matches!(
+            key.open_fresh(&envelope, expected(&other, 3)),
+            Err(ProtocolError::WrongNonce { found: Some(f), .. }) if f == sent
+        ));
+        // A message bound to no request (a policy file's snapshot) confirms nothing.
+        let unbound = signer.sign(&message(4)).unwrap();
+        assert!(matches!(
+            key.open_fresh(&unbound, expected(&sent, 0)),
+            Err(ProtocolError::WrongNonce { found: None, .. })
+        ));
+    }
+
+    #[test]
+    fn a_fresh_answer_for_another_controller_is_refused_before_its_nonce_is_looked_at() {
+        let signer = PolicySigner::generate();
+        let nonce = new_nonce();
+        let envelope = signer.sign(&current(5, 3, &nonce)).unwrap();
+        assert!(matches!(
+            signer
+                .public_key()
+                .open_fresh(&envelope, expected(&nonce, 3)),
+            Err(ProtocolError::WrongController {
+                found: ControllerId(5),
+                ..
+            })
+        ));
+        let forged = SignedPolicy {
+            payload: serde_json::to_string(&current(4, 3, &nonce)).unwrap(),
+            signature: envelope.signature,
+        };
+        assert!(matches!(
+            signer.public_key().open_fresh(&forged, expected(&nonce, 3)),
+            Err(ProtocolError::BadSignature)
+        ));
+    }
+
+    #[test]
+    fn a_fresh_answer_older_than_the_version_in_force_is_a_downgrade() {
+        let signer = PolicySigner::generate();
+        let key = signer.public_key();
+        let nonce = new_nonce();
+        let snapshot = |version: u64| PolicyMessage::FreshSnapshot {
+            controller: ControllerId(4),
+            snapshot: SnapshotData {
+                version,
+                ..SnapshotData::default()
+            },
+            nonce: nonce.clone(),
+            central_time: Timestamp(9),
+        };
+        let old = signer.sign(&snapshot(2)).unwrap();
+        assert!(matches!(
+            key.open_fresh(&old, expected(&nonce, 3)),
+            Err(ProtocolError::Downgrade {
+                held: 3,
+                offered: 2
+            })
+        ));
+        let watch = |version: u64| PolicyMessage::Watch {
+            controller: ControllerId(4),
+            since: 3,
+            version,
+            urgent: false,
+            nonce: nonce.clone(),
+            central_time: Timestamp(9),
+        };
+        assert!(matches!(
+            key.open_fresh(&signer.sign(&watch(1)).unwrap(), expected(&nonce, 3)),
+            Err(ProtocolError::Downgrade {
+                held: 3,
+                offered: 1
+            })
+        ));
+        for (message, version) in [(snapshot(3), 3), (snapshot(5), 5), (watch(4), 4)] {
+            let opened = key
+                .open_fresh(&signer.sign(&message).unwrap(), expected(&nonce, 3))
+                .unwrap();
+            assert_eq!(opened.version(), version);
+            assert_eq!(opened.central_time(), Some(Timestamp(9)));
+        }
+    }
+
+    #[test]
+    fn nonces_are_128_random_bits_and_central_accepts_only_hex_of_a_sane_length() {
+        let nonce = new_nonce();
+        assert_eq!(nonce.len(), NONCE_HEX_LEN);
+        assert!(nonce_is_valid(&nonce));
+        assert!(nonce_is_valid(&"ab".repeat(64)));
+        assert!(!nonce_is_valid(&"ab".repeat(65)));
+        assert!(!nonce_is_valid("00ff"));
+        assert!(!nonce_is_valid(&"zz".repeat(16)));
+        assert!(!nonce_is_valid(""));
     }
 
     #[test]

@@ -362,9 +362,11 @@ async fn bench_snapshot(store: &Store, s: &Sizes, label: &str) {
         cards = data.cards.len();
         let t = Instant::now();
         let signed = signer
-            .sign(&tobira_protocol::PolicyMessage::Snapshot {
+            .sign(&tobira_protocol::PolicyMessage::FreshSnapshot {
                 controller: ControllerId(1),
                 snapshot: data,
+                nonce: tobira_protocol::new_nonce(),
+                central_time: tobira_firmware::Timestamp(0),
             })
             .unwrap();
         let body = serde_json::to_vec(&signed).unwrap();
@@ -374,7 +376,7 @@ async fn bench_snapshot(store: &Store, s: &Sizes, label: &str) {
         let t = Instant::now();
         let envelope: tobira_protocol::SignedPolicy = serde_json::from_slice(&body).unwrap();
         let message = key.open(&envelope, ControllerId(1)).unwrap();
-        let tobira_protocol::PolicyMessage::Snapshot { snapshot, .. } = message else {
+        let tobira_protocol::PolicyMessage::FreshSnapshot { snapshot, .. } = message else {
             panic!("a snapshot was signed");
         };
         let snap = Snapshot::new(snapshot).unwrap();

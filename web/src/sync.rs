@@ -1,6 +1,8 @@
 //! The controllers' sync API (`/sync/v1`): signed snapshots and deltas, a
 //! long-poll for urgent changes, event upload, and the passages other
-//! controllers recorded in the caller's zones.
+//! controllers recorded in the caller's zones. Every answer that confirms or
+//! changes policy is signed and repeats the caller's nonce, so a proxy can
+//! neither forge "up to date" nor replay an older answer.
 
 use std::time::Duration;
 
@@ -10,10 +12,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use tobira_firmware::{ControllerId, Timestamp};
 use tobira_protocol::{
-    EnrollmentJobs, EnrollmentOutcome, EventBatch, EventReceipt, PassageFeed, PolicyMessage,
-    SnapshotNeeded, WatchAnswer, DELTA_PATH, ENROLLMENT_JOBS_PATH, EVENTS_PATH, MAX_BATCH,
-    PASSAGES_PATH, SNAPSHOT_PATH, WATCH_PATH,
+    nonce_is_valid, EnrollmentJobs, EnrollmentOutcome, EventBatch, EventReceipt, PassageFeed,
+    PolicyMessage, SignedPolicy, SnapshotNeeded, DELTA_PATH, ENROLLMENT_JOBS_PATH, EVENTS_PATH,
+    MAX_BATCH, PASSAGES_PATH, SNAPSHOT_PATH, WATCH_PATH,
 };
 
 use crate::auth::ControllerCaller;
@@ -79,19 +82,54 @@ async fn enrollment_outcome(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The nonce a controller sends with every policy request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Nonce {
+    nonce: String,
+}
+
+/// The request's nonce, refused unless it is hex of a sane length: it is
+/// signed into the answer and shows in the controller's logs.
+fn checked_nonce(nonce: String) -> WebResult<String> {
+    if nonce_is_valid(&nonce) {
+        Ok(nonce)
+    } else {
+        Err(WebError::BadRequest(
+            "nonce must be 32 to 128 hex digits".into(),
+        ))
+    }
+}
+
+/// Signs an answer; the message carries the caller's nonce and this clock.
+fn sign(state: &AppState, message: &PolicyMessage) -> WebResult<SignedPolicy> {
+    state
+        .signer
+        .sign(message)
+        .map_err(|e| WebError::Internal(e.to_string()))
+}
+
+fn central_time() -> Timestamp {
+    Timestamp(crate::store::now_ms())
+}
+
 async fn snapshot(
     State(state): State<AppState>,
     ControllerCaller(controller): ControllerCaller,
+    QueryParams(q): QueryParams<Nonce>,
 ) -> WebResult<Response> {
+    let nonce = checked_nonce(q.nonce)?;
     let snapshot = state.store.snapshot_for(controller).await?;
     let version = snapshot.version;
-    let signed = state
-        .signer
-        .sign(&PolicyMessage::Snapshot {
+    let signed = sign(
+        &state,
+        &PolicyMessage::FreshSnapshot {
             controller,
             snapshot,
-        })
-        .map_err(|e| WebError::Internal(e.to_string()))?;
+            nonce,
+            central_time: central_time(),
+        },
+    )?;
     state
         .store
         .note_controller_version(controller, version)
@@ -105,6 +143,7 @@ struct Since {
     since: u64,
     #[serde(default)]
     wait_ms: Option<u64>,
+    nonce: String,
 }
 
 async fn delta(
@@ -112,8 +151,20 @@ async fn delta(
     ControllerCaller(controller): ControllerCaller,
     QueryParams(q): QueryParams<Since>,
 ) -> WebResult<Response> {
+    let nonce = checked_nonce(q.nonce)?;
     match state.store.delta_for(controller, q.since).await? {
-        DeltaAnswer::UpToDate => Ok(StatusCode::NO_CONTENT.into_response()),
+        DeltaAnswer::UpToDate => {
+            let signed = sign(
+                &state,
+                &PolicyMessage::Current {
+                    controller,
+                    version: q.since,
+                    nonce,
+                    central_time: central_time(),
+                },
+            )?;
+            Ok(Json(signed).into_response())
+        }
         DeltaAnswer::SnapshotNeeded(reason) => Ok((
             StatusCode::CONFLICT,
             Json(SnapshotNeeded {
@@ -124,10 +175,15 @@ async fn delta(
             .into_response()),
         DeltaAnswer::Delta(delta) => {
             let version = delta.to;
-            let signed = state
-                .signer
-                .sign(&PolicyMessage::Delta { controller, delta })
-                .map_err(|e| WebError::Internal(e.to_string()))?;
+            let signed = sign(
+                &state,
+                &PolicyMessage::FreshDelta {
+                    controller,
+                    delta,
+                    nonce,
+                    central_time: central_time(),
+                },
+            )?;
             state
                 .store
                 .note_controller_version(controller, version)
@@ -139,23 +195,36 @@ async fn delta(
 
 async fn watch(
     State(state): State<AppState>,
-    ControllerCaller(_controller): ControllerCaller,
+    ControllerCaller(controller): ControllerCaller,
     QueryParams(q): QueryParams<Since>,
-) -> WebResult<Json<WatchAnswer>> {
+) -> WebResult<Json<SignedPolicy>> {
+    let nonce = checked_nonce(q.nonce)?;
     let mut versions = state.store.watch_versions();
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(MAX_WAIT_MS).min(MAX_WAIT_MS));
-    let answer = |v: crate::store::PolicyVersion| WatchAnswer {
-        version: v.version,
-        urgent: v.last_urgent > q.since,
+    let since = q.since;
+    // Signed when it leaves, so central_time says when "no change" was true.
+    let answer = |v: crate::store::PolicyVersion, controller: ControllerId, nonce: String| {
+        sign(
+            &state,
+            &PolicyMessage::Watch {
+                controller,
+                since,
+                version: v.version,
+                urgent: v.last_urgent > since,
+                nonce,
+                central_time: central_time(),
+            },
+        )
+        .map(Json)
     };
     let current = *versions.borrow_and_update();
-    if current.version != q.since {
-        return Ok(Json(answer(current)));
+    if current.version != since {
+        return answer(current, controller, nonce);
     }
     // Wake on the next published change, or answer "no change" when the wait ends.
     let _ = tokio::time::timeout(wait, versions.changed()).await;
     let now = *versions.borrow();
-    Ok(Json(answer(now)))
+    answer(now, controller, nonce)
 }
 
 #[derive(Debug, Deserialize)]

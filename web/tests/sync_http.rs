@@ -1,5 +1,6 @@
 //! The controllers' sync API over real HTTP: signed snapshots, tampering,
-//! deltas in order, idempotent event batches, chain breaks, the push channel.
+//! deltas in order, idempotent event batches, chain breaks, the push channel,
+//! and every policy answer signed and bound to the request's nonce.
 //! Every test runs on both store backends, SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,8 +13,8 @@ use reqwest::StatusCode;
 use support::*;
 use tobira_firmware::{CardState, Chain, ControllerId, Snapshot};
 use tobira_protocol::{
-    controller_authorization, EventBatch, EventReceipt, PolicyKey, PolicyMessage, PolicySigner,
-    ProtocolError, SignedPolicy, WatchAnswer,
+    controller_authorization, new_nonce, EventBatch, EventReceipt, Expected, PolicyKey,
+    PolicyMessage, PolicySigner, ProtocolError, SignedPolicy,
 };
 use tobira_web::{AppState, Store};
 
@@ -63,18 +64,36 @@ impl Central {
     }
 
     async fn snapshot(&self, controller: ControllerId, auth: &str) -> Snapshot {
-        let envelope: SignedPolicy = self
-            .get("/sync/v1/snapshot", auth)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        match self.key.open(&envelope, controller).unwrap() {
-            PolicyMessage::Snapshot { snapshot, .. } => Snapshot::new(snapshot).unwrap(),
+        let nonce = new_nonce();
+        let envelope = self
+            .signed(&format!("/sync/v1/snapshot?nonce={nonce}"), auth)
+            .await;
+        match self.open(&envelope, controller, &nonce) {
+            PolicyMessage::FreshSnapshot { snapshot, .. } => Snapshot::new(snapshot).unwrap(),
             other => panic!("expected a snapshot, got {other:?}"),
         }
+    }
+
+    /// GETs a signed answer (200 with an envelope).
+    async fn signed(&self, path: &str, auth: &str) -> SignedPolicy {
+        let r = self.get(path, auth).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        r.json().await.unwrap()
+    }
+
+    /// Opens an answer to the request that carried `nonce`.
+    fn open(
+        &self,
+        envelope: &SignedPolicy,
+        controller: ControllerId,
+        nonce: &str,
+    ) -> PolicyMessage {
+        let expected = Expected {
+            controller,
+            nonce,
+            held: 0,
+        };
+        self.key.open_fresh(envelope, expected).unwrap()
     }
 
     async fn post_events(&self, auth: &str, batch: &EventBatch) -> (StatusCode, String) {
@@ -115,14 +134,9 @@ async fn health_and_authentication(c: Central) {
 async fn a_controller_pulls_a_signed_snapshot_and_a_tampered_one_fails(c: Central) {
     let snap = c.snapshot(C1, &c.c1).await;
     assert_eq!(snap.data().doors.len(), 2);
-    let envelope: SignedPolicy = c
-        .get("/sync/v1/snapshot", &c.c1)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let envelope = c
+        .signed(&format!("/sync/v1/snapshot?nonce={}", new_nonce()), &c.c1)
+        .await;
     // Flip a card to lost, or change one byte of the signature: refused.
     let tampered = SignedPolicy {
         payload: envelope
@@ -158,27 +172,40 @@ async fn a_controller_pulls_a_signed_snapshot_and_a_tampered_one_fails(c: Centra
 
 async fn deltas_apply_in_order(c: Central) {
     let mut snap = c.snapshot(C1, &c.c1).await;
-    let r = c
-        .get(&format!("/sync/v1/delta?since={}", snap.version()), &c.c1)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // Up to date: a signed confirmation of this version for this request.
+    let nonce = new_nonce();
+    let since = snap.version();
+    let envelope = c
+        .signed(
+            &format!("/sync/v1/delta?since={since}&nonce={nonce}"),
+            &c.c1,
+        )
+        .await;
+    let PolicyMessage::Current {
+        controller,
+        version,
+        central_time,
+        ..
+    } = c.open(&envelope, C1, &nonce)
+    else {
+        panic!("expected a confirmation")
+    };
+    assert_eq!((controller, version), (C1, since));
+    assert!(central_time.0 > 0);
     for (uid, state, expect) in [
         (uid_of(SATO), "lost", CardState::Lost),
         (uid_of(YAMADA), "suspended", CardState::Suspended),
         (uid_of(SATO), "active", CardState::Active),
     ] {
         set_card_state(&c.store, &uid, state).await;
-        let envelope: SignedPolicy = c
-            .get(&format!("/sync/v1/delta?since={}", snap.version()), &c.c1)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let PolicyMessage::Delta { delta, .. } = c.key.open(&envelope, C1).unwrap() else {
+        let nonce = new_nonce();
+        let envelope = c
+            .signed(
+                &format!("/sync/v1/delta?since={}&nonce={nonce}", snap.version()),
+                &c.c1,
+            )
+            .await;
+        let PolicyMessage::FreshDelta { delta, .. } = c.open(&envelope, C1, &nonce) else {
             panic!("expected a delta")
         };
         // Applying out of order (the same delta twice) is refused by the brain.
@@ -188,17 +215,31 @@ async fn deltas_apply_in_order(c: Central) {
         assert_eq!(snap.card(&uid.parse().unwrap()).unwrap().state, expect);
     }
     let r = c
-        .get("/sync/v1/delta?since=99999", &c.c1)
+        .get(
+            &format!("/sync/v1/delta?since=99999&nonce={}", new_nonce()),
+            &c.c1,
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
+    let good = new_nonce();
     for bad in [
-        "/sync/v1/delta",
-        "/sync/v1/delta?since=-1",
-        "/sync/v1/delta?since=x",
-        "/sync/v1/delta?since=1&evil=1",
+        "/sync/v1/delta".to_owned(),
+        format!("/sync/v1/delta?nonce={good}"),
+        format!("/sync/v1/delta?since=-1&nonce={good}"),
+        format!("/sync/v1/delta?since=x&nonce={good}"),
+        format!("/sync/v1/delta?since=1&evil=1&nonce={good}"),
+        // Without a nonce, or with one that is not 32 to 128 hex digits.
+        "/sync/v1/delta?since=1".to_owned(),
+        "/sync/v1/delta?since=1&nonce=abc".to_owned(),
+        format!("/sync/v1/delta?since=1&nonce={}", "g".repeat(32)),
+        format!("/sync/v1/delta?since=1&nonce={}", "a".repeat(129)),
+        "/sync/v1/snapshot".to_owned(),
+        "/sync/v1/snapshot?nonce=".to_owned(),
+        "/sync/v1/watch?since=1&wait_ms=1".to_owned(),
     ] {
+        let bad = bad.as_str();
         let r = c.get(bad, &c.c1).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
@@ -286,14 +327,15 @@ async fn a_lost_card_reaches_a_watching_controller_within_a_second(c: Central) {
     let mut snap = c.snapshot(C1, &c.c1).await;
     let since = snap.version();
     assert_eq!(c.store.policy_watchers(), 0);
+    let nonce = new_nonce();
     let watch = c
         .get(
-            &format!("/sync/v1/watch?since={since}&wait_ms=20000"),
+            &format!("/sync/v1/watch?since={since}&wait_ms=20000&nonce={nonce}"),
             &c.c1,
         )
         .send();
     let watcher = tokio::spawn(async move {
-        let answer: WatchAnswer = watch.await.unwrap().json().await.unwrap();
+        let answer: SignedPolicy = watch.await.unwrap().json().await.unwrap();
         answer
     });
     // Wait until the long-poll is parked on the server: from then on, any
@@ -312,17 +354,25 @@ async fn a_lost_card_reaches_a_watching_controller_within_a_second(c: Central) {
         .await
         .unwrap()
         .unwrap();
-    assert!(answer.urgent);
-    assert_eq!(answer.version, lost);
-    let envelope: SignedPolicy = c
-        .get(&format!("/sync/v1/delta?since={since}"), &c.c1)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let PolicyMessage::Delta { delta, .. } = c.key.open(&envelope, C1).unwrap() else {
+    let PolicyMessage::Watch {
+        since: asked,
+        version,
+        urgent,
+        ..
+    } = c.open(&answer, C1, &nonce)
+    else {
+        panic!("expected a watch answer")
+    };
+    assert!(urgent);
+    assert_eq!((asked, version), (since, lost));
+    let nonce = new_nonce();
+    let envelope = c
+        .signed(
+            &format!("/sync/v1/delta?since={since}&nonce={nonce}"),
+            &c.c1,
+        )
+        .await;
+    let PolicyMessage::FreshDelta { delta, .. } = c.open(&envelope, C1, &nonce) else {
         panic!("expected a delta")
     };
     let issued = delta.issued_at.0;
@@ -347,31 +397,45 @@ async fn a_lost_card_reaches_a_watching_controller_within_a_second(c: Central) {
 
 async fn a_watch_with_nothing_new_returns_when_its_wait_ends(c: Central) {
     let v = c.store.policy_version().version;
-    let answer: WatchAnswer = c
-        .get(&format!("/sync/v1/watch?since={v}&wait_ms=50"), &c.c1)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        answer,
-        WatchAnswer {
-            version: v,
-            urgent: false
-        }
-    );
+    let nonce = new_nonce();
+    let answer = c
+        .signed(
+            &format!("/sync/v1/watch?since={v}&wait_ms=50&nonce={nonce}"),
+            &c.c1,
+        )
+        .await;
+    let PolicyMessage::Watch {
+        controller,
+        since,
+        version,
+        urgent,
+        ..
+    } = c.open(&answer, C1, &nonce)
+    else {
+        panic!("expected a watch answer")
+    };
+    assert_eq!((controller, since, version, urgent), (C1, v, v, false));
+    // The same answer proves nothing to a later request.
+    assert!(matches!(
+        c.key.open_fresh(
+            &answer,
+            Expected {
+                controller: C1,
+                nonce: &new_nonce(),
+                held: v
+            }
+        ),
+        Err(ProtocolError::WrongNonce { .. })
+    ));
     // Behind already: answers at once.
-    let answer: WatchAnswer = c
-        .get("/sync/v1/watch?since=0&wait_ms=20000", &c.c1)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(answer.version, v);
+    let nonce = new_nonce();
+    let answer = c
+        .signed(
+            &format!("/sync/v1/watch?since=0&wait_ms=20000&nonce={nonce}"),
+            &c.c1,
+        )
+        .await;
+    assert_eq!(c.open(&answer, C1, &nonce).version(), v);
 }
 
 async fn extreme_sequence_numbers_get_a_clear_4xx(c: Central) {
