@@ -114,7 +114,7 @@ impl RecordedBreaks {
                 // row whose prev is off; "late event S is not the event that
                 // event F follows" names F, whose prev no longer fits.
                 if m.ends_with(" follows") {
-                    out.unlinked.extend(num(8));
+                    out.unlinked.extend(num(9));
                 } else {
                     out.unlinked.extend(num(2));
                 }
