@@ -61,6 +61,8 @@ on_both_backends!(
     alarms_are_listed_and_acknowledged_once,
     missing_references_and_duplicates_are_told_apart,
     events_and_alarms_carry_names_warnings_and_context,
+    state_changes_check_the_role_before_reading_the_body,
+    answers_say_nosniff_and_no_store,
 );
 
 async fn start(store: Store, dir: Option<tempfile::TempDir>) -> Server {
@@ -2017,4 +2019,122 @@ async fn events_and_alarms_carry_names_warnings_and_context(s: Server) {
         assert!(message.contains(part), "{message}");
     }
     assert!(!message.starts_with("event "), "{message}");
+}
+
+/// Sends a request head that announces a 4 MiB body and never sends it; the
+/// answer must come from the head alone (the role is checked before the body).
+async fn head_only(addr: &str, method: &str, path: &str, token: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 4194304\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        // The status line and headers are enough.
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tcp.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+    };
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
+    assert!(
+        waited.is_ok(),
+        "{method} {path}: no answer within 5 s while the body is outstanding (the server waits for the body)"
+    );
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+async fn state_changes_check_the_role_before_reading_the_body(s: Server) {
+    let security = s.token(Role::Security).await;
+    let addr = s
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches("/api/v1")
+        .to_string();
+    // Every state-changing operation the OpenAPI document lists.
+    let doc = s.get("/openapi.json").await;
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if method == "get" {
+                continue;
+            }
+            // Path parameters filled with values that parse (a UID, a date, ids).
+            let concrete = path
+                .replace("{uid}", "04a1b2c3d4e5f6")
+                .replace("{date}", "2026-01-01")
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "1" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            let answer = head_only(&addr, &method.to_uppercase(), &concrete, &security).await;
+            assert!(
+                answer.starts_with("HTTP/1.1 403"),
+                "{method} {path}: {answer}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "{checked}");
+}
+
+async fn answers_say_nosniff_and_no_store(s: Server) {
+    let root = s.base.trim_end_matches("/api/v1").to_string();
+    let security = s.token(Role::Security).await;
+    for (method, url, token, status) in [
+        (
+            Method::GET,
+            format!("{}/sites", s.base),
+            Some(s.admin.clone()),
+            200,
+        ),
+        (Method::GET, format!("{}/openapi.json", s.base), None, 200),
+        (Method::GET, format!("{}/sites", s.base), None, 401),
+        (
+            Method::POST,
+            format!("{}/sites", s.base),
+            Some(security),
+            403,
+        ),
+        (
+            Method::GET,
+            format!("{}/sites/999", s.base),
+            Some(s.admin.clone()),
+            404,
+        ),
+        (
+            Method::GET,
+            format!("{}/events.csv", s.base),
+            Some(s.admin.clone()),
+            200,
+        ),
+        (Method::GET, format!("{}/nowhere", s.base), None, 404),
+        (Method::GET, format!("{root}/sync/v1/snapshot"), None, 401),
+        (Method::POST, format!("{root}/sync/v1/events"), None, 401),
+    ] {
+        let mut req = s.http.request(method.clone(), &url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.json(&json!({"name": "x"})).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{method} {url}");
+        let h = resp.headers();
+        assert_eq!(
+            h.get("x-content-type-options").map(|v| v.to_str().unwrap()),
+            Some("nosniff"),
+            "{method} {url}"
+        );
+        assert_eq!(
+            h.get("cache-control").map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{method} {url}"
+        );
+    }
 }
