@@ -63,6 +63,7 @@ on_both_backends!(
     events_and_alarms_carry_names_warnings_and_context,
     state_changes_check_the_role_before_reading_the_body,
     answers_say_nosniff_and_no_store,
+    names_refuse_bidi_overrides_and_invisible_characters,
 );
 
 async fn start(store: Store, dir: Option<tempfile::TempDir>) -> Server {
@@ -2137,4 +2138,47 @@ async fn answers_say_nosniff_and_no_store(s: Server) {
             "{method} {url}"
         );
     }
+}
+
+async fn names_refuse_bidi_overrides_and_invisible_characters(s: Server) {
+    for (bad, code) in [
+        ("Main\u{202e}llah", "U+202E"),
+        ("Main\u{200b}hall", "U+200B"),
+        ("Main\u{2066}hall", "U+2066"),
+        ("Main\u{2028}hall", "U+2028"),
+        ("\u{feff}Main hall", "U+FEFF"),
+        ("Main\u{00ad}hall", "U+00AD"),
+        ("Main\u{0085}hall", "U+0085"),
+        ("Main\u{e0041}hall", "U+E0041"),
+    ] {
+        let v = s
+            .expect(
+                Method::POST,
+                "/sites",
+                Some(json!({"name": bad})),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        let message = v["message"].as_str().unwrap();
+        assert!(
+            message.contains("name") && message.contains(code),
+            "{code}: {message}"
+        );
+    }
+    let v = s
+        .expect(
+            Method::POST,
+            "/people",
+            Some(json!({"kind": "staff", "name": "山田 太郎", "organisation": "Fin\u{200f}ance"})),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.contains("organisation") && message.contains("U+200F"),
+        "{message}"
+    );
+    // Ordinary names, Japanese included, still pass.
+    s.post("/sites", json!({"name": "市役所 本館 (Main hall)"}))
+        .await;
 }

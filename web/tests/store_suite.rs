@@ -346,6 +346,19 @@ async fn credentials_are_checked_and_stored_hashed(store: Store) {
     ));
 }
 
+async fn user_and_token_names_refuse_invisible_characters(store: Store) {
+    assert!(matches!(
+        store.create_token("cli", "hr\u{202e}sync", Role::Security, 1).await,
+        Err(StoreError::Invalid(m)) if m.contains("U+202E") && m.contains("token name")
+    ));
+    assert!(matches!(
+        store
+            .create_user("cli", "ali\u{200b}ce", "Vq8#mT2!rLp9@kZw", Role::Security)
+            .await,
+        Err(StoreError::Invalid(m)) if m.contains("U+200B") && m.contains("user name")
+    ));
+}
+
 async fn concurrent_changes_get_distinct_versions(store: Store) {
     seed(&store).await;
     let start = store.policy_version().version;
@@ -1046,4 +1059,5 @@ suite!(
     ids_are_never_reused_after_a_delete,
     enrollment_jobs_go_to_the_modules_controller_and_record_the_slot_it_reports,
     passages_of_other_controllers_reach_the_controllers_of_the_same_zones,
+    user_and_token_names_refuse_invisible_characters,
 );

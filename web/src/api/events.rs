@@ -51,9 +51,14 @@ pub async fn search_events(
     ))
 }
 
-/// Cells that a spreadsheet would run as a formula get a leading apostrophe.
+/// Cells that a spreadsheet would run as a formula get a leading apostrophe:
+/// those starting with `=`, `+`, `-`, `@`, tab or CR, also behind leading
+/// blanks, and their full-width forms (`＝＋－＠`), which Excel in Japanese
+/// reads as formulas too.
 fn cell(s: &str) -> Cow<'_, str> {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    let formula = ['=', '+', '-', '@', '＝', '＋', '－', '＠'];
+    let unblanked = s.trim_start_matches([' ', '\t', '\r', '\n', '\u{3000}']);
+    if s.starts_with(['\t', '\r']) || unblanked.starts_with(formula) {
         Cow::Owned(format!("'{s}"))
     } else {
         Cow::Borrowed(s)
@@ -292,5 +297,23 @@ mod tests {
         );
         assert_eq!(cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
         assert_eq!(cell("山田"), "山田");
+    }
+
+    #[test]
+    fn formulas_behind_blanks_or_in_full_width_signs_are_neutralised() {
+        for formula in [
+            " =HYPERLINK(\"x\")",
+            "\t=1+1",
+            "  +cmd",
+            "＝HYPERLINK(\"x\")",
+            "＋1",
+            "－1",
+            "＠SUM(A1)",
+            " ＝1",
+        ] {
+            assert_eq!(cell(formula), format!("'{formula}"), "{formula:?}");
+        }
+        assert_eq!(cell(" 山田"), " 山田");
+        assert_eq!(cell("Main hall"), "Main hall");
     }
 }

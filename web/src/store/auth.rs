@@ -173,6 +173,7 @@ impl Store {
                 "user name must be 1–64 characters".into(),
             ));
         }
+        crate::store::resources::check_name("user name", username, 64)?;
         if password.chars().count() < 12 {
             return Err(StoreError::Invalid(
                 "password must be at least 12 characters".into(),
@@ -246,6 +247,7 @@ impl Store {
         if !(1..=3650).contains(&days) {
             return Err(StoreError::Invalid("tokens live 1 to 3650 days".into()));
         }
+        crate::store::resources::check_name("token name", name, crate::store::resources::MAX_NAME)?;
         let token = format!("tbr_{}", random_hex(32));
         let expires = now_ms() + i64::from(days) * 86_400_000;
         let mut tx = self.begin().await?;
@@ -380,6 +382,11 @@ impl Store {
         site: i64,
         name: &str,
     ) -> StoreResult<ControllerCredentials> {
+        crate::store::resources::check_name(
+            "controller name",
+            name,
+            crate::store::resources::MAX_NAME,
+        )?;
         let secret = random_hex(32);
         let mut tx = self.begin().await?;
         let site_known: Option<i64> = sqlx::query_scalar("SELECT id FROM sites WHERE id = $1")
