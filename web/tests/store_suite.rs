@@ -721,6 +721,20 @@ async fn ids_are_never_reused_after_a_delete(store: Store) {
     assert_eq!(n, 3);
 }
 
+#[tokio::test]
+async fn the_sqlite_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (store, dir) = support::sqlite().await;
+    seed(&store).await;
+    for file in ["central.db", "central.db-wal", "central.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}: {mode:o}");
+    }
+}
+
 async fn an_existing_sqlite_database_keeps_its_rows_and_stops_reusing_ids() {
     // A database written before the fix: people 1..3, person 3 deleted.
     let dir = tempfile::tempdir().unwrap();
