@@ -64,6 +64,7 @@ on_both_backends!(
     state_changes_check_the_role_before_reading_the_body,
     answers_say_nosniff_and_no_store,
     names_refuse_bidi_overrides_and_invisible_characters,
+    reads_of_personal_data_are_audited,
 );
 
 async fn start(store: Store, dir: Option<tempfile::TempDir>) -> Server {
@@ -2181,4 +2182,71 @@ async fn names_refuse_bidi_overrides_and_invisible_characters(s: Server) {
     // Ordinary names, Japanese included, still pass.
     s.post("/sites", json!({"name": "市役所 本館 (Main hall)"}))
         .await;
+}
+
+/// The audit entries with `action`, newest first.
+async fn audited(s: &Server, action: &str) -> Vec<Value> {
+    let page = s.get("/audit?limit=500").await;
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == action)
+        .cloned()
+        .collect()
+}
+
+async fn reads_of_personal_data_are_audited(s: Server) {
+    let person = s
+        .post("/people", json!({"kind": "staff", "name": "山田 太郎"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let security = s.token(Role::Security).await;
+    let reader = |path: String| {
+        let req = s
+            .http
+            .get(format!("{}{path}", s.base))
+            .bearer_auth(&security);
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+            resp.text().await.unwrap()
+        }
+    };
+    reader(format!("/events?person={person}&limit=5")).await;
+    reader(format!("/events.csv?person={person}")).await;
+    reader("/occupancy".into()).await;
+    reader(format!("/people/{person}")).await;
+    reader("/people?kind=staff".into()).await;
+    let search = audited(&s, "events.search").await;
+    assert_eq!(search.len(), 1, "{search:?}");
+    assert_eq!(search[0]["actor"], "token:security");
+    let detail: Value = serde_json::from_str(search[0]["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["query"], format!("person={person}&limit=5"));
+    assert_eq!(detail["rows"], 0);
+    // The export is recorded when its stream ends; poll with a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let export = loop {
+        let found = audited(&s, "events.export").await;
+        if !found.is_empty() || std::time::Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(export.len(), 1, "{export:?}");
+    let detail: Value = serde_json::from_str(export[0]["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["query"], format!("person={person}"));
+    assert_eq!(detail["rows"], 0);
+    assert_eq!(audited(&s, "occupancy.read").await.len(), 1);
+    let person_read = audited(&s, "person.read").await;
+    assert_eq!(person_read.len(), 1);
+    assert_eq!(person_read[0]["target"], format!("person:{person}"));
+    let people = audited(&s, "people.list").await;
+    assert_eq!(people.len(), 1);
+    let detail: Value = serde_json::from_str(people[0]["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["rows"], 1);
+    assert_eq!(detail["query"], "kind=staff");
+    // Reading the audit log itself is not a read of personal data.
+    assert!(audited(&s, "audit.read").await.is_empty());
 }

@@ -1,6 +1,6 @@
 //! Handlers for people and their biometric enrollments.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -37,13 +37,23 @@ pub struct EnrollmentFilter {
     responses((status = 200, description = "A page of people", body = Page<Person>), ReadErrors))]
 pub async fn list_people(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     QueryParams(f): QueryParams<PersonFilter>,
     QueryParams(p): QueryParams<Paging>,
+    RawQuery(query): RawQuery,
 ) -> WebResult<Json<Page<Person>>> {
-    Ok(Json(
-        state.store.list_people(f.kind, p.limit, p.cursor()).await?,
-    ))
+    let page = state.store.list_people(f.kind, p.limit, p.cursor()).await?;
+    state
+        .store
+        .audit_read(
+            caller.actor(),
+            "people.list",
+            "people",
+            query.as_deref(),
+            page.items.len(),
+        )
+        .await?;
+    Ok(Json(page))
 }
 
 /// Add a person.
@@ -66,10 +76,21 @@ pub async fn create_person(
     responses((status = 200, description = "The person", body = Person), GetErrors))]
 pub async fn get_person(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     PathParam(id): PathParam<Id>,
 ) -> WebResult<Json<Person>> {
-    Ok(Json(state.store.person(id).await?))
+    let person = state.store.person(id).await?;
+    state
+        .store
+        .audit_read(
+            caller.actor(),
+            "person.read",
+            &format!("person:{id}"),
+            None,
+            1,
+        )
+        .await?;
+    Ok(Json(person))
 }
 
 /// Replace a person's kind, name and organisation.
