@@ -49,9 +49,22 @@ pub struct Config {
     /// How often door inputs are sampled, in milliseconds.
     #[serde(default = "default_poll_ms")]
     pub poll_ms: u32,
+    /// What the log shows.
+    #[serde(default)]
+    pub log: LogConfig,
     /// The text it was parsed from, for the line numbers of check errors.
     #[serde(skip)]
     source: Source,
+}
+
+/// The `[log]` section.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Card UIDs and person ids as keyed tags (`"tagged"`, the default) or in
+    /// full (`"full"`).
+    #[serde(default)]
+    pub identifiers: crate::identifiers::IdentifierMode,
 }
 
 fn default_poll_ms() -> u32 {
