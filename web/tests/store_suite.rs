@@ -359,6 +359,27 @@ async fn user_and_token_names_refuse_invisible_characters(store: Store) {
     ));
 }
 
+async fn obvious_passwords_are_refused(store: Store) {
+    for obvious in [
+        "aaaaaaaaaaaaaaaa",
+        "password12345678",
+        "qwertyuiopasdf",
+        "tanakatanaka2026",
+    ] {
+        let refused = store
+            .create_user("cli", "tanaka", obvious, Role::Security)
+            .await;
+        assert!(
+            matches!(&refused, Err(StoreError::Invalid(m)) if m.starts_with("password is too easy to guess")),
+            "{obvious}: {refused:?}"
+        );
+    }
+    store
+        .create_user("cli", "tanaka", "Vq8#mT2!rLp9@kZw", Role::Security)
+        .await
+        .unwrap();
+}
+
 async fn concurrent_changes_get_distinct_versions(store: Store) {
     seed(&store).await;
     let start = store.policy_version().version;
@@ -1074,4 +1095,5 @@ suite!(
     enrollment_jobs_go_to_the_modules_controller_and_record_the_slot_it_reports,
     passages_of_other_controllers_reach_the_controllers_of_the_same_zones,
     user_and_token_names_refuse_invisible_characters,
+    obvious_passwords_are_refused,
 );
