@@ -141,13 +141,13 @@ enum TlsCommand {
 
 #[derive(Debug, Subcommand)]
 enum AdminCommand {
-    /// Creates a user; the password comes from TOBIRA_PASSWORD or the first line of stdin.
+    /// Creates a user; the password comes from TOBIRA_PASSWORD, else is typed without echo at a terminal, else is the first line of stdin.
     CreateUser {
         /// Login name.
         #[arg(long)]
         username: String,
-        /// admin, facilities, operator or security.
-        #[arg(long, default_value = "admin", value_parser = parse_role)]
+        /// admin, facilities, operator or security (required: no role is given by default).
+        #[arg(long, value_parser = parse_role)]
         role: Role,
     },
 }
@@ -294,9 +294,23 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(text.as_bytes())
 }
 
+/// The new user's password: from TOBIRA_PASSWORD, else typed at a terminal
+/// without echo (asked twice), else the first line of stdin (scripts, CI).
 fn read_password() -> anyhow::Result<String> {
     if let Ok(p) = std::env::var("TOBIRA_PASSWORD") {
         return Ok(p);
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        let first = rpassword::prompt_password("Password: ").context("reading the password")?;
+        let again =
+            rpassword::prompt_password("Password again: ").context("reading the password")?;
+        if first != again {
+            bail!("the two passwords differ");
+        }
+        if first.is_empty() {
+            bail!("no password given");
+        }
+        return Ok(first);
     }
     let mut line = String::new();
     std::io::stdin()

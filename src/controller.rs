@@ -28,9 +28,18 @@ enum Action {
 pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let path = args.config.context("--config FILE is required")?;
     let config = Config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let exposed = tobira_controller::config::exposure_warning(&path);
     match args.action {
-        Some(Action::Check) => check(&config, args.policy),
+        Some(Action::Check) => {
+            if let Some(warning) = &exposed {
+                println!("warning: {warning}");
+            }
+            check(&config, args.policy)
+        }
         None => {
+            if let Some(warning) = &exposed {
+                tobira_controller::config::log_exposure(warning);
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()

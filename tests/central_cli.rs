@@ -100,6 +100,14 @@ fn the_central_service_starts_answers_and_is_administered_from_the_command_line(
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The role is asked for: no user becomes an admin by default.
+    let out = central(&db, &["admin", "create-user", "--username", "kato"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--role"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = central(
         &db,
         &[
@@ -505,7 +513,14 @@ fn one_default_database_and_commands_do_not_create_a_stray_one() {
         "nothing created"
     );
     for args in [
-        &["admin", "create-user", "--username", "sato"][..],
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "sato",
+            "--role",
+            "security",
+        ][..],
         &["controller", "add", "--site", "1", "--name", "1F"],
         &["token", "list"],
     ] {

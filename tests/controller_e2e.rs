@@ -615,6 +615,10 @@ data_dir = "{data}"
 status_listen = "127.0.0.1:{status_port}"
 poll_ms = 5
 
+# The test follows people through the log by their ids.
+[log]
+identifiers = "full"
+
 [gpio]
 backend = "virtual"
 socket = "{socket}"
@@ -979,6 +983,10 @@ controller = {controller}
 data_dir = "{data}"
 status_listen = "127.0.0.1:{status_port}"
 poll_ms = 5
+
+# The test follows people through the log by their ids.
+[log]
+identifiers = "full"
 
 [gpio]
 backend = "virtual"

@@ -49,9 +49,22 @@ pub struct Config {
     /// How often door inputs are sampled, in milliseconds.
     #[serde(default = "default_poll_ms")]
     pub poll_ms: u32,
+    /// What the log shows.
+    #[serde(default)]
+    pub log: LogConfig,
     /// The text it was parsed from, for the line numbers of check errors.
     #[serde(skip)]
     source: Source,
+}
+
+/// The `[log]` section.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Card UIDs and person ids as keyed tags (`"tagged"`, the default) or in
+    /// full (`"full"`).
+    #[serde(default)]
+    pub identifiers: crate::identifiers::IdentifierMode,
 }
 
 fn default_poll_ms() -> u32 {
@@ -853,9 +866,56 @@ impl Config {
     }
 }
 
+/// A warning when the configuration file, which may hold the controller
+/// secret, is readable or writable by group or others (`None` when it is not,
+/// or its mode cannot be read). The daemon logs it at start and `check`
+/// prints it; neither refuses, since a site may keep the secret in the
+/// environment instead.
+pub fn exposure_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "configuration file {} has mode {mode:03o}: it may hold the controller secret, \
+                 so let only its owner read it (chmod 600 {})",
+                path.display(),
+                path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// Logs an [`exposure_warning`] as the daemon starts.
+pub fn log_exposure(warning: &str) {
+    tracing::warn!("{warning}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_readable_by_others_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("controller.toml");
+        std::fs::write(&path, "secret").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let warning = exposure_warning(&path).unwrap();
+        assert!(
+            warning.contains("644") && warning.contains("chmod 600"),
+            "{warning}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(exposure_warning(&path), None);
+    }
 
     const GOOD: &str = r#"
 controller = 7

@@ -105,6 +105,13 @@ pub async fn run_until(
     })?;
     let controller = ControllerId(config.controller);
     let pool = state::open(&config.state_path()).await?;
+    let identifiers =
+        crate::identifiers::Identifiers::load(&config.data_dir, config.log.identifiers).map_err(
+            |source| StartError::DataDir {
+                path: config.data_dir.join(crate::identifiers::KEY_FILE),
+                source,
+            },
+        )?;
     let outbox = Outbox::open(pool.clone(), controller).await?;
     let policy = PolicyStore::load(pool.clone()).await?;
     let started = now_utc();
@@ -315,6 +322,7 @@ pub async fn run_until(
         inputs,
         poll: Duration::from_millis(u64::from(config.poll_ms.max(1))),
         shared_occupancy: Some(shared_rx),
+        identifiers,
     };
     engine.run(device_rx, stop.clone()).await;
     // The sync client makes its last bounded attempt to ship the outbox.

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use crate::clock::SiteClock;
 use crate::devices::{BiometricHandle, DeviceInput, VerifyJob};
 use crate::doors::DoorUnit;
+use crate::identifiers::Identifiers;
 use crate::memory::MemoryChange;
 use crate::outbox::Outbox;
 use crate::pins::Input;
@@ -73,6 +74,8 @@ pub struct Engine {
     pub modules: BTreeMap<ModuleId, BiometricHandle>,
     /// Fire and tamper inputs.
     pub inputs: Vec<WatchedInput>,
+    /// What the log shows of cards and people.
+    pub identifiers: Identifiers,
     /// How often inputs are sampled.
     pub poll: Duration,
     /// (zone, person) pairs whose occupancy the sync client changed on disk
@@ -554,7 +557,7 @@ impl Loop {
                 let mut last = 0;
                 for s in &sealed {
                     last = s.event.seq;
-                    tracing::info!(seq = s.event.seq, event = %describe(&s.event.kind), "event recorded");
+                    tracing::info!(seq = s.event.seq, event = %describe(&s.event.kind, &self.e.identifiers), "event recorded");
                 }
                 self.e.board.update(|st| {
                     st.last_seq = last;
@@ -692,15 +695,17 @@ fn verdict_word(v: Verdict) -> &'static str {
     }
 }
 
-fn describe(kind: &EventKind) -> String {
+/// An event for the log: an access names its card and person as
+/// `identifiers` says (a keyed tag unless the operator asked for them in full).
+fn describe(kind: &EventKind, identifiers: &Identifiers) -> String {
     match kind {
         EventKind::Access(a) => format!(
             "access door={} side={:?} reason={} card={} person={}",
             a.door.0,
             a.side,
             a.reason,
-            a.card.map(|c| c.to_string()).unwrap_or_default(),
-            a.person.map(|p| p.0.to_string()).unwrap_or_default()
+            a.card.map(|c| identifiers.card(&c)).unwrap_or_default(),
+            a.person.map(|p| identifiers.person(p)).unwrap_or_default()
         ),
         other => serde_json::to_string(other).unwrap_or_default(),
     }
@@ -713,5 +718,41 @@ async fn recv_shared(
     match shared {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identifiers::IdentifierMode;
+    use tobira_firmware::{AccessRecord, CardUid, DoorId, PersonId, Reason, Side, Warnings};
+
+    #[test]
+    fn access_events_are_logged_with_tags_unless_asked_for_in_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let uid = CardUid::new(&[0x04, 0xa1, 0xb2, 0xc3]).unwrap();
+        let access = EventKind::Access(AccessRecord {
+            door: DoorId(3),
+            side: Side::Entry,
+            level: None,
+            reason: Reason::Granted,
+            person: Some(PersonId(4711)),
+            card: Some(uid),
+            escort: None,
+            warnings: Warnings::default(),
+        });
+        let tagged = Identifiers::load(dir.path(), IdentifierMode::Tagged).unwrap();
+        let line = describe(&access, &tagged);
+        assert!(
+            !line.contains(&uid.to_string()) && !line.contains("4711"),
+            "{line}"
+        );
+        assert!(line.contains(&tagged.card(&uid)), "{line}");
+        let full = Identifiers::load(dir.path(), IdentifierMode::Full).unwrap();
+        let line = describe(&access, &full);
+        assert!(
+            line.contains(&uid.to_string()) && line.contains("person=4711"),
+            "{line}"
+        );
     }
 }

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod devices;
 pub mod doors;
 pub mod engine;
+pub mod identifiers;
 pub mod memory;
 pub mod outbox;
 pub mod pins;

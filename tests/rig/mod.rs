@@ -597,6 +597,10 @@ data_dir = "{data}"
 status_listen = "127.0.0.1:{status_port}"
 poll_ms = 5
 
+# The tests follow cards and people through the log by their ids.
+[log]
+identifiers = "full"
+
 [gpio]
 backend = "virtual"
 socket = "{socket}"

@@ -1,6 +1,7 @@
 //! Request authentication: API tokens for people and integrations, controller
 //! credentials for the sync API; who was authenticated, for the request log.
 
+use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::FromRequestParts;
@@ -40,36 +41,12 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
-/// A caller of the JSON API with a valid token.
+/// A caller of the JSON API with a valid token, whatever its role (reads);
+/// state changes take an [`Authorized`] caller instead.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Principal);
 
 impl Caller {
-    /// Refuses unless the role may manage configuration.
-    pub fn manager(&self) -> Result<&Principal, WebError> {
-        self.0
-            .role
-            .can_manage()
-            .then_some(&self.0)
-            .ok_or(WebError::Forbidden)
-    }
-
-    /// Refuses unless the role may operate (card actions, alarms).
-    pub fn operator(&self) -> Result<&Principal, WebError> {
-        self.0
-            .role
-            .can_operate()
-            .then_some(&self.0)
-            .ok_or(WebError::Forbidden)
-    }
-
-    /// Refuses unless admin.
-    pub fn admin(&self) -> Result<&Principal, WebError> {
-        (self.0.role == Role::Admin)
-            .then_some(&self.0)
-            .ok_or(WebError::Forbidden)
-    }
-
     /// Name recorded in the audit log.
     pub fn actor(&self) -> &str {
         &self.0.actor
@@ -94,6 +71,84 @@ impl FromRequestParts<AppState> for Caller {
             }
             None => Err(WebError::Unauthorized),
         }
+    }
+}
+
+/// What a route asks of its caller's role. The typed extractors below check
+/// it from the request head, so a handler that names one in front of its body
+/// extractor refuses a wrong role before a byte of the body is read.
+pub trait Requirement {
+    /// Whether `role` may make the request.
+    fn allows(role: Role) -> bool;
+}
+
+/// Changes configuration: zones, doors, people, cards, schedules, bookings.
+#[derive(Debug, Clone, Copy)]
+pub struct Manage;
+
+impl Requirement for Manage {
+    fn allows(role: Role) -> bool {
+        role.can_manage()
+    }
+}
+
+/// Operates: card lifecycle actions, alarm acknowledgement.
+#[derive(Debug, Clone, Copy)]
+pub struct Operate;
+
+impl Requirement for Operate {
+    fn allows(role: Role) -> bool {
+        role.can_operate()
+    }
+}
+
+/// Administers: users, tokens, controllers, threat levels.
+#[derive(Debug, Clone, Copy)]
+pub struct Administer;
+
+impl Requirement for Administer {
+    fn allows(role: Role) -> bool {
+        role == Role::Admin
+    }
+}
+
+/// A caller whose role meets `R`, checked before the body is read.
+#[derive(Debug, Clone)]
+pub struct Authorized<R> {
+    /// Who is calling.
+    pub principal: Principal,
+    requirement: PhantomData<R>,
+}
+
+impl<R> Authorized<R> {
+    /// Name recorded in the audit log.
+    pub fn actor(&self) -> &str {
+        &self.principal.actor
+    }
+}
+
+/// A caller that may manage configuration.
+pub type Manager = Authorized<Manage>;
+/// A caller that may operate (card actions, alarms).
+pub type Operator = Authorized<Operate>;
+/// An admin caller.
+pub type Admin = Authorized<Administer>;
+
+impl<R: Requirement + Send + Sync> FromRequestParts<AppState> for Authorized<R> {
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        if !R::allows(principal.role) {
+            return Err(WebError::Forbidden);
+        }
+        Ok(Authorized {
+            principal,
+            requirement: PhantomData,
+        })
     }
 }
 

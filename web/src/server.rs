@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::get;
@@ -58,6 +59,18 @@ async fn log_request(mut request: Request, next: Next) -> Response {
     response
 }
 
+/// Every answer, errors included, tells browsers not to guess its type and
+/// caches not to keep it: answers carry personal data and secrets shown once.
+async fn hardening_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -79,6 +92,7 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(60),
         ))
         .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::map_response(hardening_headers))
         .with_state(state)
 }
 

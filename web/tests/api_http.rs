@@ -62,6 +62,10 @@ on_both_backends!(
     missing_references_and_duplicates_are_told_apart,
     events_and_alarms_carry_names_warnings_and_context,
     checkpoints_are_signed_by_admins_listed_in_pages_and_verified_by_reviewers,
+    state_changes_check_the_role_before_reading_the_body,
+    answers_say_nosniff_and_no_store,
+    names_refuse_bidi_overrides_and_invisible_characters,
+    reads_of_personal_data_are_audited,
 );
 
 async fn start(store: Store, dir: Option<tempfile::TempDir>) -> Server {
@@ -2086,4 +2090,232 @@ async fn checkpoints_are_signed_by_admins_listed_in_pages_and_verified_by_review
     );
     let (status, _) = s.call_as(None, Method::GET, "/verify", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// Sends a request head that announces a 4 MiB body and never sends it; the
+/// answer must come from the head alone (the role is checked before the body).
+async fn head_only(addr: &str, method: &str, path: &str, token: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 4194304\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        // The status line and headers are enough.
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tcp.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+    };
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
+    assert!(
+        waited.is_ok(),
+        "{method} {path}: no answer within 5 s while the body is outstanding (the server waits for the body)"
+    );
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+async fn state_changes_check_the_role_before_reading_the_body(s: Server) {
+    let security = s.token(Role::Security).await;
+    let addr = s
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches("/api/v1")
+        .to_string();
+    // Every state-changing operation the OpenAPI document lists.
+    let doc = s.get("/openapi.json").await;
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if method == "get" {
+                continue;
+            }
+            // Path parameters filled with values that parse (a UID, a date, ids).
+            let concrete = path
+                .replace("{uid}", "04a1b2c3d4e5f6")
+                .replace("{date}", "2026-01-01")
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "1" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            let answer = head_only(&addr, &method.to_uppercase(), &concrete, &security).await;
+            assert!(
+                answer.starts_with("HTTP/1.1 403"),
+                "{method} {path}: {answer}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "{checked}");
+}
+
+async fn answers_say_nosniff_and_no_store(s: Server) {
+    let root = s.base.trim_end_matches("/api/v1").to_string();
+    let security = s.token(Role::Security).await;
+    for (method, url, token, status) in [
+        (
+            Method::GET,
+            format!("{}/sites", s.base),
+            Some(s.admin.clone()),
+            200,
+        ),
+        (Method::GET, format!("{}/openapi.json", s.base), None, 200),
+        (Method::GET, format!("{}/sites", s.base), None, 401),
+        (
+            Method::POST,
+            format!("{}/sites", s.base),
+            Some(security),
+            403,
+        ),
+        (
+            Method::GET,
+            format!("{}/sites/999", s.base),
+            Some(s.admin.clone()),
+            404,
+        ),
+        (
+            Method::GET,
+            format!("{}/events.csv", s.base),
+            Some(s.admin.clone()),
+            200,
+        ),
+        (Method::GET, format!("{}/nowhere", s.base), None, 404),
+        (Method::GET, format!("{root}/sync/v1/snapshot"), None, 401),
+        (Method::POST, format!("{root}/sync/v1/events"), None, 401),
+    ] {
+        let mut req = s.http.request(method.clone(), &url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.json(&json!({"name": "x"})).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{method} {url}");
+        let h = resp.headers();
+        assert_eq!(
+            h.get("x-content-type-options").map(|v| v.to_str().unwrap()),
+            Some("nosniff"),
+            "{method} {url}"
+        );
+        assert_eq!(
+            h.get("cache-control").map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{method} {url}"
+        );
+    }
+}
+
+async fn names_refuse_bidi_overrides_and_invisible_characters(s: Server) {
+    for (bad, code) in [
+        ("Main\u{202e}llah", "U+202E"),
+        ("Main\u{200b}hall", "U+200B"),
+        ("Main\u{2066}hall", "U+2066"),
+        ("Main\u{2028}hall", "U+2028"),
+        ("\u{feff}Main hall", "U+FEFF"),
+        ("Main\u{00ad}hall", "U+00AD"),
+        ("Main\u{0085}hall", "U+0085"),
+        ("Main\u{e0041}hall", "U+E0041"),
+    ] {
+        let v = s
+            .expect(
+                Method::POST,
+                "/sites",
+                Some(json!({"name": bad})),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        let message = v["message"].as_str().unwrap();
+        assert!(
+            message.contains("name") && message.contains(code),
+            "{code}: {message}"
+        );
+    }
+    let v = s
+        .expect(
+            Method::POST,
+            "/people",
+            Some(json!({"kind": "staff", "name": "山田 太郎", "organisation": "Fin\u{200f}ance"})),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.contains("organisation") && message.contains("U+200F"),
+        "{message}"
+    );
+    // Ordinary names, Japanese included, still pass.
+    s.post("/sites", json!({"name": "市役所 本館 (Main hall)"}))
+        .await;
+}
+
+/// The audit entries with `action`, newest first.
+async fn audited(s: &Server, action: &str) -> Vec<Value> {
+    let page = s.get("/audit?limit=500").await;
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == action)
+        .cloned()
+        .collect()
+}
+
+async fn reads_of_personal_data_are_audited(s: Server) {
+    let person = s
+        .post("/people", json!({"kind": "staff", "name": "山田 太郎"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let security = s.token(Role::Security).await;
+    let reader = |path: String| {
+        let req = s
+            .http
+            .get(format!("{}{path}", s.base))
+            .bearer_auth(&security);
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+            resp.text().await.unwrap()
+        }
+    };
+    reader(format!("/events?person={person}&limit=5")).await;
+    reader(format!("/events.csv?person={person}")).await;
+    reader("/occupancy".into()).await;
+    reader(format!("/people/{person}")).await;
+    reader("/people?kind=staff".into()).await;
+    let search = audited(&s, "events.search").await;
+    assert_eq!(search.len(), 1, "{search:?}");
+    assert_eq!(search[0]["actor"], "token:security");
+    let detail: Value = serde_json::from_str(search[0]["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["query"], format!("person={person}&limit=5"));
+    assert_eq!(detail["rows"], 0);
+    // The export is recorded when its stream ends; poll with a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let export = loop {
+        let found = audited(&s, "events.export").await;
+        if !found.is_empty() || std::time::Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(export.len(), 1, "{export:?}");
+    let detail: Value = serde_json::from_str(export[0]["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["query"], format!("person={person}"));
+    assert_eq!(detail["rows"], 0);
+    assert_eq!(audited(&s, "occupancy.read").await.len(), 1);
+    let person_read = audited(&s, "person.read").await;
+    assert_eq!(person_read.len(), 1);
+    assert_eq!(person_read[0]["target"], format!("person:{person}"));
+    let people = audited(&s, "people.list").await;
+    assert_eq!(people.len(), 1);
+    let detail: Value = serde_json::from_str(people[0]["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["rows"], 1);
+    assert_eq!(detail["query"], "kind=staff");
+    // Reading the audit log itself is not a read of personal data.
+    assert!(audited(&s, "audit.read").await.is_empty());
 }

@@ -586,6 +586,40 @@ async fn credentials_are_checked_and_stored_hashed(store: Store) {
     ));
 }
 
+async fn user_and_token_names_refuse_invisible_characters(store: Store) {
+    assert!(matches!(
+        store.create_token("cli", "hr\u{202e}sync", Role::Security, 1).await,
+        Err(StoreError::Invalid(m)) if m.contains("U+202E") && m.contains("token name")
+    ));
+    assert!(matches!(
+        store
+            .create_user("cli", "ali\u{200b}ce", "Vq8#mT2!rLp9@kZw", Role::Security)
+            .await,
+        Err(StoreError::Invalid(m)) if m.contains("U+200B") && m.contains("user name")
+    ));
+}
+
+async fn obvious_passwords_are_refused(store: Store) {
+    for obvious in [
+        "aaaaaaaaaaaaaaaa",
+        "password12345678",
+        "qwertyuiopasdf",
+        "tanakatanaka2026",
+    ] {
+        let refused = store
+            .create_user("cli", "tanaka", obvious, Role::Security)
+            .await;
+        assert!(
+            matches!(&refused, Err(StoreError::Invalid(m)) if m.starts_with("password is too easy to guess")),
+            "{obvious}: {refused:?}"
+        );
+    }
+    store
+        .create_user("cli", "tanaka", "Vq8#mT2!rLp9@kZw", Role::Security)
+        .await
+        .unwrap();
+}
+
 async fn concurrent_changes_get_distinct_versions(store: Store) {
     seed(&store).await;
     let start = store.policy_version().version;
@@ -946,6 +980,20 @@ async fn ids_are_never_reused_after_a_delete(store: Store) {
         .await
         .unwrap();
     assert_eq!(n, 3);
+}
+
+#[tokio::test]
+async fn the_sqlite_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (store, dir) = support::sqlite().await;
+    seed(&store).await;
+    for file in ["central.db", "central.db-wal", "central.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}: {mode:o}");
+    }
 }
 
 async fn an_existing_sqlite_database_keeps_its_rows_and_stops_reusing_ids() {
@@ -1757,4 +1805,6 @@ suite!(
     forged_events_are_kept_out_of_occupancy_and_passages_and_raise_alarms,
     a_late_fill_of_a_gap_is_checked_and_raises_its_alarms,
     a_conflicting_resend_is_never_covered_by_stored_through,
+    user_and_token_names_refuse_invisible_characters,
+    obvious_passwords_are_refused,
 );

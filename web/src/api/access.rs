@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{ActionErrors, CreateErrors, GetErrors, Input, Paging, ReadErrors, UpdateErrors};
-use crate::auth::Caller;
+use crate::auth::{Caller, Manager};
 use crate::error::WebResult;
 use crate::json::{PathParam, QueryParams};
 use crate::store::resources::access::{
@@ -51,10 +51,10 @@ pub async fn list_groups(
     responses((status = 201, description = "The new group", body = Group), CreateErrors))]
 pub async fn create_group(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     Input(input): Input<GroupInput>,
 ) -> WebResult<(StatusCode, Json<Group>)> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok((
         StatusCode::CREATED,
         Json(state.store.create_group(&actor, &input).await?),
@@ -77,11 +77,11 @@ pub async fn get_group(
     request_body = GroupInput, responses((status = 200, description = "The group", body = Group), UpdateErrors))]
 pub async fn update_group(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(id): PathParam<Id>,
     Input(input): Input<GroupInput>,
 ) -> WebResult<Json<Group>> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok(Json(state.store.update_group(&actor, id, &input).await?))
 }
 
@@ -90,10 +90,10 @@ pub async fn update_group(
     responses((status = 204, description = "Removed"), ActionErrors))]
 pub async fn delete_group(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(id): PathParam<Id>,
 ) -> WebResult<StatusCode> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     state.store.delete_group(&actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -118,10 +118,10 @@ pub async fn list_members(
     responses((status = 204, description = "The person is a member"), ActionErrors))]
 pub async fn add_member(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam((group, person)): PathParam<(Id, Id)>,
 ) -> WebResult<StatusCode> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     state.store.add_member(&actor, group, person).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -132,10 +132,10 @@ pub async fn add_member(
     responses((status = 204, description = "Removed"), ActionErrors))]
 pub async fn remove_member(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam((group, person)): PathParam<(Id, Id)>,
 ) -> WebResult<StatusCode> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     state.store.remove_member(&actor, group, person).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -162,10 +162,10 @@ pub async fn list_grants(
     responses((status = 201, description = "The new grant", body = Grant), CreateErrors))]
 pub async fn create_grant(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     Input(input): Input<GrantInput>,
 ) -> WebResult<(StatusCode, Json<Grant>)> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok((
         StatusCode::CREATED,
         Json(state.store.create_grant(&actor, &input).await?),
@@ -188,11 +188,11 @@ pub async fn get_grant(
     request_body = GrantInput, responses((status = 200, description = "The grant", body = Grant), UpdateErrors))]
 pub async fn update_grant(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(id): PathParam<Id>,
     Input(input): Input<GrantInput>,
 ) -> WebResult<Json<Grant>> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok(Json(state.store.update_grant(&actor, id, &input).await?))
 }
 
@@ -201,10 +201,10 @@ pub async fn update_grant(
     responses((status = 204, description = "Removed"), ActionErrors))]
 pub async fn delete_grant(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(id): PathParam<Id>,
 ) -> WebResult<StatusCode> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     state.store.delete_grant(&actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -231,10 +231,10 @@ pub async fn list_bookings(
     responses((status = 201, description = "The new booking", body = Booking), CreateErrors))]
 pub async fn create_booking(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     Input(input): Input<BookingInput>,
 ) -> WebResult<(StatusCode, Json<Booking>)> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok((
         StatusCode::CREATED,
         Json(state.store.create_booking(&actor, &input).await?),
@@ -257,11 +257,11 @@ pub async fn get_booking(
     request_body = BookingInput, responses((status = 200, description = "The booking", body = Booking), UpdateErrors))]
 pub async fn update_booking(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(id): PathParam<Id>,
     Input(input): Input<BookingInput>,
 ) -> WebResult<Json<Booking>> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok(Json(state.store.update_booking(&actor, id, &input).await?))
 }
 
@@ -270,10 +270,10 @@ pub async fn update_booking(
     responses((status = 204, description = "Removed"), ActionErrors))]
 pub async fn delete_booking(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(id): PathParam<Id>,
 ) -> WebResult<StatusCode> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     state.store.delete_booking(&actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

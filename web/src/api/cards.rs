@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{CreateErrors, GetErrors, Input, Paging, ReadErrors, UpdateErrors};
-use crate::auth::Caller;
+use crate::auth::{Caller, Manager, Operator};
 use crate::error::{WebError, WebResult};
 use crate::json::{PathParam, QueryParams};
 use crate::store::resources::cards::{
@@ -50,10 +50,10 @@ pub async fn list_cards(
     responses((status = 201, description = "The new card", body = Card), CreateErrors))]
 pub async fn create_card(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     Input(input): Input<CardInput>,
 ) -> WebResult<(StatusCode, Json<Card>)> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok((
         StatusCode::CREATED,
         Json(state.store.create_card(&actor, &input).await?),
@@ -76,11 +76,11 @@ pub async fn get_card(
     request_body = CardValidity, responses((status = 200, description = "The card", body = Card), UpdateErrors))]
 pub async fn update_card(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(uid): PathParam<Uid>,
     Input(input): Input<CardValidity>,
 ) -> WebResult<Json<Card>> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok(Json(state.store.update_card(&actor, &uid, &input).await?))
 }
 
@@ -106,12 +106,12 @@ fn note(body: Result<Bytes, BytesRejection>) -> WebResult<CardNote> {
 
 async fn act(
     state: AppState,
-    caller: Caller,
+    caller: Operator,
     uid: Uid,
     action: CardAction,
     body: Result<Bytes, BytesRejection>,
 ) -> WebResult<Json<Card>> {
-    let actor = caller.operator()?.actor.clone();
+    let actor = caller.actor().to_owned();
     let note = note(body)?;
     let text = note.note.as_ref().map(|n| n.as_str());
     Ok(Json(
@@ -125,7 +125,7 @@ async fn act(
     responses((status = 200, description = "The card", body = Card), UpdateErrors))]
 pub async fn report_lost(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Operator,
     PathParam(uid): PathParam<Uid>,
     body: Result<Bytes, BytesRejection>,
 ) -> WebResult<Json<Card>> {
@@ -138,7 +138,7 @@ pub async fn report_lost(
     responses((status = 200, description = "The card", body = Card), UpdateErrors))]
 pub async fn suspend(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Operator,
     PathParam(uid): PathParam<Uid>,
     body: Result<Bytes, BytesRejection>,
 ) -> WebResult<Json<Card>> {
@@ -151,7 +151,7 @@ pub async fn suspend(
     responses((status = 200, description = "The card", body = Card), UpdateErrors))]
 pub async fn revoke(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Operator,
     PathParam(uid): PathParam<Uid>,
     body: Result<Bytes, BytesRejection>,
 ) -> WebResult<Json<Card>> {
@@ -164,7 +164,7 @@ pub async fn revoke(
     responses((status = 200, description = "The card", body = Card), UpdateErrors))]
 pub async fn return_card(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Operator,
     PathParam(uid): PathParam<Uid>,
     body: Result<Bytes, BytesRejection>,
 ) -> WebResult<Json<Card>> {
@@ -177,7 +177,7 @@ pub async fn return_card(
     responses((status = 200, description = "The card", body = Card), UpdateErrors))]
 pub async fn reactivate(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Operator,
     PathParam(uid): PathParam<Uid>,
     body: Result<Bytes, BytesRejection>,
 ) -> WebResult<Json<Card>> {

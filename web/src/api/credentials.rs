@@ -8,7 +8,7 @@ use tobira_firmware::ControllerId;
 
 use super::doors::ControllerCreated;
 use super::{ActionErrors, AdminReadErrors, Paging};
-use crate::auth::Caller;
+use crate::auth::Admin;
 use crate::error::{WebError, WebResult};
 use crate::json::{PathParam, QueryParams};
 use crate::store::auth::TokenInfo;
@@ -21,10 +21,9 @@ use crate::AppState;
     responses((status = 200, description = "A page of tokens (never the tokens themselves)", body = Page<TokenInfo>), AdminReadErrors))]
 pub async fn list_tokens(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Admin,
     QueryParams(p): QueryParams<Paging>,
 ) -> WebResult<Json<Page<TokenInfo>>> {
-    caller.admin()?;
     Ok(Json(state.store.list_tokens(p.limit, p.cursor()).await?))
 }
 
@@ -34,10 +33,10 @@ pub async fn list_tokens(
     responses((status = 200, description = "The revoked token", body = TokenInfo), ActionErrors))]
 pub async fn revoke_token(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     PathParam(id): PathParam<Id>,
 ) -> WebResult<Json<TokenInfo>> {
-    let principal = caller.admin()?;
+    let principal = &caller.principal;
     if principal.token_id == Some(id.get()) {
         return Err(WebError::Conflict(format!(
             "token {id} is the one making this request; revoke it with another admin token or `tobira central token revoke {id}`"
@@ -53,10 +52,10 @@ pub async fn revoke_token(
     responses((status = 200, description = "The controller", body = Controller), ActionErrors))]
 pub async fn disable_controller(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     PathParam(id): PathParam<Id>,
 ) -> WebResult<Json<Controller>> {
-    let actor = caller.admin()?.actor.clone();
+    let actor = caller.actor().to_owned();
     state
         .store
         .set_controller_disabled(&actor, id, true)
@@ -69,10 +68,10 @@ pub async fn disable_controller(
     responses((status = 200, description = "The controller", body = Controller), ActionErrors))]
 pub async fn enable_controller(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     PathParam(id): PathParam<Id>,
 ) -> WebResult<Json<Controller>> {
-    let actor = caller.admin()?.actor.clone();
+    let actor = caller.actor().to_owned();
     state
         .store
         .set_controller_disabled(&actor, id, false)
@@ -85,10 +84,10 @@ pub async fn enable_controller(
     responses((status = 200, description = "The controller and its new credentials", body = ControllerCreated), ActionErrors))]
 pub async fn rotate_controller_secret(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     PathParam(id): PathParam<Id>,
 ) -> WebResult<Json<ControllerCreated>> {
-    let actor = caller.admin()?.actor.clone();
+    let actor = caller.actor().to_owned();
     let credentials = state.store.rotate_controller_secret(&actor, id).await?;
     let controller = state.store.controller(id).await?;
     let authorization = tobira_protocol::controller_authorization(
@@ -108,10 +107,10 @@ pub async fn rotate_controller_secret(
     responses((status = 204, description = "Removed"), ActionErrors))]
 pub async fn delete_controller(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     PathParam(id): PathParam<Id>,
 ) -> WebResult<StatusCode> {
-    let actor = caller.admin()?.actor.clone();
+    let actor = caller.actor().to_owned();
     state.store.delete_controller(&actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

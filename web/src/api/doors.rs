@@ -8,7 +8,7 @@ use tobira_firmware::ControllerId;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ActionErrors, CreateErrors, GetErrors, Input, Paging, ReadErrors, UpdateErrors};
-use crate::auth::Caller;
+use crate::auth::{Admin, Caller, Manager};
 use crate::error::{WebError, WebResult};
 use crate::json::{PathParam, QueryParams};
 use crate::store::resources::doors::{Controller, ControllerInput, Door, DoorInput};
@@ -60,10 +60,10 @@ pub async fn list_doors(
     responses((status = 201, description = "The new door", body = Door), CreateErrors))]
 pub async fn create_door(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     Input(input): Input<DoorInput>,
 ) -> WebResult<(StatusCode, Json<Door>)> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok((
         StatusCode::CREATED,
         Json(state.store.create_door(&actor, &input).await?),
@@ -86,11 +86,11 @@ pub async fn get_door(
     request_body = DoorInput, responses((status = 200, description = "The door", body = Door), UpdateErrors))]
 pub async fn update_door(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(id): PathParam<Id>,
     Input(input): Input<DoorInput>,
 ) -> WebResult<Json<Door>> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok(Json(state.store.update_door(&actor, id, &input).await?))
 }
 
@@ -99,10 +99,10 @@ pub async fn update_door(
     responses((status = 204, description = "Removed"), ActionErrors))]
 pub async fn delete_door(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(id): PathParam<Id>,
 ) -> WebResult<StatusCode> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     state.store.delete_door(&actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -125,10 +125,10 @@ pub async fn list_controllers(
     responses((status = 201, description = "The controller and its credentials", body = ControllerCreated), CreateErrors))]
 pub async fn create_controller(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     Input(input): Input<ControllerInput>,
 ) -> WebResult<(StatusCode, Json<ControllerCreated>)> {
-    let actor = caller.admin()?.actor.clone();
+    let actor = caller.actor().to_owned();
     let credentials = state
         .store
         .add_controller(&actor, input.site_id.get(), input.name.as_str())

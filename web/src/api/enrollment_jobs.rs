@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{GetErrors, Input, Paging, ReadErrors, UpdateErrors};
-use crate::auth::Caller;
+use crate::auth::{Caller, Manager};
 use crate::error::WebResult;
 use crate::json::{PathParam, QueryParams};
 use crate::store::resources::enrollment_jobs::{EnrollmentJob, EnrollmentRequest};
@@ -33,10 +33,10 @@ pub struct JobFilter {
     responses((status = 201, description = "The pending job", body = EnrollmentJob), UpdateErrors))]
 pub async fn request_enrollment(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     Input(input): Input<EnrollmentRequest>,
 ) -> WebResult<(StatusCode, Json<EnrollmentJob>)> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok((
         StatusCode::CREATED,
         Json(state.store.request_enrollment(&actor, &input).await?),

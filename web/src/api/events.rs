@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use axum::body::{Body as HttpBody, Bytes};
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -38,22 +38,37 @@ pub struct ExportOptions {
     responses((status = 200, description = "A page of events", body = Page<EventRecord>), ReadErrors))]
 pub async fn search_events(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     QueryParams(filter): QueryParams<EventFilter>,
     QueryParams(p): QueryParams<Paging>,
+    RawQuery(query): RawQuery,
 ) -> WebResult<Json<Page<EventRecord>>> {
     let limit = page_size(p.limit)?;
-    Ok(Json(
-        state
-            .store
-            .search_events(&filter, limit, p.cursor())
-            .await?,
-    ))
+    let page = state
+        .store
+        .search_events(&filter, limit, p.cursor())
+        .await?;
+    state
+        .store
+        .audit_read(
+            caller.actor(),
+            "events.search",
+            "events",
+            query.as_deref(),
+            page.items.len(),
+        )
+        .await?;
+    Ok(Json(page))
 }
 
-/// Cells that a spreadsheet would run as a formula get a leading apostrophe.
+/// Cells that a spreadsheet would run as a formula get a leading apostrophe:
+/// those starting with `=`, `+`, `-`, `@`, tab or CR, also behind leading
+/// blanks, and their full-width forms (`＝＋－＠`), which Excel in Japanese
+/// reads as formulas too.
 fn cell(s: &str) -> Cow<'_, str> {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    let formula = ['=', '+', '-', '@', '＝', '＋', '－', '＠'];
+    let unblanked = s.trim_start_matches([' ', '\t', '\r', '\n', '\u{3000}']);
+    if s.starts_with(['\t', '\r']) || unblanked.starts_with(formula) {
         Cow::Owned(format!("'{s}"))
     } else {
         Cow::Borrowed(s)
@@ -169,6 +184,9 @@ fn csv_rows(rows: &[EventRecord], offset: i64, header: bool) -> Result<Vec<u8>, 
 
 struct Export {
     store: Store,
+    /// Who exports with which query, for the audit entry written when the
+    /// export ends (completed, failed or cut off by the client).
+    audit: Option<(String, Option<String>)>,
     filter: EventFilter,
     after: Option<EventCursor>,
     sent: i64,
@@ -193,15 +211,33 @@ impl Export {
     }
 }
 
+impl Drop for Export {
+    fn drop(&mut self) {
+        if let Some((actor, query)) = self.audit.take() {
+            let store = self.store.clone();
+            let rows = usize::try_from(self.sent).unwrap_or(usize::MAX);
+            tokio::spawn(async move {
+                if let Err(e) = store
+                    .audit_read(&actor, "events.export", "events", query.as_deref(), rows)
+                    .await
+                {
+                    tracing::error!(error = %e, "cannot record an event export in the audit log");
+                }
+            });
+        }
+    }
+}
+
 /// Export events as CSV (UTF-8 with BOM, CRLF, header row), same filters as the
 /// search, oldest first unless `order=desc`; at most 1,000,000 rows.
 #[utoipa::path(get, path = "/api/v1/events.csv", tag = "events", params(EventFilter, ExportOptions),
     responses((status = 200, description = "Events as CSV", content_type = "text/csv", body = String), ReadErrors))]
 pub async fn export_events(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     QueryParams(mut filter): QueryParams<EventFilter>,
     QueryParams(options): QueryParams<ExportOptions>,
+    RawQuery(query): RawQuery,
 ) -> WebResult<Response> {
     let offset = options.utc_offset_minutes.unwrap_or(540);
     if !(-720..=840).contains(&offset) {
@@ -214,6 +250,7 @@ pub async fn export_events(
     }
     let mut export = Export {
         store: state.store.clone(),
+        audit: None,
         filter,
         after: None,
         sent: 0,
@@ -229,6 +266,8 @@ pub async fn export_events(
     let first = export
         .take(&rows, want, true)
         .map_err(|e| WebError::Internal(e.to_string()))?;
+    // From here on rows leave the service: the export is recorded when it ends.
+    export.audit = Some((caller.actor().to_owned(), query));
     let rest = futures_util::stream::unfold(export, |mut export| async move {
         if export.done {
             return None;
@@ -269,9 +308,15 @@ pub async fn export_events(
     responses((status = 200, description = "Each level-4 zone with the people inside", body = Vec<ZoneOccupancy>), ReadErrors))]
 pub async fn occupancy(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
 ) -> WebResult<Json<Vec<ZoneOccupancy>>> {
-    Ok(Json(state.store.occupancy().await?))
+    let zones = state.store.occupancy().await?;
+    let people = zones.iter().map(|z| z.people.len()).sum();
+    state
+        .store
+        .audit_read(caller.actor(), "occupancy.read", "occupancy", None, people)
+        .await?;
+    Ok(Json(zones))
 }
 
 #[cfg(test)]
@@ -292,5 +337,23 @@ mod tests {
         );
         assert_eq!(cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
         assert_eq!(cell("山田"), "山田");
+    }
+
+    #[test]
+    fn formulas_behind_blanks_or_in_full_width_signs_are_neutralised() {
+        for formula in [
+            " =HYPERLINK(\"x\")",
+            "\t=1+1",
+            "  +cmd",
+            "＝HYPERLINK(\"x\")",
+            "＋1",
+            "－1",
+            "＠SUM(A1)",
+            " ＝1",
+        ] {
+            assert_eq!(cell(formula), format!("'{formula}"), "{formula:?}");
+        }
+        assert_eq!(cell(" 山田"), " 山田");
+        assert_eq!(cell("Main hall"), "Main hall");
     }
 }

@@ -1,13 +1,13 @@
 //! Handlers for people and their biometric enrollments.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{ActionErrors, CreateErrors, GetErrors, Input, Paging, ReadErrors, UpdateErrors};
-use crate::auth::Caller;
+use crate::auth::{Caller, Manager};
 use crate::error::WebResult;
 use crate::json::{PathParam, QueryParams};
 use crate::store::resources::people::{Enrollment, EnrollmentInput, Person, PersonInput};
@@ -37,13 +37,23 @@ pub struct EnrollmentFilter {
     responses((status = 200, description = "A page of people", body = Page<Person>), ReadErrors))]
 pub async fn list_people(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     QueryParams(f): QueryParams<PersonFilter>,
     QueryParams(p): QueryParams<Paging>,
+    RawQuery(query): RawQuery,
 ) -> WebResult<Json<Page<Person>>> {
-    Ok(Json(
-        state.store.list_people(f.kind, p.limit, p.cursor()).await?,
-    ))
+    let page = state.store.list_people(f.kind, p.limit, p.cursor()).await?;
+    state
+        .store
+        .audit_read(
+            caller.actor(),
+            "people.list",
+            "people",
+            query.as_deref(),
+            page.items.len(),
+        )
+        .await?;
+    Ok(Json(page))
 }
 
 /// Add a person.
@@ -51,10 +61,10 @@ pub async fn list_people(
     responses((status = 201, description = "The new person", body = Person), CreateErrors))]
 pub async fn create_person(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     Input(input): Input<PersonInput>,
 ) -> WebResult<(StatusCode, Json<Person>)> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok((
         StatusCode::CREATED,
         Json(state.store.create_person(&actor, &input).await?),
@@ -66,10 +76,21 @@ pub async fn create_person(
     responses((status = 200, description = "The person", body = Person), GetErrors))]
 pub async fn get_person(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     PathParam(id): PathParam<Id>,
 ) -> WebResult<Json<Person>> {
-    Ok(Json(state.store.person(id).await?))
+    let person = state.store.person(id).await?;
+    state
+        .store
+        .audit_read(
+            caller.actor(),
+            "person.read",
+            &format!("person:{id}"),
+            None,
+            1,
+        )
+        .await?;
+    Ok(Json(person))
 }
 
 /// Replace a person's kind, name and organisation.
@@ -77,11 +98,11 @@ pub async fn get_person(
     request_body = PersonInput, responses((status = 200, description = "The person", body = Person), UpdateErrors))]
 pub async fn update_person(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(id): PathParam<Id>,
     Input(input): Input<PersonInput>,
 ) -> WebResult<Json<Person>> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok(Json(state.store.update_person(&actor, id, &input).await?))
 }
 
@@ -90,10 +111,10 @@ pub async fn update_person(
     responses((status = 204, description = "Removed"), ActionErrors))]
 pub async fn delete_person(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(id): PathParam<Id>,
 ) -> WebResult<StatusCode> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     state.store.delete_person(&actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -120,10 +141,10 @@ pub async fn list_enrollments(
     responses((status = 201, description = "The enrollment", body = Enrollment), CreateErrors))]
 pub async fn create_enrollment(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     Input(input): Input<EnrollmentInput>,
 ) -> WebResult<(StatusCode, Json<Enrollment>)> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok((
         StatusCode::CREATED,
         Json(state.store.create_enrollment(&actor, &input).await?),
@@ -138,10 +159,10 @@ pub async fn create_enrollment(
     responses((status = 204, description = "Removed"), ActionErrors))]
 pub async fn delete_enrollment(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam((module, slot)): PathParam<(Id, u16)>,
 ) -> WebResult<StatusCode> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     state.store.delete_enrollment(&actor, module, slot).await?;
     Ok(StatusCode::NO_CONTENT)
 }

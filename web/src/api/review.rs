@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ActionErrors, Paging, ReadErrors};
-use crate::auth::Caller;
+use crate::auth::{Caller, Operator};
 use crate::error::{WebError, WebResult};
 use crate::json::{PathParam, QueryParams};
 use crate::store::audit::AuditEntry;
@@ -56,10 +56,10 @@ pub async fn list_alarms(
     responses((status = 200, description = "The alarm", body = Alarm), ActionErrors))]
 pub async fn ack_alarm(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Operator,
     PathParam(id): PathParam<Id>,
 ) -> WebResult<Json<Alarm>> {
-    let actor = caller.operator()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok(Json(state.store.ack_alarm(&actor, id).await?))
 }
 

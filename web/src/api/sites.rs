@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use super::{ActionErrors, CreateErrors, GetErrors, Input, Paging, ReadErrors, UpdateErrors};
-use crate::auth::Caller;
+use crate::auth::{Admin, Caller, Manager};
 use crate::error::WebResult;
 use crate::json::{PathParam, QueryParams};
 use crate::store::resources::sites::{Holiday, HolidayInput, Site, SiteInput, ThreatInput};
@@ -28,10 +28,10 @@ pub async fn list_sites(
     responses((status = 201, description = "The new site", body = Site), CreateErrors))]
 pub async fn create_site(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     Input(input): Input<SiteInput>,
 ) -> WebResult<(StatusCode, Json<Site>)> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok((
         StatusCode::CREATED,
         Json(state.store.create_site(&actor, &input).await?),
@@ -54,11 +54,11 @@ pub async fn get_site(
     request_body = SiteInput, responses((status = 200, description = "The site", body = Site), UpdateErrors))]
 pub async fn update_site(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(id): PathParam<Id>,
     Input(input): Input<SiteInput>,
 ) -> WebResult<Json<Site>> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok(Json(state.store.update_site(&actor, id, &input).await?))
 }
 
@@ -67,10 +67,10 @@ pub async fn update_site(
     responses((status = 204, description = "Removed"), ActionErrors))]
 pub async fn delete_site(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(id): PathParam<Id>,
 ) -> WebResult<StatusCode> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     state.store.delete_site(&actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -80,11 +80,11 @@ pub async fn delete_site(
     request_body = ThreatInput, responses((status = 200, description = "The site", body = Site), UpdateErrors))]
 pub async fn set_site_threat(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     PathParam(id): PathParam<Id>,
     Input(input): Input<ThreatInput>,
 ) -> WebResult<Json<Site>> {
-    let actor = caller.admin()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok(Json(
         state
             .store
@@ -115,11 +115,11 @@ pub async fn list_holidays(
     request_body = HolidayInput, responses((status = 200, description = "The holiday", body = Holiday), UpdateErrors))]
 pub async fn put_holiday(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam((id, date)): PathParam<(Id, String)>,
     Input(input): Input<HolidayInput>,
 ) -> WebResult<Json<Holiday>> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok(Json(
         state.store.put_holiday(&actor, id, &date, &input).await?,
     ))
@@ -132,10 +132,10 @@ pub async fn put_holiday(
     responses((status = 204, description = "Removed"), ActionErrors))]
 pub async fn delete_holiday(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam((id, date)): PathParam<(Id, String)>,
 ) -> WebResult<StatusCode> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     state.store.delete_holiday(&actor, id, &date).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{ActionErrors, CreateErrors, GetErrors, Input, Paging, ReadErrors, UpdateErrors};
-use crate::auth::Caller;
+use crate::auth::{Admin, Caller, Manager};
 use crate::error::WebResult;
 use crate::json::{PathParam, QueryParams};
 use crate::store::resources::sites::ThreatInput;
@@ -42,10 +42,10 @@ pub async fn list_zones(
     responses((status = 201, description = "The new zone", body = Zone), CreateErrors))]
 pub async fn create_zone(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     Input(input): Input<ZoneInput>,
 ) -> WebResult<(StatusCode, Json<Zone>)> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok((
         StatusCode::CREATED,
         Json(state.store.create_zone(&actor, &input).await?),
@@ -68,11 +68,11 @@ pub async fn get_zone(
     request_body = ZoneInput, responses((status = 200, description = "The zone", body = Zone), UpdateErrors))]
 pub async fn update_zone(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(id): PathParam<Id>,
     Input(input): Input<ZoneInput>,
 ) -> WebResult<Json<Zone>> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok(Json(state.store.update_zone(&actor, id, &input).await?))
 }
 
@@ -81,10 +81,10 @@ pub async fn update_zone(
     responses((status = 204, description = "Removed"), ActionErrors))]
 pub async fn delete_zone(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(id): PathParam<Id>,
 ) -> WebResult<StatusCode> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     state.store.delete_zone(&actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -94,11 +94,11 @@ pub async fn delete_zone(
     request_body = ThreatInput, responses((status = 200, description = "The zone", body = Zone), UpdateErrors))]
 pub async fn set_zone_threat(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admin,
     PathParam(id): PathParam<Id>,
     Input(input): Input<ThreatInput>,
 ) -> WebResult<Json<Zone>> {
-    let actor = caller.admin()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok(Json(
         state
             .store
@@ -123,10 +123,10 @@ pub async fn list_schedules(
     responses((status = 201, description = "The new schedule", body = Schedule), CreateErrors))]
 pub async fn create_schedule(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     Input(input): Input<ScheduleInput>,
 ) -> WebResult<(StatusCode, Json<Schedule>)> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok((
         StatusCode::CREATED,
         Json(state.store.create_schedule(&actor, &input).await?),
@@ -149,11 +149,11 @@ pub async fn get_schedule(
     request_body = ScheduleInput, responses((status = 200, description = "The schedule", body = Schedule), UpdateErrors))]
 pub async fn update_schedule(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(id): PathParam<Id>,
     Input(input): Input<ScheduleInput>,
 ) -> WebResult<Json<Schedule>> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     Ok(Json(state.store.update_schedule(&actor, id, &input).await?))
 }
 
@@ -162,10 +162,10 @@ pub async fn update_schedule(
     responses((status = 204, description = "Removed"), ActionErrors))]
 pub async fn delete_schedule(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Manager,
     PathParam(id): PathParam<Id>,
 ) -> WebResult<StatusCode> {
-    let actor = caller.manager()?.actor.clone();
+    let actor = caller.actor().to_owned();
     state.store.delete_schedule(&actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -54,10 +54,38 @@ pub(crate) fn link(
     hex::encode(h.finalize())
 }
 
+/// The longest query text kept in a read's audit entry.
+const MAX_READ_QUERY: usize = 1000;
+
 /// The link before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 impl Store {
+    /// Records a read or export of personal data (events, occupancy, people):
+    /// who, what (`events.search`, `events.export`, …), the filter as the
+    /// request's query text, and how many rows were answered.
+    pub async fn audit_read(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        query: Option<&str>,
+        rows: usize,
+    ) -> StoreResult<()> {
+        let query: String = query.unwrap_or("").chars().take(MAX_READ_QUERY).collect();
+        let mut tx = self.begin().await?;
+        self.audit(
+            &mut tx,
+            actor,
+            action,
+            target,
+            &serde_json::json!({"query": query, "rows": rows}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Appends an entry inside the caller's transaction, so the change and its
     /// record commit together.
     pub async fn audit(

@@ -159,6 +159,29 @@ pub struct ControllerCredentials {
     pub secret: String,
 }
 
+/// Refuses a password that zxcvbn scores below 3 of 4 (crackable with 10^10
+/// guesses or fewer), the user name counted as a known word: repeated
+/// characters, keyboard rows, common words and passwords, the user's name.
+fn check_password_strength(username: &str, password: &str) -> StoreResult<()> {
+    let estimate = zxcvbn::zxcvbn(password, &[username]);
+    if u8::from(estimate.score()) >= 3 {
+        return Ok(());
+    }
+    let mut advice: Vec<String> = Vec::new();
+    if let Some(feedback) = estimate.feedback() {
+        if let Some(warning) = feedback.warning() {
+            advice.push(warning.to_string());
+        }
+        advice.extend(feedback.suggestions().iter().map(ToString::to_string));
+    }
+    Err(StoreError::Invalid(format!(
+        "password is too easy to guess (strength {} of 4, at least 3 needed){}{}",
+        u8::from(estimate.score()),
+        if advice.is_empty() { "" } else { ": " },
+        advice.join(" ")
+    )))
+}
+
 impl Store {
     /// Adds an admin user with an argon2-hashed password.
     pub async fn create_user(
@@ -173,11 +196,13 @@ impl Store {
                 "user name must be 1–64 characters".into(),
             ));
         }
+        crate::store::resources::check_name("user name", username, 64)?;
         if password.chars().count() < 12 {
             return Err(StoreError::Invalid(
                 "password must be at least 12 characters".into(),
             ));
         }
+        check_password_strength(username, password)?;
         let hash = Argon2::default()
             .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
             .map_err(|e| StoreError::Invalid(format!("password cannot be hashed: {e}")))?
@@ -246,6 +271,7 @@ impl Store {
         if !(1..=3650).contains(&days) {
             return Err(StoreError::Invalid("tokens live 1 to 3650 days".into()));
         }
+        crate::store::resources::check_name("token name", name, crate::store::resources::MAX_NAME)?;
         let token = format!("tbr_{}", random_hex(32));
         let expires = now_ms() + i64::from(days) * 86_400_000;
         let mut tx = self.begin().await?;
@@ -380,6 +406,11 @@ impl Store {
         site: i64,
         name: &str,
     ) -> StoreResult<ControllerCredentials> {
+        crate::store::resources::check_name(
+            "controller name",
+            name,
+            crate::store::resources::MAX_NAME,
+        )?;
         let secret = random_hex(32);
         let mut tx = self.begin().await?;
         let site_known: Option<i64> = sqlx::query_scalar("SELECT id FROM sites WHERE id = $1")

@@ -10,6 +10,7 @@ pub mod backup;
 pub mod chains;
 pub mod checkpoints;
 pub mod chain;
+mod database_file;
 pub mod events;
 mod ids;
 pub mod passages;
@@ -71,6 +72,9 @@ pub enum StoreError {
     /// Stored JSON that does not parse: the database was edited by hand.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The SQLite database file cannot be created.
+    #[error("database file {0}: {1}")]
+    File(String, String),
 }
 
 impl StoreError {
@@ -242,6 +246,10 @@ impl Store {
             }
             _ => url.to_string(),
         };
+        if let Some(file) = database_file::sqlite_path(&url) {
+            database_file::create_private(std::path::Path::new(file))
+                .map_err(|e| StoreError::File(file.to_owned(), e.to_string()))?;
+        }
         let options = AnyConnectOptions::from_str(&url)?;
         if backend == Backend::Postgres {
             probe(&options).await?;

@@ -116,16 +116,45 @@ impl ToSchema for Millis {
     }
 }
 
-/// Whether text is acceptable as a name or note: no control characters and at
-/// least one visible character. Matches [`TEXT_PATTERN`].
-fn text_ok(s: &str) -> bool {
-    let control = |c: char| c < ' ' || c == '\u{7f}';
-    !s.chars().any(control) && s.chars().any(|c| c > ' ' && c != '\u{7f}')
+/// Whether a character has no place in a name or note: control characters
+/// (C0, DEL, C1), Unicode format characters (bidi overrides and isolates,
+/// zero-width characters, the byte-order mark, the soft hyphen, tags…) and
+/// the line and paragraph separators. They hide or reorder what an operator
+/// reads (`Main\u{202e}llah` shows as `Mainhall` spelt backwards).
+fn hidden(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.is_control()
+        || matches!(
+            c.general_category(),
+            GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
 }
 
-/// The JSON Schema pattern equivalent to [`text_ok`].
-pub const TEXT_PATTERN: &str =
-    "^[^\\u0000-\\u001f\\u007f]*[^\\u0000-\\u0020\\u007f][^\\u0000-\\u001f\\u007f]*$";
+/// Why text is not acceptable as a name or note, if it is not: a hidden
+/// character (named by its code point), or nothing visible.
+fn text_fault(s: &str) -> Option<String> {
+    if let Some(c) = s.chars().find(|c| hidden(*c)) {
+        return Some(format!(
+            "contains U+{:04X}, a control, invisible or bidi-override character",
+            u32::from(c)
+        ));
+    }
+    if !s.chars().any(|c| c > ' ' && !hidden(c)) {
+        return Some("text must not be blank".into());
+    }
+    None
+}
+
+/// The JSON Schema pattern for names and notes: what [`text_fault`] refuses
+/// in the Basic Multilingual Plane (the few format characters above it, the
+/// tags and some historic scripts', are refused by the code alone).
+pub const TEXT_PATTERN: &str = concat!(
+    "^[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890-\\u0891\\u08e2\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff\\ufff9-\\ufffb]*",
+    "[^\\u0000-\\u0020\\u007f-\\u009f\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890-\\u0891\\u08e2\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff\\ufff9-\\ufffb]",
+    "[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890-\\u0891\\u08e2\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff\\ufff9-\\ufffb]*$"
+);
 
 fn text_schema(max: usize, description: &str) -> RefOr<Schema> {
     ObjectBuilder::new()
@@ -142,12 +171,18 @@ fn checked_text<E: serde::de::Error>(s: String, max: usize) -> Result<String, E>
     if n == 0 || n > max {
         return Err(E::custom(format!("text must be 1 to {max} characters")));
     }
-    if !text_ok(&s) {
-        return Err(E::custom(
-            "text must not contain control characters or be blank",
-        ));
+    if let Some(fault) = text_fault(&s) {
+        return Err(E::custom(fault));
     }
     Ok(s)
+}
+
+/// Checks a name that does not arrive as a [`Name`] (user and token names,
+/// given to the store directly): the same rules, the field named in the error.
+pub fn check_name(field: &str, s: &str, max: usize) -> StoreResult<()> {
+    checked_text::<serde_json::Error>(s.to_owned(), max)
+        .map(drop)
+        .map_err(|e| StoreError::Invalid(format!("{field}: {e}")))
 }
 
 /// A name: 1 to 200 characters, no control characters, not blank.
@@ -179,7 +214,7 @@ impl utoipa::PartialSchema for Name {
     fn schema() -> RefOr<Schema> {
         text_schema(
             MAX_NAME,
-            "1 to 200 characters, no control characters, not blank.",
+            "1 to 200 characters, no control, invisible or bidi-override characters, not blank.",
         )
     }
 }
@@ -212,7 +247,7 @@ impl utoipa::PartialSchema for Note {
     fn schema() -> RefOr<Schema> {
         text_schema(
             MAX_NOTE,
-            "1 to 1000 characters, no control characters, not blank.",
+            "1 to 1000 characters, no control, invisible or bidi-override characters, not blank.",
         )
     }
 }
@@ -751,12 +786,13 @@ pub fn stored_id(v: i64) -> StoreResult<Id> {
 }
 
 /// Deserialises `T` from a JSON object only (serde would also take a struct's
-/// fields from an array, which the OpenAPI document does not allow).
+/// fields from an array, which the OpenAPI document does not allow). An error
+/// names the field it is about (`organisation: contains U+200F, …`).
 pub fn from_object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
     if !value.is_object() {
         return Err("expected a JSON object".into());
     }
-    serde_json::from_value(value).map_err(|e| e.to_string())
+    serde_path_to_error::deserialize(value).map_err(|e| e.to_string())
 }
 
 /// `deserialize_with` for a nested object field.
@@ -822,6 +858,26 @@ mod tests {
         assert!(Name::new("会議室 A").is_some());
         assert!(Name::new(" ").is_none());
         assert!(Name::new("a\u{0}b").is_none());
+        for invisible in [
+            '\u{202a}',
+            '\u{202e}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{200b}',
+            '\u{200f}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{feff}',
+            '\u{00ad}',
+            '\u{0085}',
+            '\u{061c}',
+            '\u{e0001}',
+        ] {
+            assert!(
+                Name::new(&format!("a{invisible}b")).is_none(),
+                "{invisible:?}"
+            );
+        }
         assert!(Name::new(&"x".repeat(201)).is_none());
         assert!(Name::new(&"x".repeat(200)).is_some());
     }
