@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tobira");
 
+/// A snapshot request as a controller makes it: with a fresh nonce that the
+/// signed answer must carry (docs/security.md, "Freshness of policy").
+const SNAPSHOT: &str = "/sync/v1/snapshot?nonce=00112233445566778899aabbccddeeff";
+
 struct Server(Child);
 
 impl Drop for Server {
@@ -394,44 +398,29 @@ fn controllers_are_disabled_enabled_rekeyed_and_deleted_from_the_command_line() 
     ));
     let secret = added["secret"].as_str().unwrap().to_string();
     let auth = format!("Bearer 1.{secret}");
-    assert_eq!(
-        request(addr, "GET", "/sync/v1/snapshot", Some(&auth)).0,
-        200
-    );
+    assert_eq!(request(addr, "GET", SNAPSHOT, Some(&auth)).0, 200);
     server.wait_for(&["controller connected", "controller=1"]);
     server.wait_for(&["GET", "/sync/v1/snapshot", "200", "controller:1"]);
 
     let out = central(&db, &["controller", "disable", "1"]);
     assert!(out.status.success(), "{}", text(&out).1);
-    let (status, body) = request(addr, "GET", "/sync/v1/snapshot", Some(&auth));
+    let (status, body) = request(addr, "GET", SNAPSHOT, Some(&auth));
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("controller_disabled"), "{body}");
     let out = central(&db, &["controller", "enable", "1"]);
     assert!(out.status.success(), "{}", text(&out).1);
-    assert_eq!(
-        request(addr, "GET", "/sync/v1/snapshot", Some(&auth)).0,
-        200
-    );
+    assert_eq!(request(addr, "GET", SNAPSHOT, Some(&auth)).0, 200);
 
     let rotated = json_of(&central(&db, &["controller", "rotate-secret", "1"]));
     let new_secret = rotated["secret"].as_str().unwrap();
     assert_ne!(new_secret, secret);
-    assert_eq!(
-        request(addr, "GET", "/sync/v1/snapshot", Some(&auth)).0,
-        401
-    );
+    assert_eq!(request(addr, "GET", SNAPSHOT, Some(&auth)).0, 401);
     let new_auth = format!("Bearer 1.{new_secret}");
-    assert_eq!(
-        request(addr, "GET", "/sync/v1/snapshot", Some(&new_auth)).0,
-        200
-    );
+    assert_eq!(request(addr, "GET", SNAPSHOT, Some(&new_auth)).0, 200);
 
     let out = central(&db, &["controller", "delete", "1"]);
     assert!(out.status.success(), "{}", text(&out).1);
-    assert_eq!(
-        request(addr, "GET", "/sync/v1/snapshot", Some(&new_auth)).0,
-        401
-    );
+    assert_eq!(request(addr, "GET", SNAPSHOT, Some(&new_auth)).0, 401);
     let out = central(&db, &["controller", "delete", "1"]);
     assert!(!out.status.success());
     assert!(text(&out).1.contains("controller 1"), "{}", text(&out).1);
@@ -611,7 +600,10 @@ fn a_backup_of_the_running_service_is_whole_and_owner_only_while_it_is_written_t
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("integrity check ok"), "{stdout}");
-    assert!(stderr.contains("signing key is not in the backup"), "{stderr}");
+    assert!(
+        stderr.contains("signing key is not in the backup"),
+        "{stderr}"
+    );
     stop.store(true, Ordering::SeqCst);
     writer.join().unwrap();
 
@@ -619,7 +611,11 @@ fn a_backup_of_the_running_service_is_whole_and_owner_only_while_it_is_written_t
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
-        assert_eq!(mode & 0o077, 0, "backup mode {mode:o} is readable by others");
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "backup mode {mode:o} is readable by others"
+        );
     }
     assert!(!dir.path().join("backup.db.partial").exists());
 
@@ -678,7 +674,17 @@ fn the_service_forwards_to_the_siem_targets_given_and_refuses_bad_ones_before_st
     ]));
     server.wait_for(&["forwarding to the SIEM at", &target]);
     wait_healthy(listen.parse().unwrap());
-    let out = central(&db, &["admin", "create-user", "--username", "kato"]);
+    let out = central(
+        &db,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "kato",
+            "--role",
+            "security",
+        ],
+    );
     assert!(out.status.success(), "{:?}", text(&out));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

@@ -337,6 +337,7 @@ socket = "{socket}"
 
 [central]
 url = "http://127.0.0.1:{via}"
+allow_insecure_http = true
 secret = "{secret}"
 public_key = "{key}"
 watch_ms = 1000

@@ -182,8 +182,8 @@ async fn seed(store: &Store, s: &Sizes) {
 /// The access record a controller writes for event number `n`: a card of one
 /// of `people` at one of the 200 doors, at the level of the zone the door
 /// leads into; one in ten refused for want of a grant.
-fn access(n: u64, people: i64) -> EventKind {
-    let door = 1 + (n % u64::from(DOORS)) as u32;
+fn access(n: u64, people: i64, doors: &[u32]) -> EventKind {
+    let door = doors[(n % doors.len() as u64) as usize];
     let person = 1 + (n.wrapping_mul(13) % people as u64) as u32;
     EventKind::Access(AccessRecord {
         door: DoorId(door),
@@ -202,9 +202,34 @@ fn access(n: u64, people: i64) -> EventKind {
     })
 }
 
+/// Doors a controller drives, each with its own id: central files an access
+/// event at a door of another controller as suspect (docs/security.md,
+/// "Ingest trust"), so every bench controller records at its own doors.
+const DOORS_PER_CONTROLLER: u32 = 25;
+
+/// Adds `controller`'s doors (ids `controller * 1000 + 1…`) into zones spread
+/// like the site's other doors; returns their ids.
+async fn own_doors(store: &Store, controller: u32) -> Vec<u32> {
+    let ids: Vec<u32> = (1..=DOORS_PER_CONTROLLER)
+        .map(|k| controller * 1000 + k)
+        .collect();
+    insert_rows(
+        store,
+        "INSERT INTO doors (id, name, kind, outside_zone_id, inside_zone_id, controller_id, entry_reader, exit_reader)",
+        ids.iter().map(|d| format!("({d}, 'door {d}', 'door', {}, {}, {controller}, '{{}}', '{{}}')", 1 + d % ZONES, inside_zone(*d))),
+    )
+    .await;
+    ids
+}
+
 /// One controller's events as it seals and sends them: `batches` batches of
-/// 500, chain-linked from its genesis, 100 ms apart.
-fn sealed_batches(controller: u32, batches: usize, people: i64) -> Vec<Vec<SealedEvent>> {
+/// 500 at its own `doors`, chain-linked from its genesis, 100 ms apart.
+fn sealed_batches(
+    controller: u32,
+    batches: usize,
+    people: i64,
+    doors: &[u32],
+) -> Vec<Vec<SealedEvent>> {
     let mut chain = Chain::genesis(ControllerId(controller));
     (0..batches)
         .map(|b| {
@@ -214,7 +239,7 @@ fn sealed_batches(controller: u32, batches: usize, people: i64) -> Vec<Vec<Seale
                     chain
                         .seal(
                             Timestamp(1_763_000_000_000 + n as i64 * 100),
-                            access(n, people),
+                            access(n, people, doors),
                         )
                         .unwrap()
                 })
@@ -229,14 +254,14 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 
 /// `Store::ingest` called directly by 8 tasks (one per controller).
 async fn bench_ingest(store: &Store, s: &Sizes, label: &str) {
-    let batches: Vec<(ControllerId, Vec<Vec<SealedEvent>>)> = (1..=s.controllers)
-        .map(|c| {
-            (
-                ControllerId(c),
-                sealed_batches(c, s.batches_per_controller, s.people),
-            )
-        })
-        .collect();
+    let mut batches: Vec<(ControllerId, Vec<Vec<SealedEvent>>)> = Vec::new();
+    for c in 1..=s.controllers {
+        let doors = own_doors(store, c).await;
+        batches.push((
+            ControllerId(c),
+            sealed_batches(c, s.batches_per_controller, s.people, &doors),
+        ));
+    }
     let total: usize = batches.iter().map(|(_, b)| b.len() * BATCH).sum();
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -298,7 +323,12 @@ async fn bench_upload(store: &Store, base: &str, s: &Sizes, label: &str) {
         let id = ControllerId(credentials.controller);
         uploads.push((
             controller_authorization(id, &credentials.secret),
-            sealed_batches(id.0, s.batches_per_controller, s.people),
+            sealed_batches(
+                id.0,
+                s.batches_per_controller,
+                s.people,
+                &own_doors(store, id.0).await,
+            ),
         ));
     }
     let total: usize = uploads.iter().map(|(_, b)| b.len() * BATCH).sum();
@@ -427,6 +457,7 @@ async fn fill_history(store: &Store, n: u64, people: i64, label: &str) {
             .await
             .unwrap()
             .controller;
+        let doors = own_doors(store, id).await;
         let store = store.clone();
         let label = label.to_string();
         tasks.push(tokio::spawn(async move {
@@ -436,7 +467,11 @@ async fn fill_history(store: &Store, n: u64, people: i64, label: &str) {
             let mut batch = Vec::with_capacity(BATCH);
             while k < n {
                 let at = HISTORY_START + (k as i64 * 180 * DAY_MS) / n as i64;
-                batch.push(chain.seal(Timestamp(at), access(k, people)).unwrap());
+                batch.push(
+                    chain
+                        .seal(Timestamp(at), access(k, people, &doors))
+                        .unwrap(),
+                );
                 k += FILLERS;
                 if batch.len() == BATCH || k >= n {
                     let r = store.ingest(ControllerId(id), &batch).await.unwrap();

@@ -126,7 +126,10 @@ impl Server {
     async fn sync(&self, auth: &str) -> (StatusCode, Value) {
         let resp = self
             .http
-            .get(format!("{}/sync/v1/snapshot", self.base))
+            .get(format!(
+                "{}/sync/v1/snapshot?nonce=00112233445566778899aabbccddeeff",
+                self.base
+            ))
             .header("Authorization", auth)
             .send()
             .await

@@ -366,7 +366,7 @@ async fn alarm_and_audit(store: &Store) {
         .raise(
             &mut tx,
             &NewAlarm {
-                at: 1_800_000_000_000,
+                at: 1_763_000_000_000,
                 kind: "door_forced".into(),
                 controller: Some(1),
                 door: Some(GATE),
@@ -397,7 +397,7 @@ async fn events_alarms_and_audit_reach_rsyslog_over_tcp_with_their_fields() {
     seed(&store).await;
     let mut chain = Chain::genesis(C1);
     store
-        .ingest(C1, &events(&mut chain, 3, 1_800_000_000_000))
+        .ingest(C1, &events(&mut chain, 3, 1_763_000_000_000))
         .await
         .unwrap();
     alarm_and_audit(&store).await;
@@ -418,7 +418,7 @@ async fn events_alarms_and_audit_reach_rsyslog_over_tcp_with_their_fields() {
     let event = lines.iter().find(|l| l.id() == "1.2").unwrap();
     assert_eq!(event.param("controller").as_deref(), Some("1"));
     assert_eq!(event.param("seq").as_deref(), Some("2"));
-    let sent = &events(&mut Chain::genesis(C1), 3, 1_800_000_000_000)[1];
+    let sent = &events(&mut Chain::genesis(C1), 3, 1_763_000_000_000)[1];
     assert_eq!(event.param("link"), Some(sent.link.to_string()));
     assert_eq!(event.param("outcome").as_deref(), Some("granted"));
     assert_eq!(
@@ -448,7 +448,7 @@ async fn records_reach_rsyslog_over_tls_checked_against_the_siems_ca() {
     seed(&store).await;
     let mut chain = Chain::genesis(C1);
     store
-        .ingest(C1, &events(&mut chain, 2, 1_800_000_000_000))
+        .ingest(C1, &events(&mut chain, 2, 1_763_000_000_000))
         .await
         .unwrap();
     alarm_and_audit(&store).await;
@@ -492,7 +492,7 @@ async fn nothing_is_missing_after_rsyslog_was_down_and_ingest_did_not_wait_for_i
     let (store, dir) = sqlite().await;
     seed(&store).await;
     let mut chain = Chain::genesis(C1);
-    let all = events(&mut chain, 300, 1_800_000_000_000);
+    let all = events(&mut chain, 300, 1_763_000_000_000);
     store.ingest(C1, &all[..20]).await.unwrap();
     let port = free_port();
     let mut rsyslog = Rsyslog::start(dir.path(), port, None);
@@ -527,7 +527,7 @@ async fn a_json_lines_file_resumes_from_the_durable_cursor_without_duplicates() 
     let (store, dir) = sqlite().await;
     seed(&store).await;
     let mut chain = Chain::genesis(C1);
-    let all = events(&mut chain, 10, 1_800_000_000_000);
+    let all = events(&mut chain, 10, 1_763_000_000_000);
     store.ingest(C1, &all[..4]).await.unwrap();
     alarm_and_audit(&store).await;
     let file = dir.path().join("siem.jsonl");

@@ -1310,14 +1310,14 @@ async fn siem_sources_hand_out_rows_after_a_durable_cursor(store: Store) {
     seed(&store).await;
     let mut chain = Chain::genesis(C1);
     store
-        .ingest(C1, &events(&mut chain, 5, 1_800_000_000_000))
+        .ingest(C1, &events(&mut chain, 5, 1_763_000_000_000))
         .await
         .unwrap();
     let mut tx = store.begin().await.unwrap();
     store
         .raise_alarm(
             &mut tx,
-            1_800_000_000_000,
+            1_763_000_000_000,
             "door_forced",
             Some(1),
             Some(GATE),

@@ -7,9 +7,9 @@
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod chain;
 pub mod chains;
 pub mod checkpoints;
-pub mod chain;
 mod database_file;
 pub mod events;
 mod ids;
@@ -19,8 +19,8 @@ pub mod presence;
 pub mod queries;
 pub mod resources;
 pub mod siem;
-pub mod verify;
 pub mod trust;
+pub mod verify;
 
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
