@@ -596,7 +596,10 @@ fn a_backup_of_the_running_service_is_whole_and_owner_only_while_it_is_written_t
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("integrity check ok"), "{stdout}");
-    assert!(stderr.contains("signing key is not in the backup"), "{stderr}");
+    assert!(
+        stderr.contains("signing key is not in the backup"),
+        "{stderr}"
+    );
     stop.store(true, Ordering::SeqCst);
     writer.join().unwrap();
 
@@ -604,7 +607,11 @@ fn a_backup_of_the_running_service_is_whole_and_owner_only_while_it_is_written_t
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
-        assert_eq!(mode & 0o077, 0, "backup mode {mode:o} is readable by others");
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "backup mode {mode:o} is readable by others"
+        );
     }
     assert!(!dir.path().join("backup.db.partial").exists());
 

@@ -7,9 +7,9 @@
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod chain;
 pub mod chains;
 pub mod checkpoints;
-pub mod chain;
 pub mod events;
 mod ids;
 pub mod passages;
@@ -17,9 +17,10 @@ pub mod policy;
 pub mod presence;
 pub mod queries;
 pub mod resources;
+pub mod retention;
 pub mod siem;
-pub mod verify;
 pub mod trust;
+pub mod verify;
 
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
