@@ -585,9 +585,14 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
                     let gaps: Vec<String> =
                         c.gaps.iter().map(|g| format!("{}-{}", g.from, g.to)).collect();
                     println!(
-                        "{}: {} records{}{}{}",
+                        "{}: {} records{}{}{}{}",
                         c.chain,
                         c.records,
+                        if c.archived > 0 {
+                            format!(" (and {} archived by retention)", c.archived)
+                        } else {
+                            String::new()
+                        },
                         reached(c),
                         if gaps.is_empty() {
                             String::new()
