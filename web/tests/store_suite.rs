@@ -1920,6 +1920,41 @@ async fn a_removed_or_forged_cut_is_detected(store: Store) {
     assert!(p.what.contains("records 1 to 10 are missing"), "{p}");
 }
 
+async fn a_chain_that_does_not_verify_is_not_cut(store: Store) {
+    seed(&store).await;
+    let signer = PolicySigner::generate();
+    let old = T0 - 400 * DAY;
+    let mut chain = Chain::genesis(C1);
+    store
+        .ingest(C1, &events(&mut chain, 10, old))
+        .await
+        .unwrap();
+    store
+        .ingest(C1, &events(&mut chain, 2, T0 - DAY))
+        .await
+        .unwrap();
+    exec(
+        &store,
+        "UPDATE events SET person_id = 101 WHERE controller_id = 1 AND seq = 4",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = store
+        .apply_retention(&signer, dir.path(), T0 - 365 * DAY, T0)
+        .await
+        .unwrap();
+    assert!(run.cuts.is_empty(), "{run:?}");
+    assert!(run.refused[0].contains("person_id is 101"), "{run:?}");
+    // The evidence stays in place, no archive is left, and the alarm is raised once.
+    assert_eq!(seqs_of(&store, 1).await.len(), 12);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    store
+        .apply_retention(&signer, dir.path(), T0 - 365 * DAY, T0 + 1)
+        .await
+        .unwrap();
+    assert_eq!(alarms_of(&store, "retention_refused").await.len(), 1);
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1978,4 +2013,5 @@ suite!(
     retention_archives_old_events_and_verify_passes_across_the_cut,
     deleting_the_first_row_after_a_cut_is_detected,
     a_removed_or_forged_cut_is_detected,
+    a_chain_that_does_not_verify_is_not_cut,
 );
