@@ -79,6 +79,19 @@ pub struct CentralArgs {
     #[arg(long, env = "TOBIRA_IDLE_TIMEOUT", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     idle_timeout: u64,
+    /// Days entry/exit and door events are kept; older ones are written to a
+    /// signed archive file and removed (0 keeps every event).
+    #[arg(long, env = "TOBIRA_RETAIN_EVENTS_DAYS", default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    retain_events_days: u32,
+    /// Where retention writes its archive files [default: FILE.archive next
+    /// to the SQLite file; required for PostgreSQL unless --retain-events-days 0].
+    #[arg(long, env = "TOBIRA_ARCHIVE_DIR", global = true)]
+    archive_dir: Option<PathBuf>,
+    /// Seconds between retention runs of the service (it also runs at start).
+    #[arg(long, env = "TOBIRA_RETENTION_EVERY", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    retention_every_secs: u64,
     #[command(subcommand)]
     command: Option<CentralCommand>,
 }
@@ -119,6 +132,36 @@ enum CentralCommand {
     Tls {
         #[command(subcommand)]
         command: TlsCommand,
+    },
+    /// Retention of events (`--retain-events-days`, `--archive-dir`).
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+    /// Signed archives of removed events.
+    Archive {
+        #[command(subcommand)]
+        command: ArchiveCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Archives and removes the events older than --retain-events-days now.
+    Run,
+}
+
+#[derive(Debug, Subcommand)]
+enum ArchiveCommand {
+    /// Checks an archive file on its own: signature, content hash, links
+    /// recomputed from the bodies, counts; exits non-zero on any problem.
+    /// Needs no database: only the central key (--key-file, or --public-key).
+    Verify {
+        /// The archive file.
+        file: PathBuf,
+        /// Central's public key (hex), instead of reading the key file.
+        #[arg(long)]
+        public_key: Option<String>,
     },
 }
 
@@ -380,6 +423,13 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
     {
         return tls_init(dir, names, ips);
     }
+    // An archive is checked on its own, without the database.
+    if let Some(CentralCommand::Archive {
+        command: ArchiveCommand::Verify { file, public_key },
+    }) = &args.command
+    {
+        return archive_verify(&args, file, public_key.as_deref());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -404,6 +454,7 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
                 for target in &targets {
                     eprintln!("tobira central: forwarding to the SIEM at {}", target.name);
                 }
+                let retention = retention_for(&args, &database)?;
                 let _forwarders = tobira_web::siem::spawn(&store, targets);
                 let state = AppState {
                     store: store.clone(),
@@ -433,6 +484,7 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
                             idle_timeout: Duration::from_secs(args.idle_timeout),
                         },
                         tls,
+                        retention,
                     },
                 )
                 .await
@@ -533,14 +585,28 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
                 }
             }
             Some(CentralCommand::Verify) => {
-                let v = store.verify_chains(&signer.public_key()).await?;
+                let mut v = store.verify_chains(&signer.public_key()).await?;
+                // The archives retention wrote, where the flags say they are.
+                let archive_dir = args.archive_dir.clone().or_else(|| {
+                    sqlite_file(&database).map(|f| PathBuf::from(format!("{f}.archive")))
+                });
+                if let Some(dir) = archive_dir {
+                    let missing = store.check_archives(&dir).await?;
+                    v.ok &= missing.is_empty();
+                    v.problems.extend(missing);
+                }
                 for c in &v.chains {
                     let gaps: Vec<String> =
                         c.gaps.iter().map(|g| format!("{}-{}", g.from, g.to)).collect();
                     println!(
-                        "{}: {} records{}{}{}",
+                        "{}: {} records{}{}{}{}",
                         c.chain,
                         c.records,
+                        if c.archived > 0 {
+                            format!(" (and {} archived by retention)", c.archived)
+                        } else {
+                            String::new()
+                        },
                         reached(c),
                         if gaps.is_empty() {
                             String::new()
@@ -573,10 +639,111 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
             Some(CentralCommand::Tls { .. }) => {
                 bail!("tls commands run without a database")
             }
+            Some(CentralCommand::Archive { .. }) => {
+                bail!("archive commands run without a database")
+            }
+            Some(CentralCommand::Retention {
+                command: RetentionCommand::Run,
+            }) => {
+                let Some(retention) = retention_for(&args, &database)? else {
+                    println!("--retain-events-days 0: every event is kept");
+                    return Ok(());
+                };
+                let now = tobira_web::store::now_ms();
+                let run = store
+                    .apply_retention(&signer, &retention.archive_dir, retention.cutoff(now), now)
+                    .await?;
+                for c in &run.cuts {
+                    println!(
+                        "{}: records {} to {} ({} events) archived to {} and removed",
+                        c.chain,
+                        c.first_seq,
+                        c.through_seq,
+                        c.count,
+                        retention.archive_dir.join(&c.archive).display()
+                    );
+                }
+                if run.cuts.is_empty() {
+                    println!(
+                        "no events older than {} days to archive",
+                        retention.events_days
+                    );
+                }
+                if !run.refused.is_empty() {
+                    bail!("not cut:\n{}", run.refused.join("\n"));
+                }
+            }
         }
         store.close().await;
         Ok(())
     })
+}
+
+/// Retention as the flags set it: `None` with --retain-events-days 0. The
+/// archive directory defaults to FILE.archive next to a SQLite file;
+/// PostgreSQL has no such place, so it must be given.
+fn retention_for(
+    args: &CentralArgs,
+    database: &str,
+) -> anyhow::Result<Option<tobira_web::server::Retention>> {
+    if args.retain_events_days == 0 {
+        return Ok(None);
+    }
+    let archive_dir = match (&args.archive_dir, sqlite_file(database)) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(file)) => PathBuf::from(format!("{file}.archive")),
+        (None, None) => bail!(
+            "retention needs --archive-dir on PostgreSQL (or --retain-events-days 0 to keep every event)"
+        ),
+    };
+    Ok(Some(tobira_web::server::Retention {
+        events_days: args.retain_events_days,
+        archive_dir,
+        every: Duration::from_secs(args.retention_every_secs),
+    }))
+}
+
+/// `tobira central archive verify FILE`: checks the file with central's
+/// public key, read from --public-key or the key file (never created here).
+fn archive_verify(args: &CentralArgs, file: &Path, public_key: Option<&str>) -> anyhow::Result<()> {
+    let key = match public_key {
+        Some(hex) => tobira_protocol::PolicyKey::from_hex(hex).context("--public-key")?,
+        None => {
+            let path = args.key_file.clone().unwrap_or_else(|| {
+                default_key_file(args.database.as_deref().unwrap_or(DEFAULT_DATABASE))
+            });
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading key file {}", path.display()))?;
+            PolicySigner::from_hex(&text)
+                .with_context(|| format!("key file {}", path.display()))?
+                .public_key()
+        }
+    };
+    match tobira_web::store::retention::verify_archive_file(file, &key) {
+        Ok(report) => {
+            let m = &report.manifest;
+            let gaps: Vec<String> = report
+                .gaps
+                .iter()
+                .map(|(a, b)| format!("{a}-{b}"))
+                .collect();
+            println!(
+                "archive intact: {} records {} to {} ({} events), cut at {}, signed by the central key{}",
+                m.chain,
+                m.first,
+                m.last,
+                m.count,
+                utc_text(m.at),
+                if gaps.is_empty() {
+                    String::new()
+                } else {
+                    format!("; absent (gaps ingest recorded): {}", gaps.join(" "))
+                }
+            );
+            Ok(())
+        }
+        Err(e) => bail!("archive {} does not verify: {e}", file.display()),
+    }
 }
 
 /// ", reaches signed checkpoint N", or nothing when no checkpoint was reached.

@@ -820,3 +820,102 @@ fn deleting_the_newest_admin_audit_rows_after_a_checkpoint_fails_verify_from_the
     assert_eq!(page["items"].as_array().unwrap().len(), 1, "{body}");
     assert_eq!(page["items"][0]["chain"], "admin_audit", "{body}");
 }
+
+#[test]
+fn retention_archives_old_events_and_the_archive_and_the_chain_verify_from_the_command_line() {
+    use tobira_firmware::{Chain, ControllerId, DoorId, EventKind, Timestamp};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/central.db", dir.path().display());
+    let archives = dir.path().join("archives");
+    let archives_arg = archives.to_str().unwrap();
+    let out = central(&db, &["token", "create", "--name", "reviewer"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    tamper_with(&db, "INSERT INTO sites (id, name) VALUES (1, 'HQ')");
+    let out = central(&db, &["controller", "add", "--site", "1", "--name", "east"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let controller = json_of(&out)["controller"].as_u64().unwrap() as u32;
+
+    // Six events from over a year ago, three from the last hour.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut chain = Chain::genesis(ControllerId(controller));
+    let mut seal = |at: i64| {
+        chain
+            .seal(Timestamp(at), EventKind::DoorClosed { door: DoorId(1) })
+            .unwrap()
+    };
+    let mut batch: Vec<_> = (0..6).map(|i| seal(now - 400 * 86_400_000 + i)).collect();
+    batch.extend((0..3).map(|i| seal(now - 3_600_000 + i)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = tobira_web::Store::connect(&db).await.unwrap();
+        store
+            .ingest(ControllerId(controller), &batch)
+            .await
+            .unwrap();
+        store.close().await;
+    });
+
+    let out = central(&db, &["--archive-dir", archives_arg, "retention", "run"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let chain_name = format!("controller:{controller}");
+    assert!(
+        text(&out).0.contains(&format!(
+            "{chain_name}: records 1 to 6 (6 events) archived to"
+        )),
+        "{}",
+        text(&out).0
+    );
+    let file = std::fs::read_dir(&archives)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    let out = central(&db, &["--archive-dir", archives_arg, "retention", "run"]);
+    assert!(
+        text(&out).0.contains("no events older than 365 days"),
+        "{}",
+        text(&out).0
+    );
+
+    let out = central(&db, &["--archive-dir", archives_arg, "verify"]);
+    assert!(out.status.success(), "{}{}", text(&out).0, text(&out).1);
+    assert!(
+        text(&out).0.contains(&format!(
+            "{chain_name}: 3 records (and 6 archived by retention)"
+        )),
+        "{}",
+        text(&out).0
+    );
+    let file_arg = file.to_str().unwrap();
+    let out = central(&db, &["archive", "verify", file_arg]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(
+        text(&out).0.contains(&format!(
+            "archive intact: {chain_name} records 1 to 6 (6 events)"
+        )),
+        "{}",
+        text(&out).0
+    );
+
+    // One archived line altered: the archive and the chain's verify both fail.
+    let original = std::fs::read_to_string(&file).unwrap();
+    let altered = original.replacen("\"kind\":\"door_closed\"", "\"kind\":\"door_forced\"", 1);
+    assert_ne!(altered, original);
+    std::fs::write(&file, altered).unwrap();
+    let out = central(&db, &["archive", "verify", file_arg]);
+    assert!(!out.status.success(), "{}", text(&out).0);
+    assert!(text(&out).1.contains("does not verify"), "{}", text(&out).1);
+    let out = central(&db, &["--archive-dir", archives_arg, "verify"]);
+    assert!(!out.status.success(), "{}", text(&out).0);
+    assert!(
+        text(&out).1.contains("the archive was altered"),
+        "{}",
+        text(&out).1
+    );
+}

@@ -7,8 +7,10 @@
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
+pub mod archive;
 pub mod checkpoint;
 
+pub use archive::{ArchiveManifest, ARCHIVE_TAG};
 pub use checkpoint::{CheckpointClaim, CHECKPOINT_TAG};
 
 use tobira_firmware::{
@@ -228,6 +230,9 @@ pub enum ProtocolError {
     /// A checkpoint claim that cannot be put into its canonical text.
     #[error("checkpoint is not valid: {0}")]
     Checkpoint(String),
+    /// An archive manifest that cannot be put into its canonical text.
+    #[error("archive manifest is not valid: {0}")]
+    Archive(String),
     /// The message is signed but does not answer the request just sent: a
     /// replayed answer (or one not bound to any request).
     #[error(

@@ -37,6 +37,26 @@ pub struct ServeOptions {
     pub limits: crate::accept::ConnectionLimits,
     /// The certificate and key to speak HTTPS with; plain HTTP without.
     pub tls: Option<crate::accept::Tls>,
+    /// Retention of event chains; `None` keeps every event.
+    pub retention: Option<Retention>,
+}
+
+/// How long events are kept and where the archives of older ones go.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Events older than this many days are archived and removed.
+    pub events_days: u32,
+    /// The directory the signed archive files go to.
+    pub archive_dir: std::path::PathBuf,
+    /// How often retention runs (it also runs at start).
+    pub every: Duration,
+}
+
+impl Retention {
+    /// The cutoff (ms) at `now`: events dated before it are due.
+    pub fn cutoff(&self, now: i64) -> i64 {
+        now.saturating_sub(i64::from(self.events_days).saturating_mul(86_400_000))
+    }
 }
 
 /// Logs every request: method, path (never the query or headers), status,
@@ -112,6 +132,10 @@ pub async fn serve(
     let store = state.store.clone();
     let watch = tokio::spawn(watch_controllers(store.clone(), options.offline_after));
     let checkpoints = tokio::spawn(make_checkpoints(state.clone(), options.checkpoint_every));
+    let retention = options
+        .retention
+        .clone()
+        .map(|r| tokio::spawn(apply_retention(state.clone(), r)));
     crate::accept::accept_loop(
         listener,
         router(state),
@@ -122,6 +146,9 @@ pub async fn serve(
     .await;
     watch.abort();
     checkpoints.abort();
+    if let Some(retention) = retention {
+        retention.abort();
+    }
     store.close().await;
     Ok(())
 }
@@ -188,5 +215,36 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// Applies retention at start and every `retention.every`; a chain that
+/// cannot be cut is logged (and raised as an alarm by the store).
+async fn apply_retention(state: AppState, retention: Retention) {
+    let mut ticks = tokio::time::interval(retention.every.max(Duration::from_secs(1)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = now_ms();
+        match state
+            .store
+            .apply_retention(
+                &state.signer,
+                &retention.archive_dir,
+                retention.cutoff(now),
+                now,
+            )
+            .await
+        {
+            Ok(run) => {
+                for c in &run.cuts {
+                    tracing::info!(chain = %c.chain, first = c.first_seq, through = c.through_seq, archive = %c.archive, "events archived and removed");
+                }
+                for refused in &run.refused {
+                    tracing::error!(%refused, "retention refused");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot apply retention"),
+        }
     }
 }

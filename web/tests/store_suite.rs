@@ -1750,6 +1750,259 @@ async fn recorded_gaps_pass_unrecorded_ones_fail_and_unmoved_heads_get_no_checkp
     assert!(p.what.contains("records 6 to 6 are missing"), "{p}");
 }
 
+const DAY: i64 = 86_400_000;
+
+/// Who is in the machine room, by person id.
+async fn in_machine_room(store: &Store) -> Vec<i64> {
+    store
+        .occupancy()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|z| z.zone_id.get() == MACHINE)
+        .unwrap()
+        .people
+        .iter()
+        .map(|p| p.person_id)
+        .collect()
+}
+
+async fn seqs_of(store: &Store, controller: i64) -> Vec<i64> {
+    sqlx::query_scalar("SELECT seq FROM events WHERE controller_id = $1 ORDER BY seq")
+        .bind(controller)
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+}
+
+async fn retention_archives_old_events_and_verify_passes_across_the_cut(store: Store) {
+    use tobira_web::store::queries::EventFilter;
+    use tobira_web::store::retention::verify_archive_file;
+    seed(&store).await;
+    let signer = PolicySigner::generate();
+    let key = signer.public_key();
+    let old = T0 - 400 * DAY;
+    let mut chain = Chain::genesis(C1);
+    // Records 1-30 a year and more ago, a checkpoint at 20 between them;
+    // records 31-41 recent (the last one an entry: Sato is inside).
+    store
+        .ingest(C1, &events(&mut chain, 20, old))
+        .await
+        .unwrap();
+    let early = store.make_checkpoints(&signer, old + DAY).await.unwrap();
+    let early = early
+        .made
+        .iter()
+        .find(|c| c.chain == "controller:1")
+        .unwrap()
+        .clone();
+    assert_eq!(early.count, 20);
+    store
+        .ingest(C1, &events(&mut chain, 10, old + 2 * DAY))
+        .await
+        .unwrap();
+    store
+        .ingest(C1, &events(&mut chain, 11, T0 - DAY))
+        .await
+        .unwrap();
+    let mut other = Chain::genesis(C2);
+    store.ingest(C2, &events(&mut other, 5, old)).await.unwrap();
+    let occupied = in_machine_room(&store).await;
+    assert_eq!(occupied, vec![SATO]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let archives = dir.path().join("archive");
+    let run = store
+        .apply_retention(&signer, &archives, T0 - 365 * DAY, T0)
+        .await
+        .unwrap();
+    assert!(run.refused.is_empty(), "{run:?}");
+    let cuts: Vec<(&str, i64, i64, i64)> = run
+        .cuts
+        .iter()
+        .map(|c| (c.chain.as_str(), c.first_seq, c.through_seq, c.count))
+        .collect();
+    // Controller 2's newest event stays, old as it is.
+    assert_eq!(
+        cuts,
+        vec![("controller:1", 1, 30, 30), ("controller:2", 1, 4, 4)]
+    );
+    assert_eq!(seqs_of(&store, 1).await, (31..=41).collect::<Vec<_>>());
+    assert_eq!(seqs_of(&store, 2).await, vec![5]);
+
+    // The archive is whole, owner-only, and checks out on its own.
+    let file = archives.join(&run.cuts[0].archive);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let report = verify_archive_file(&file, &key).unwrap();
+    assert_eq!(
+        (
+            report.manifest.first,
+            report.manifest.last,
+            report.manifest.count
+        ),
+        (1, 30, 30)
+    );
+    assert!(verify_archive_file(&file, &PolicySigner::generate().public_key()).is_err());
+
+    // Verify passes across the cut; the checkpoint at 20 is covered by it.
+    let v = store.verify_chains(&key).await.unwrap();
+    assert!(v.ok, "{:?}", v.problems);
+    let c1 = v.chains.iter().find(|c| c.chain == "controller:1").unwrap();
+    assert_eq!((c1.archived, c1.records, c1.head), (30, 11, Some(41)));
+    assert!(store.check_archives(&archives).await.unwrap().is_empty());
+    // New checkpoints are made past the cut, none refused; a second run cuts nothing.
+    let run2 = store.make_checkpoints(&signer, T0).await.unwrap();
+    assert!(run2.refused.is_empty(), "{run2:?}");
+    assert!(run2
+        .made
+        .iter()
+        .any(|c| c.chain == "controller:1" && c.count == 41));
+    let again = store
+        .apply_retention(&signer, &archives, T0 - 365 * DAY, T0 + 1)
+        .await
+        .unwrap();
+    assert!(
+        again.cuts.is_empty() && again.refused.is_empty(),
+        "{again:?}"
+    );
+    assert!(store.verify_chains(&key).await.unwrap().ok);
+
+    // Occupancy and event search keep working on what stays.
+    assert_eq!(in_machine_room(&store).await, occupied);
+    let found = store
+        .search_events(&EventFilter::default(), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.items.len(),
+        12,
+        "11 of controller 1, 1 of controller 2"
+    );
+
+    // A tampered archive line fails its check; the cut notices it too.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let tampered = text.replacen("\"received_at\":", "\"received_at\":1", 1);
+    assert_ne!(tampered, text);
+    std::fs::write(&file, &tampered).unwrap();
+    let err = verify_archive_file(&file, &key).unwrap_err().to_string();
+    assert!(err.contains("SHA-256"), "{err}");
+    let problems = store.check_archives(&archives).await.unwrap();
+    assert!(problems[0].what.contains("altered"), "{problems:?}");
+    // A deleted archive is named.
+    std::fs::remove_file(&file).unwrap();
+    let problems = store.check_archives(&archives).await.unwrap();
+    assert!(problems[0].what.contains("is missing"), "{problems:?}");
+}
+
+async fn deleting_the_first_row_after_a_cut_is_detected(store: Store) {
+    seed(&store).await;
+    let signer = PolicySigner::generate();
+    let key = signer.public_key();
+    let old = T0 - 400 * DAY;
+    let mut chain = Chain::genesis(C1);
+    store
+        .ingest(C1, &events(&mut chain, 10, old))
+        .await
+        .unwrap();
+    store
+        .ingest(C1, &events(&mut chain, 5, T0 - DAY))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = store
+        .apply_retention(&signer, dir.path(), T0 - 365 * DAY, T0)
+        .await
+        .unwrap();
+    assert_eq!(run.cuts.len(), 1, "{run:?}");
+    assert!(store.verify_chains(&key).await.unwrap().ok);
+
+    // The first row after the cut is deleted.
+    exec(
+        &store,
+        "DELETE FROM events WHERE controller_id = 1 AND seq = 11",
+    )
+    .await;
+    let v = store.verify_chains(&key).await.unwrap();
+    let p = &v.problems[0];
+    assert_eq!((p.chain.as_str(), p.seq), ("controller:1", Some(12)));
+    assert!(p.what.contains("records 11 to 11 are missing"), "{p}");
+}
+
+async fn a_removed_or_forged_cut_is_detected(store: Store) {
+    seed(&store).await;
+    let signer = PolicySigner::generate();
+    let key = signer.public_key();
+    let old = T0 - 400 * DAY;
+    let mut chain = Chain::genesis(C1);
+    store
+        .ingest(C1, &events(&mut chain, 10, old))
+        .await
+        .unwrap();
+    store
+        .ingest(C1, &events(&mut chain, 5, T0 - DAY))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    store
+        .apply_retention(&signer, dir.path(), T0 - 365 * DAY, T0)
+        .await
+        .unwrap();
+    // A cut moved further than it was signed for hides rows 11 and 12.
+    exec(&store, "UPDATE chain_cuts SET through_seq = 12").await;
+    let v = store.verify_chains(&key).await.unwrap();
+    assert!(
+        v.problems[0].what.contains("signature of cut"),
+        "{:?}",
+        v.problems
+    );
+    // Without its cut the chain no longer starts at the genesis link.
+    exec(&store, "DELETE FROM chain_cuts").await;
+    let v = store.verify_chains(&key).await.unwrap();
+    let p = &v.problems[0];
+    assert_eq!(p.seq, Some(11));
+    assert!(p.what.contains("records 1 to 10 are missing"), "{p}");
+}
+
+async fn a_chain_that_does_not_verify_is_not_cut(store: Store) {
+    seed(&store).await;
+    let signer = PolicySigner::generate();
+    let old = T0 - 400 * DAY;
+    let mut chain = Chain::genesis(C1);
+    store
+        .ingest(C1, &events(&mut chain, 10, old))
+        .await
+        .unwrap();
+    store
+        .ingest(C1, &events(&mut chain, 2, T0 - DAY))
+        .await
+        .unwrap();
+    exec(
+        &store,
+        "UPDATE events SET person_id = 101 WHERE controller_id = 1 AND seq = 4",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = store
+        .apply_retention(&signer, dir.path(), T0 - 365 * DAY, T0)
+        .await
+        .unwrap();
+    assert!(run.cuts.is_empty(), "{run:?}");
+    assert!(run.refused[0].contains("person_id is 101"), "{run:?}");
+    // The evidence stays in place, no archive is left, and the alarm is raised once.
+    assert_eq!(seqs_of(&store, 1).await.len(), 12);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    store
+        .apply_retention(&signer, dir.path(), T0 - 365 * DAY, T0 + 1)
+        .await
+        .unwrap();
+    assert_eq!(alarms_of(&store, "retention_refused").await.len(), 1);
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1807,4 +2060,8 @@ suite!(
     a_conflicting_resend_is_never_covered_by_stored_through,
     user_and_token_names_refuse_invisible_characters,
     obvious_passwords_are_refused,
+    retention_archives_old_events_and_verify_passes_across_the_cut,
+    deleting_the_first_row_after_a_cut_is_detected,
+    a_removed_or_forged_cut_is_detected,
+    a_chain_that_does_not_verify_is_not_cut,
 );

@@ -18,6 +18,7 @@ pub mod policy;
 pub mod presence;
 pub mod queries;
 pub mod resources;
+pub mod retention;
 pub mod siem;
 pub mod trust;
 pub mod verify;

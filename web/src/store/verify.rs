@@ -13,6 +13,7 @@ use super::audit::{self, audit_row, GENESIS};
 use super::chains::{ChainId, EventChain};
 use super::checkpoints::{checkpoint_row, Checkpoint, CHECKPOINT_COLUMNS};
 use super::events::derived::derived_columns;
+use super::retention::ChainCut;
 use super::{Store, StoreResult};
 
 /// Rows (and checkpoints) read per query: memory stays flat however long a chain is.
@@ -36,6 +37,9 @@ pub struct ChainReport {
     pub chain: String,
     /// Records checked (up to the first problem, if any).
     pub records: i64,
+    /// Records retention moved to signed archives (vouched for by their
+    /// signed cuts; `tobira central archive verify` checks the files).
+    pub archived: i64,
     /// The highest sequence number checked.
     pub head: Option<i64>,
     /// Signed checkpoints checked.
@@ -159,6 +163,7 @@ impl<'a> Walk<'a> {
             report: ChainReport {
                 chain: name.clone(),
                 records: 0,
+                archived: 0,
                 head: None,
                 checkpoints: 0,
                 reaches_checkpoint: None,
@@ -231,19 +236,74 @@ impl<'a> Walk<'a> {
 
     /// Record `seq` with `prev` and `link`, after its own content checked out.
     async fn step(&mut self, seq: i64, prev: &str, link: &str) -> StoreResult<()> {
-        let expected = self.last_seq.saturating_add(1);
-        if seq < expected {
-            // Only a hand-made row can be numbered 0 or below: ingest refuses them.
+        if !self.follows(seq, prev, None) {
+            return Ok(());
+        }
+        if !self.reach_checkpoints(seq, seq, link, None).await? {
+            return Ok(());
+        }
+        self.last_seq = seq;
+        self.last_link = link.to_string();
+        self.report.records += 1;
+        self.report.head = Some(seq);
+        Ok(())
+    }
+
+    /// A signed retention cut: records `cut.first_seq` to `cut.through_seq`
+    /// are in its archive; the stored chain goes on from its link.
+    async fn cut(&mut self, cut: &ChainCut) -> StoreResult<()> {
+        let signed = cut
+            .manifest()
+            .is_some_and(|m| self.key.verify_archive(&m, &cut.signature).is_ok());
+        if !signed {
             self.fail(
-                Some(seq),
+                Some(cut.through_seq),
                 None,
-                "sequence numbers start at 1: the row was not stored by ingest".into(),
+                format!(
+                    "the signature of cut {} (records {} to {}) does not verify with the central key: forged or altered",
+                    cut.id, cut.first_seq, cut.through_seq
+                ),
             );
             return Ok(());
         }
+        if !self.follows(cut.first_seq, &cut.prev, Some(cut.id)) {
+            return Ok(());
+        }
+        if !self
+            .reach_checkpoints(cut.first_seq, cut.through_seq, &cut.link, Some(cut.id))
+            .await?
+        {
+            return Ok(());
+        }
+        self.last_seq = cut.through_seq;
+        self.last_link.clone_from(&cut.link);
+        self.report.archived += cut.count;
+        self.report.head = Some(cut.through_seq);
+        Ok(())
+    }
+
+    /// Whether record (or archived run) `seq` follows what came before it:
+    /// the next number with the last link, or after a gap ingest recorded.
+    fn follows(&mut self, seq: i64, prev: &str, cut: Option<i64>) -> bool {
+        let expected = self.last_seq.saturating_add(1);
+        let what = |text: &str| match cut {
+            Some(id) => format!("cut {id}: {text}"),
+            None => text.to_string(),
+        };
+        if seq < expected {
+            // Only a hand-made row can be numbered 0 or below (ingest refuses
+            // them), or lie inside a range already cut.
+            let text = if self.last_seq == 0 {
+                "sequence numbers start at 1: the row was not stored by ingest".to_string()
+            } else {
+                format!("it lies at or before record {}, where the chain already was: the row was not stored by ingest", self.last_seq)
+            };
+            self.fail(Some(seq), None, what(&text));
+            return false;
+        }
         if seq == expected {
             if prev != self.last_link && !self.recorded.unlinked.contains(&seq) {
-                let what = if self.last_seq == 0 {
+                let text = if self.last_seq == 0 {
                     "the first record does not start from the genesis link".to_string()
                 } else {
                     format!(
@@ -251,8 +311,8 @@ impl<'a> Walk<'a> {
                         self.last_seq
                     )
                 };
-                self.fail(Some(seq), None, what);
-                return Ok(());
+                self.fail(Some(seq), None, what(&text));
+                return false;
             }
         } else if self.gaps_allowed && self.recorded.covers_gap(expected, seq - 1) {
             self.report.gaps.push(Gap {
@@ -268,46 +328,64 @@ impl<'a> Walk<'a> {
             self.fail(
                 Some(seq),
                 None,
-                format!(
+                what(&format!(
                     "records {expected} to {} are missing{unrecorded}: rows were deleted",
                     seq - 1
-                ),
+                )),
             );
-            return Ok(());
+            return false;
         }
+        true
+    }
+
+    /// Takes every checkpoint up to record `last` (records `first..=last`
+    /// just checked, `link` the last one's). A checkpoint below `first` names
+    /// a record that is gone; one inside an archived run (`cut`) is vouched
+    /// for by the signed cut, made only after the chain verified against it.
+    async fn reach_checkpoints(
+        &mut self,
+        first: i64,
+        last: i64,
+        link: &str,
+        cut: Option<i64>,
+    ) -> StoreResult<bool> {
         while let Some(count) = self.peek_checkpoint().await?.map(|c| c.count) {
-            if count > seq {
+            if count > last {
                 break;
             }
             let Some(cp) = self.take_checkpoint() else {
-                return Ok(());
+                return Ok(false);
             };
-            if count < seq {
+            if count < last {
+                if cut.is_some() && count >= first {
+                    self.report.reaches_checkpoint = Some(cp.id);
+                    continue;
+                }
                 self.fail(
                     Some(count),
                     Some(cp.id),
                     format!("record {count}, the head of checkpoint {}, is gone", cp.id),
                 );
-                return Ok(());
+                return Ok(false);
             }
             if cp.head != link {
+                let whose = match cut {
+                    Some(id) => format!("the link signed in cut {id}"),
+                    None => "its link".to_string(),
+                };
                 self.fail(
-                    Some(seq),
+                    Some(last),
                     Some(cp.id),
                     format!(
-                        "its link is not the head link signed in checkpoint {}: the chain was rewritten",
+                        "{whose} is not the head link signed in checkpoint {}: the chain was rewritten",
                         cp.id
                     ),
                 );
-                return Ok(());
+                return Ok(false);
             }
             self.report.reaches_checkpoint = Some(cp.id);
         }
-        self.last_seq = seq;
-        self.last_link = link.to_string();
-        self.report.records += 1;
-        self.report.head = Some(seq);
-        Ok(())
+        Ok(true)
     }
 
     /// After the last row: every checkpoint left names a record beyond the end.
@@ -421,7 +499,7 @@ impl Store {
     pub async fn verify_chains(&self, key: &PolicyKey) -> StoreResult<Verification> {
         let mut chains: BTreeSet<ChainId> = self.chains_with_records().await?.into_iter().collect();
         let mut problems = Vec::new();
-        let names: Vec<String> = sqlx::query_scalar(
+        let mut names: Vec<String> = sqlx::query_scalar(
             "WITH RECURSIVE c(name) AS (\
                SELECT MIN(chain) FROM checkpoints \
                UNION ALL \
@@ -430,6 +508,7 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
+        names.extend(self.chains_with_cuts().await?);
         for name in names {
             match ChainId::parse(&name) {
                 Some(chain) => {
@@ -504,7 +583,31 @@ impl Store {
     async fn walk_events(&self, walk: &mut Walk<'_>, chain: &EventChain) -> StoreResult<()> {
         use sqlx::Row;
         walk.recorded = RecordedBreaks::parse(&chain.recorded_breaks(&self.pool).await?);
-        let mut after = 0i64;
+        for cut in self.chain_cuts(&ChainId::Events(*chain)).await? {
+            walk.cut(&cut).await?;
+            if walk.failed() {
+                return Ok(());
+            }
+        }
+        // The walk below starts after the cut: a row left (or put back)
+        // inside the archived range would go unseen, so look for one.
+        let (after_cut, _) = self.cut_point(&ChainId::Events(*chain)).await?;
+        let stray: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(seq) FROM events WHERE controller_id = $1 AND seq <= $2",
+        )
+        .bind(chain.controller)
+        .bind(after_cut)
+        .fetch_one(&self.pool)
+        .await?;
+        if let Some(seq) = stray {
+            walk.fail(
+                Some(seq),
+                None,
+                format!("it lies inside the range retention archived (through record {after_cut}): the row was not stored by ingest"),
+            );
+            return Ok(());
+        }
+        let mut after = after_cut;
         loop {
             let rows = chain.rows_after(&self.pool, after, PAGE).await?;
             for row in &rows {
