@@ -24,9 +24,9 @@
 //! Its own first line keeps it apart from checkpoints and policy envelopes,
 //! so no signature of one can pass as the other.
 
-use ed25519_dalek::{Signature, Signer as _, Verifier as _};
 use serde::{Deserialize, Serialize};
 
+use crate::signed_text::{is_chain_name, is_hex64};
 use crate::{PolicyKey, PolicySigner, ProtocolError};
 
 /// The first line of every archive manifest text.
@@ -54,23 +54,10 @@ pub struct ArchiveManifest {
     pub at: i64,
 }
 
-fn hex64(value: &str) -> bool {
-    value.len() == 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 impl ArchiveManifest {
     /// The exact text that is signed; refuses fields that could blur its lines.
     pub fn canonical_text(&self) -> Result<String, ProtocolError> {
-        let chain_ok = !self.chain.is_empty()
-            && self.chain.len() <= 100
-            && self
-                .chain
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-'));
-        if !chain_ok {
+        if !is_chain_name(&self.chain) {
             return Err(ProtocolError::Archive(format!(
                 "chain name {:?} is not valid",
                 self.chain
@@ -81,7 +68,7 @@ impl ArchiveManifest {
             ("link", &self.link),
             ("sha256", &self.sha256),
         ] {
-            if !hex64(value) {
+            if !is_hex64(value) {
                 return Err(ProtocolError::Archive(format!(
                     "{name} is not 64 lowercase hex digits"
                 )));
@@ -103,8 +90,7 @@ impl ArchiveManifest {
 impl PolicySigner {
     /// Signs an archive manifest's canonical text; the signature as hex.
     pub fn sign_archive(&self, manifest: &ArchiveManifest) -> Result<String, ProtocolError> {
-        let text = manifest.canonical_text()?;
-        Ok(hex::encode(self.key.sign(text.as_bytes()).to_bytes()))
+        Ok(self.sign_text(&manifest.canonical_text()?))
     }
 }
 
@@ -115,14 +101,7 @@ impl PolicyKey {
         manifest: &ArchiveManifest,
         signature: &str,
     ) -> Result<(), ProtocolError> {
-        let bytes: [u8; 64] = hex::decode(signature)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or(ProtocolError::MalformedSignature)?;
-        let text = manifest.canonical_text()?;
-        self.key
-            .verify(text.as_bytes(), &Signature::from_bytes(&bytes))
-            .map_err(|_| ProtocolError::BadSignature)
+        self.verify_text(&manifest.canonical_text()?, signature)
     }
 }
 

@@ -18,8 +18,7 @@
 //! The first line separates it from policy envelopes (JSON, which never start
 //! with it), so a checkpoint signature can never pass as a policy signature.
 
-use ed25519_dalek::{Signature, Signer as _, Verifier as _};
-
+use crate::signed_text::{is_chain_name, is_hex64};
 use crate::{PolicyKey, PolicySigner, ProtocolError};
 
 /// The first line of every checkpoint text.
@@ -41,24 +40,13 @@ pub struct CheckpointClaim {
 impl CheckpointClaim {
     /// The exact text that is signed; refuses fields that could blur its lines.
     pub fn canonical_text(&self) -> Result<String, ProtocolError> {
-        let chain_ok = !self.chain.is_empty()
-            && self.chain.len() <= 100
-            && self
-                .chain
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-'));
-        if !chain_ok {
+        if !is_chain_name(&self.chain) {
             return Err(ProtocolError::Checkpoint(format!(
                 "chain name {:?} is not valid",
                 self.chain
             )));
         }
-        let head_ok = self.head.len() == 64
-            && self
-                .head
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !head_ok {
+        if !is_hex64(&self.head) {
             return Err(ProtocolError::Checkpoint(
                 "head is not 64 lowercase hex digits".into(),
             ));
@@ -73,8 +61,7 @@ impl CheckpointClaim {
 impl PolicySigner {
     /// Signs a checkpoint's canonical text; the signature as hex.
     pub fn sign_checkpoint(&self, claim: &CheckpointClaim) -> Result<String, ProtocolError> {
-        let text = claim.canonical_text()?;
-        Ok(hex::encode(self.key.sign(text.as_bytes()).to_bytes()))
+        Ok(self.sign_text(&claim.canonical_text()?))
     }
 }
 
@@ -85,14 +72,7 @@ impl PolicyKey {
         claim: &CheckpointClaim,
         signature: &str,
     ) -> Result<(), ProtocolError> {
-        let bytes: [u8; 64] = hex::decode(signature)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or(ProtocolError::MalformedSignature)?;
-        let text = claim.canonical_text()?;
-        self.key
-            .verify(text.as_bytes(), &Signature::from_bytes(&bytes))
-            .map_err(|_| ProtocolError::BadSignature)
+        self.verify_text(&claim.canonical_text()?, signature)
     }
 }
 

@@ -9,6 +9,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 pub mod archive;
 pub mod checkpoint;
+mod signed_text;
 
 pub use archive::{ArchiveManifest, ARCHIVE_TAG};
 pub use checkpoint::{CheckpointClaim, CHECKPOINT_TAG};
