@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use sqlx::{Connection as _, Row as _};
 
+use super::database_file::{create_new_private, io_error};
 use super::{Backend, Store, StoreError, StoreResult};
 
 /// What a finished backup holds, read back from the copy itself.
@@ -46,7 +47,8 @@ impl Store {
         })?;
         // Created empty and owner-only first: VACUUM INTO fills an empty file
         // and keeps its mode, so personal data never sits world-readable.
-        create_private(&partial)?;
+        create_new_private(&partial)
+            .map_err(|e| io_error(&format!("creating {}", partial.display()), &e))?;
         let copied = self.copy_into(text).await;
         let checked = match copied {
             Ok(()) => check_copy(text).await,
@@ -59,9 +61,10 @@ impl Store {
                 return Err(e);
             }
         };
-        std::fs::rename(&partial, target).map_err(|e| io("renaming the finished backup", &e))?;
+        std::fs::rename(&partial, target)
+            .map_err(|e| io_error("renaming the finished backup", &e))?;
         let bytes = std::fs::metadata(target)
-            .map_err(|e| io("reading the backup's size", &e))?
+            .map_err(|e| io_error("reading the backup's size", &e))?
             .len();
         Ok(BackupReport {
             file: target.to_path_buf(),
@@ -85,17 +88,6 @@ fn partial_name(target: &Path) -> PathBuf {
     let mut name = target.as_os_str().to_os_string();
     name.push(".partial");
     PathBuf::from(name)
-}
-
-fn create_private(path: &Path) -> StoreResult<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .map(drop)
-        .map_err(|e| io(&format!("creating {}", path.display()), &e))
 }
 
 /// Opens the copy read-only on its own, runs SQLite's integrity check and
@@ -123,8 +115,4 @@ async fn check_copy(file: &str) -> StoreResult<(i64, i64)> {
         .try_get(0)?;
     conn.close().await?;
     Ok((events, audit))
-}
-
-fn io(what: &str, e: &std::io::Error) -> StoreError {
-    StoreError::Invalid(format!("{what}: {e}"))
 }

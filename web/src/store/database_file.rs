@@ -1,7 +1,10 @@
-//! The central SQLite database file: created readable and writable by its
-//! owner only, so that its write-ahead log and shared-memory files are too.
+//! The central's files that hold personal data (the SQLite database,
+//! backups, retention archives): created readable and writable by their owner
+//! only, so that the database's write-ahead log and shared-memory files are too.
 
 use std::path::Path;
+
+use super::StoreError;
 
 /// The file a `sqlite:` URL names, if it names one (not `:memory:` nor a
 /// `mode=memory` database).
@@ -19,15 +22,26 @@ pub(crate) fn sqlite_path(url: &str) -> Option<&str> {
 /// so none of the three is readable by group or others (SQLite itself would
 /// create them with the process umask, usually 0644).
 pub(crate) fn create_private(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
+    match create_new_private(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Creates a new file with mode 0600 for writing; an existing file is an
+/// error (a backup or an archive never overwrites one).
+pub(crate) fn create_new_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// A file operation's failure as the store reports it: what was being done.
+pub(crate) fn io_error(what: &str, e: &std::io::Error) -> StoreError {
+    StoreError::Invalid(format!("{what}: {e}"))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use tobira_protocol::{ArchiveManifest, PolicyKey, PolicySigner};
 
 use super::audit::GENESIS;
 use super::chains::{ChainId, EventChain};
+use super::database_file::{create_new_private, io_error};
 use super::verify::Problem;
 use super::{Store, StoreError, StoreResult};
 
@@ -179,21 +180,6 @@ pub struct ArchiveReport {
     pub gaps: Vec<(u64, u64)>,
 }
 
-fn io(what: &str, e: &std::io::Error) -> StoreError {
-    StoreError::Invalid(format!("{what}: {e}"))
-}
-
-/// Creates `path` new, readable and writable by the owner only.
-fn create_private(path: &Path) -> StoreResult<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .map_err(|e| io(&format!("creating {}", path.display()), &e))
-}
-
 impl Store {
     /// The cuts of a chain, oldest first.
     pub async fn chain_cuts(&self, chain: &ChainId) -> StoreResult<Vec<ChainCut>> {
@@ -346,7 +332,7 @@ impl Store {
             }
         };
         std::fs::rename(&partial, &path)
-            .map_err(|e| io(&format!("renaming {}", partial.display()), &e))?;
+            .map_err(|e| io_error(&format!("renaming {}", partial.display()), &e))?;
         sync_dir(dir)?;
 
         let mut tx = self.begin().await?;
@@ -398,7 +384,8 @@ impl Store {
         count: i64,
         now: i64,
     ) -> StoreResult<Result<(ArchiveManifest, String), String>> {
-        let file = create_private(partial)?;
+        let file = create_new_private(partial)
+            .map_err(|e| io_error(&format!("creating {}", partial.display()), &e))?;
         let mut out = std::io::BufWriter::new(file);
         let mut hash = Sha256::new();
         let mut after = first - 1;
@@ -426,7 +413,7 @@ impl Store {
                 line.push('\n');
                 hash.update(line.as_bytes());
                 out.write_all(line.as_bytes())
-                    .map_err(|e| io(&format!("writing {}", partial.display()), &e))?;
+                    .map_err(|e| io_error(&format!("writing {}", partial.display()), &e))?;
             }
             if rows.len() < PAGE as usize {
                 break;
@@ -462,11 +449,11 @@ impl Store {
         .map_err(|e| StoreError::Corrupt(format!("archive manifest: {e}")))?;
         let mut file = out
             .into_inner()
-            .map_err(|e| io(&format!("writing {}", partial.display()), e.error()))?;
+            .map_err(|e| io_error(&format!("writing {}", partial.display()), e.error()))?;
         file.write_all(line.as_bytes())
             .and_then(|()| file.write_all(b"\n"))
             .and_then(|()| file.sync_all())
-            .map_err(|e| io(&format!("writing {}", partial.display()), &e))?;
+            .map_err(|e| io_error(&format!("writing {}", partial.display()), &e))?;
         Ok(Ok((manifest, signature)))
     }
 }
@@ -478,7 +465,7 @@ fn create_archive_dir(dir: &Path) -> StoreResult<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir).map_err(|e| {
-        io(
+        io_error(
             &format!("creating the archive directory {}", dir.display()),
             &e,
         )
@@ -490,7 +477,7 @@ fn sync_dir(dir: &Path) -> StoreResult<()> {
     #[cfg(unix)]
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| io(&format!("syncing {}", dir.display()), &e))?;
+        .map_err(|e| io_error(&format!("syncing {}", dir.display()), &e))?;
     Ok(())
 }
 
