@@ -855,7 +855,11 @@ fn retention_archives_old_events_and_the_archive_and_the_chain_verify_from_the_c
     rt.block_on(async {
         let store = tobira_web::Store::connect(&db).await.unwrap();
         store
-            .ingest(ControllerId(controller), &batch)
+            .ingest(
+                ControllerId(controller),
+                tobira_firmware::ChainEpoch::FIRST,
+                &batch,
+            )
             .await
             .unwrap();
         store.close().await;

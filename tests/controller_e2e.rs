@@ -226,7 +226,7 @@ fn the_controller_decides_with_real_devices_and_records_everything() {
     assert_eq!(events.len() as u64, last_seq);
     let seqs: Vec<u64> = events.iter().map(|e| e.event.seq).collect();
     assert_eq!(seqs, (1..=last_seq).collect::<Vec<_>>());
-    verify_chain(Chain::genesis(ControllerId(1)), events.iter()).unwrap();
+    verify_chain(rig.chain_start(), events.iter()).unwrap();
     assert_eq!(
         reasons(&events, 10).first(),
         Some(&(Some(SATO), Reason::Granted))
@@ -382,7 +382,7 @@ fn kill_9_mid_burst_loses_no_reported_event_and_restarts_on_the_same_chain() {
             "event {seq} was reported but is not in the outbox"
         );
     }
-    verify_chain(Chain::genesis(ControllerId(1)), events.iter()).unwrap();
+    verify_chain(rig.chain_start(), events.iter()).unwrap();
 
     // Restart: the cache loads without the policy file and the chain goes on.
     rig.observer.drive(OFFICE_REX, false);
@@ -397,7 +397,7 @@ fn kill_9_mid_burst_loses_no_reported_event_and_restarts_on_the_same_chain() {
     let after = rig.outbox();
     assert!(after.len() > events.len());
     assert_eq!(after[..events.len()], events[..]);
-    verify_chain(Chain::genesis(ControllerId(1)), after.iter()).unwrap();
+    verify_chain(rig.chain_start(), after.iter()).unwrap();
 }
 
 #[test]

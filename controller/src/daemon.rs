@@ -121,6 +121,7 @@ pub async fn run_until(
     board.update(|s| {
         s.outbox_depth = depth;
         s.last_seq = chain.next_seq.saturating_sub(1);
+        s.chain_epoch = chain.epoch.to_string();
         s.sync.central = config.central.as_ref().map(|c| c.url.clone());
     });
     tracing::info!(
@@ -128,6 +129,7 @@ pub async fn run_until(
         policy_version = policy.version(),
         outbox = depth,
         next_seq = chain.next_seq,
+        epoch = %chain.epoch,
         "state loaded"
     );
     if let Some(path) = &policy_file {

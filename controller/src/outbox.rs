@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sqlx::SqlitePool;
-use tobira_firmware::{Chain, ChainLink, ControllerId, EventKind, SealedEvent, Timestamp};
+use tobira_firmware::{
+    Chain, ChainEpoch, ChainLink, ControllerId, EventKind, SealedEvent, Timestamp,
+};
 use tokio::sync::{Mutex, Notify};
 
 use crate::memory::MemoryChange;
@@ -24,14 +26,15 @@ pub struct Outbox {
 
 impl Outbox {
     /// Opens the outbox and restores the chain position. A fresh database
-    /// starts the chain at its genesis.
+    /// starts a chain of a new random epoch at its genesis and records it at
+    /// once, so the epoch is the state's from its first moment.
     pub async fn open(pool: SqlitePool, controller: ControllerId) -> Result<Self, StateError> {
-        let row: Option<(i64, i64, String)> =
-            sqlx::query_as("SELECT controller, next_seq, last_link FROM chain WHERE id = 1")
+        let row: Option<(i64, i64, i64, String)> =
+            sqlx::query_as("SELECT controller, epoch, next_seq, last_link FROM chain WHERE id = 1")
                 .fetch_optional(&pool)
                 .await?;
         let chain = match row {
-            Some((stored, next_seq, last_link)) => {
+            Some((stored, epoch, next_seq, last_link)) => {
                 if stored != i64::from(controller.0) {
                     return Err(StateError::WrongController {
                         expected: controller.0,
@@ -46,13 +49,26 @@ impl Outbox {
                     what: "chain sequence number",
                     detail: next_seq.to_string(),
                 })?;
+                let epoch = u64::try_from(epoch)
+                    .ok()
+                    .and_then(ChainEpoch::new)
+                    .ok_or_else(|| StateError::Corrupt {
+                        what: "chain epoch",
+                        detail: epoch.to_string(),
+                    })?;
                 Chain {
                     controller,
+                    epoch,
                     next_seq,
                     last,
                 }
             }
-            None => Chain::genesis(controller),
+            None => {
+                let chain = Chain::start(controller, ChainEpoch::from_random(rand::random()));
+                write_chain(&pool, &chain).await?;
+                tracing::info!(controller = controller.0, epoch = %chain.epoch, "new event chain epoch");
+                chain
+            }
         };
         Ok(Self {
             pool,
@@ -108,15 +124,7 @@ impl Outbox {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query(
-            "INSERT INTO chain (id, controller, next_seq, last_link) VALUES (1, ?, ?, ?)
-             ON CONFLICT (id) DO UPDATE SET next_seq = excluded.next_seq, last_link = excluded.last_link",
-        )
-        .bind(i64::from(next.controller.0))
-        .bind(seq_i64(next.next_seq))
-        .bind(next.last.to_string())
-        .execute(&mut *tx)
-        .await?;
+        write_chain(&mut *tx, &next).await?;
         memory.write(&mut tx, at).await?;
         tx.commit().await?;
         *chain = next;
@@ -186,6 +194,24 @@ impl Outbox {
     pub fn appended(&self) -> Arc<Notify> {
         Arc::clone(&self.appended)
     }
+}
+
+/// Records the chain position (its epoch never changes once written).
+async fn write_chain<'c>(
+    db: impl sqlx::SqliteExecutor<'c>,
+    chain: &Chain,
+) -> Result<(), StateError> {
+    sqlx::query(
+        "INSERT INTO chain (id, controller, epoch, next_seq, last_link) VALUES (1, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET next_seq = excluded.next_seq, last_link = excluded.last_link",
+    )
+    .bind(i64::from(chain.controller.0))
+    .bind(seq_i64(chain.epoch.value()))
+    .bind(seq_i64(chain.next_seq))
+    .bind(chain.last.to_string())
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 fn seq_i64(seq: u64) -> i64 {

@@ -33,6 +33,8 @@ pub struct Status {
     pub outbox_depth: u64,
     /// The last sequence number recorded.
     pub last_seq: u64,
+    /// The event chain's epoch (16 hex digits; changes only with a new state database).
+    pub chain_epoch: String,
     /// The sync client.
     pub sync: SyncStatus,
     /// Decisions by verdict since start.

@@ -12,8 +12,8 @@ use rand::Rng;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{Method, Response, StatusCode};
 use tobira_firmware::{
-    AntiPassback, ControllerId, DeltaError, ModuleId, PersonId, Snapshot, SnapshotError, Timestamp,
-    ZoneId,
+    AntiPassback, ChainEpoch, ControllerId, DeltaError, ModuleId, PersonId, Snapshot,
+    SnapshotError, Timestamp, ZoneId,
 };
 use tobira_protocol::{
     controller_authorization, new_nonce, EventBatch, EventReceipt, Expected, PassageFeed,
@@ -181,6 +181,15 @@ pub enum SyncError {
         seqs: Vec<u64>,
         /// The first of them within the batch.
         first: u64,
+    },
+    /// The receipt is for another chain epoch than the batch's: it
+    /// acknowledges nothing here.
+    #[error("central service answered for event chain epoch {answered}, the batch was of epoch {sent}: nothing is deleted")]
+    WrongEpoch {
+        /// The batch's epoch.
+        sent: ChainEpoch,
+        /// The receipt's.
+        answered: ChainEpoch,
     },
     /// The controller's own database failed.
     #[error(transparent)]
@@ -858,11 +867,18 @@ impl SyncClient {
             return Ok(PushOutcome::default());
         };
         let sent = events.len();
-        let batch = EventBatch { events };
+        let epoch = self.outbox.chain().await.epoch;
+        let batch = EventBatch { epoch, events };
         let response = self
             .send(Method::POST, EVENTS_PATH, REQUEST_TIMEOUT, Some(&batch))
             .await?;
         let receipt: EventReceipt = self.read_json(response, MAX_SMALL_BODY, what).await?;
+        if receipt.epoch != epoch {
+            return Err(SyncError::WrongEpoch {
+                sent: epoch,
+                answered: receipt.epoch,
+            });
+        }
         if let Some(chain_break) = &receipt.chain_break {
             tracing::warn!(%chain_break, "central service found a break in this controller's event chain");
         }

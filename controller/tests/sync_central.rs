@@ -138,7 +138,12 @@ impl Central {
     }
 
     async fn chain_breaks(&self) -> i64 {
-        sqlx::query_scalar("SELECT COUNT(*) FROM alarms WHERE kind = 'chain_break'")
+        self.alarms("chain_break").await
+    }
+
+    async fn alarms(&self, kind: &str) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM alarms WHERE kind = $1")
+            .bind(kind)
             .fetch_one(self.store.pool())
             .await
             .unwrap()
@@ -445,7 +450,11 @@ struct Door {
 
 impl Door {
     async fn open() -> Door {
-        let dir = tempfile::tempdir().unwrap();
+        Door::open_at(tempfile::tempdir().unwrap()).await
+    }
+
+    /// A board on the state database in `dir`.
+    async fn open_at(dir: tempfile::TempDir) -> Door {
         let pool = tobira_controller::state::open(&dir.path().join("controller.sqlite"))
             .await
             .unwrap();
@@ -459,6 +468,18 @@ impl Door {
 
     fn status(&self) -> Status {
         self.board.read()
+    }
+
+    /// A copy of the state database as it is now, as an image of the SD card would hold it.
+    async fn copy(&self) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("controller.sqlite");
+        sqlx::query("VACUUM INTO ?")
+            .bind(path.to_str().unwrap())
+            .execute(self.outbox.pool())
+            .await
+            .unwrap();
+        dir
     }
 
     fn card_state(&self, person: i64) -> Option<CardState> {
@@ -710,7 +731,7 @@ async fn events_arrive_exactly_once_and_the_outbox_empties(store: Store) {
     running.stop().await;
 }
 
-async fn a_board_that_lost_its_data_keeps_what_central_holds_otherwise(store: Store) {
+async fn a_reimaged_board_starts_a_new_epoch_and_loses_nothing(store: Store) {
     let central = Central::start(store).await;
     let first = Door::open().await;
     let running = first.sync(config(&central.url(), &central.public_key, &central.secret));
@@ -721,8 +742,50 @@ async fn a_board_that_lost_its_data_keeps_what_central_holds_otherwise(store: St
     .await;
     running.stop().await;
     // Re-imaged: an empty data directory, the same controller id. Its events
-    // get numbers central already holds, with other content.
+    // number from 1 again, with other content than central holds under 1-3.
     let second = Door::open().await;
+    let kinds = vec![EventKind::DoorClosed { door: DoorId(21) }; 2];
+    let recorded = second.outbox.append(now_utc(), kinds).await.unwrap();
+    assert_eq!(recorded[0].event.seq, held[0].event.seq);
+    let running = second.sync(config(&central.url(), &central.public_key, &central.secret));
+    eventually("the re-imaged board's events", PATIENCE, async || {
+        second.outbox.depth().await.unwrap() == 0
+    })
+    .await;
+    // Both boards' events are at central, none in conflict, and the new
+    // epoch is an alarm for a reviewer to look at.
+    let mut stored = central.events().await;
+    stored.sort();
+    let mut sent: Vec<(i64, String)> = held
+        .iter()
+        .chain(&recorded)
+        .map(|e| (e.event.seq as i64, e.link.to_string()))
+        .collect();
+    sent.sort();
+    assert_eq!(stored, sent);
+    assert_eq!(central.chain_breaks().await, 0);
+    assert_eq!(central.alarms("chain_epoch").await, 1);
+    let status = second.status();
+    assert_eq!(status.sync.event_conflict, None);
+    assert_eq!(status.sync.last_error, None);
+    running.stop().await;
+}
+
+async fn a_board_restored_from_an_old_copy_keeps_what_central_holds_otherwise(store: Store) {
+    let central = Central::start(store).await;
+    let first = Door::open().await;
+    // A copy of the state taken before any event: the same chain epoch.
+    let copy = first.copy().await;
+    let running = first.sync(config(&central.url(), &central.public_key, &central.secret));
+    let held = first.append(3).await;
+    eventually("the first board's events", PATIENCE, async || {
+        first.outbox.depth().await.unwrap() == 0
+    })
+    .await;
+    running.stop().await;
+    // The copy is restored: its events get numbers central already holds in
+    // that epoch, with other content.
+    let second = Door::open_at(copy).await;
     let kinds = vec![EventKind::DoorClosed { door: DoorId(21) }; 2];
     let recorded = second.outbox.append(Timestamp(1_000), kinds).await.unwrap();
     assert_eq!(recorded[0].event.seq, held[0].event.seq);
@@ -1332,7 +1395,11 @@ async fn a_passage_another_controller_recorded_reaches_this_ones_occupancy(store
             }),
         )
         .unwrap();
-    central.store.ingest(C2, &[entry]).await.unwrap();
+    central
+        .store
+        .ingest(C2, tobira_firmware::ChainEpoch::FIRST, &[entry])
+        .await
+        .unwrap();
     // Once settled at central, it reaches this controller's memory.
     let pairs = tokio::time::timeout(PATIENCE, changed.recv())
         .await
@@ -1406,5 +1473,7 @@ on_both_backends!(
     #[tokio::test]
     a_passage_another_controller_recorded_reaches_this_ones_occupancy,
     #[tokio::test]
-    a_board_that_lost_its_data_keeps_what_central_holds_otherwise,
+    a_reimaged_board_starts_a_new_epoch_and_loses_nothing,
+    #[tokio::test]
+    a_board_restored_from_an_old_copy_keeps_what_central_holds_otherwise,
 );

@@ -300,6 +300,9 @@ pub enum EventError {
     /// A chain link is 64 hexadecimal digits.
     #[error("a chain link is 64 hexadecimal digits")]
     BadLink,
+    /// No sequence number is left in this epoch.
+    #[error("the chain has used every sequence number")]
+    Exhausted,
 }
 
 /// An event with its place in the chain: `link = SHA-256(domain ‖ prev ‖ postcard(event))`.
@@ -331,11 +334,138 @@ pub fn chain_link(prev: &ChainLink, event: &Event) -> Result<ChainLink, EventErr
     Ok(ChainLink(digest.into()))
 }
 
-/// A controller's position in its chain: the next sequence number and the last link.
+/// Which run of a controller's sequence numbers an event belongs to.
+///
+/// A controller that loses its state (a re-imaged SD card, a replaced board
+/// keeping the controller's id and secret) starts numbering from 1 again; a
+/// new epoch, drawn at random when its state is created, keeps those numbers
+/// from colliding with the ones central already holds. The epoch is bound into
+/// the chain: an epoch's first event follows [`ChainEpoch::genesis`], not the
+/// all-zero link, so no event can be moved from one epoch to another.
+///
+/// [`ChainEpoch::FIRST`] (0) is the chain of a board whose state was created
+/// before epochs existed; it starts at [`ChainLink::GENESIS`]. Values fit a
+/// signed 64-bit column; text is 16 lowercase hexadecimal digits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChainEpoch(u64);
+
+impl ChainEpoch {
+    /// The epoch of chains begun before epochs existed.
+    pub const FIRST: ChainEpoch = ChainEpoch(0);
+    /// The largest epoch: it must fit a signed 64-bit column.
+    pub const MAX: u64 = i64::MAX as u64;
+
+    /// An epoch from a number; `None` above [`ChainEpoch::MAX`].
+    pub fn new(value: u64) -> Option<ChainEpoch> {
+        (value <= Self::MAX).then_some(ChainEpoch(value))
+    }
+
+    /// A new epoch from 64 random bits (the caller's randomness: the brain
+    /// has none). Never [`ChainEpoch::FIRST`].
+    pub fn from_random(bits: u64) -> ChainEpoch {
+        match bits & Self::MAX {
+            0 => ChainEpoch(1),
+            v => ChainEpoch(v),
+        }
+    }
+
+    /// Its number.
+    pub fn value(self) -> u64 {
+        self.0
+    }
+
+    /// Whether this is the chain begun before epochs existed.
+    pub fn is_first(self) -> bool {
+        self == Self::FIRST
+    }
+
+    /// The link an epoch's first event follows: all zeros for
+    /// [`ChainEpoch::FIRST`], else `SHA-256("tobira-epoch-v1" ‖ controller ‖ epoch)`
+    /// (both little-endian).
+    pub fn genesis(self, controller: ControllerId) -> ChainLink {
+        if self.is_first() {
+            return ChainLink::GENESIS;
+        }
+        let digest = Sha256::new()
+            .chain_update(b"tobira-epoch-v1")
+            .chain_update(controller.0.to_le_bytes())
+            .chain_update(self.0.to_le_bytes())
+            .finalize();
+        ChainLink(digest.into())
+    }
+}
+
+impl fmt::Display for ChainEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Why text is not a chain epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a chain epoch is 16 lowercase hexadecimal digits, at most 7fffffffffffffff")]
+pub struct BadEpoch;
+
+impl core::str::FromStr for ChainEpoch {
+    type Err = BadEpoch;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // Only the canonical spelling, so one epoch has one name.
+        if s.len() != 16
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(BadEpoch);
+        }
+        u64::from_str_radix(s, 16)
+            .ok()
+            .and_then(ChainEpoch::new)
+            .ok_or(BadEpoch)
+    }
+}
+
+impl Serialize for ChainEpoch {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Text, not a number: JSON readers that hold numbers as doubles
+        // (browsers, many SIEMs) would round a 63-bit value.
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            self.0.serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ChainEpoch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = ChainEpoch;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a chain epoch: 16 lowercase hexadecimal digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ChainEpoch, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_str(Hex)
+        } else {
+            let v = u64::deserialize(deserializer)?;
+            ChainEpoch::new(v).ok_or_else(|| serde::de::Error::custom(BadEpoch))
+        }
+    }
+}
+
+/// A controller's position in its chain: the epoch, the next sequence number
+/// and the last link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chain {
     /// The controller.
     pub controller: ControllerId,
+    /// The run of numbers this chain is.
+    #[serde(default)]
+    pub epoch: ChainEpoch,
     /// The number the next event gets.
     pub next_seq: u64,
     /// The last event's link.
@@ -343,12 +473,18 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// A controller's chain before its first event.
+    /// A controller's chain of [`ChainEpoch::FIRST`] before its first event.
     pub fn genesis(controller: ControllerId) -> Self {
+        Self::start(controller, ChainEpoch::FIRST)
+    }
+
+    /// A controller's chain of `epoch` before its first event.
+    pub fn start(controller: ControllerId, epoch: ChainEpoch) -> Self {
         Self {
             controller,
+            epoch,
             next_seq: 1,
-            last: ChainLink::GENESIS,
+            last: epoch.genesis(controller),
         }
     }
 
@@ -366,7 +502,7 @@ impl Chain {
             prev: self.last,
             link,
         };
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.checked_add(1).ok_or(EventError::Exhausted)?;
         self.last = link;
         Ok(sealed)
     }

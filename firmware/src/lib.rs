@@ -40,8 +40,8 @@ pub use delta::{DeltaError, SnapshotDelta};
 pub use door::{Door, DoorKind, ReaderSide, Side};
 pub use door_machine::{DoorMachine, DoorSignal, DoorTimings, LockKind};
 pub use event::{
-    chain_link, verify_chain, AccessRecord, Chain, ChainBreak, ChainLink, DeviceKind, DeviceRef,
-    Event, EventKind, HeldStage, SealedEvent,
+    chain_link, verify_chain, AccessRecord, BadEpoch, Chain, ChainBreak, ChainEpoch, ChainLink,
+    DeviceKind, DeviceRef, Event, EventKind, HeldStage, SealedEvent,
 };
 pub use gate_machine::{GateMachine, GateSignal, GateTimings};
 pub use grant::{Booking, Grant};

@@ -189,3 +189,89 @@ proptest! {
         prop_assert!(verify_chain(Chain::genesis(ControllerId(3)), &events).is_err());
     }
 }
+
+#[test]
+fn an_epoch_binds_its_chain_so_events_cannot_move_between_epochs() {
+    let epoch = ChainEpoch::from_random(0xdead_beef_0bad_cafe);
+    assert!(!epoch.is_first());
+    // The first epoch starts where chains always started; others elsewhere,
+    // and differently per controller.
+    assert_eq!(
+        ChainEpoch::FIRST.genesis(ControllerId(1)),
+        ChainLink::GENESIS
+    );
+    assert_ne!(epoch.genesis(ControllerId(1)), ChainLink::GENESIS);
+    assert_ne!(
+        epoch.genesis(ControllerId(1)),
+        epoch.genesis(ControllerId(2))
+    );
+
+    let mut chain = Chain::start(ControllerId(1), epoch);
+    let events: Vec<SealedEvent> = (0..3)
+        .map(|i| {
+            chain
+                .seal(
+                    Timestamp(1_000 + i),
+                    EventKind::DoorClosed { door: DoorId(1) },
+                )
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(events[0].prev, epoch.genesis(ControllerId(1)));
+    assert!(verify_chain(Chain::start(ControllerId(1), epoch), &events).is_ok());
+    // Read as the first epoch (or another one), the same events do not verify.
+    assert_eq!(
+        verify_chain(Chain::genesis(ControllerId(1)), &events),
+        Err(ChainBreak::Prev { seq: 1 })
+    );
+    let other = ChainEpoch::from_random(7);
+    assert_eq!(
+        verify_chain(Chain::start(ControllerId(1), other), &events),
+        Err(ChainBreak::Prev { seq: 1 })
+    );
+}
+
+#[test]
+fn epochs_read_and_write_one_spelling_and_fit_a_signed_column() {
+    // Randomness never yields the first epoch, nor a value a BIGINT cannot hold.
+    assert_eq!(ChainEpoch::from_random(0).value(), 1);
+    assert_eq!(ChainEpoch::from_random(1 << 63).value(), 1);
+    assert_eq!(ChainEpoch::from_random(u64::MAX).value(), i64::MAX as u64);
+    assert_eq!(ChainEpoch::new(i64::MAX as u64 + 1), None);
+
+    let epoch = ChainEpoch::new(0x5eed).unwrap();
+    assert_eq!(epoch.to_string(), "0000000000005eed");
+    assert_eq!("0000000000005eed".parse(), Ok(epoch));
+    let json = serde_json::to_string(&epoch).unwrap();
+    assert_eq!(json, "\"0000000000005eed\"");
+    assert_eq!(serde_json::from_str::<ChainEpoch>(&json).unwrap(), epoch);
+    for bad in [
+        "",
+        "5eed",
+        "0000000000005EED",
+        "8000000000000000",
+        "ffffffffffffffff",
+        "000000000000005g",
+        "+000000000005eed",
+        "00000000000005eed",
+    ] {
+        assert_eq!(bad.parse::<ChainEpoch>(), Err(BadEpoch), "{bad}");
+        assert!(serde_json::from_str::<ChainEpoch>(&format!("\"{bad}\"")).is_err());
+    }
+    assert!(serde_json::from_str::<ChainEpoch>("24301").is_err());
+    // postcard (binary) carries the number and refuses one out of range.
+    let bytes = postcard::to_allocvec(&epoch).unwrap();
+    assert_eq!(postcard::from_bytes::<ChainEpoch>(&bytes).unwrap(), epoch);
+    let too_big = postcard::to_allocvec(&u64::MAX).unwrap();
+    assert!(postcard::from_bytes::<ChainEpoch>(&too_big).is_err());
+}
+
+proptest! {
+    /// Any text: an epoch or a clear error, never a panic; what parses prints back the same.
+    #[test]
+    fn any_text_parses_to_an_epoch_or_an_error(text in ".{0,20}") {
+        if let Ok(epoch) = text.parse::<ChainEpoch>() {
+            prop_assert_eq!(epoch.to_string(), text);
+        }
+    }
+}

@@ -15,7 +15,8 @@ pub use archive::{ArchiveManifest, ARCHIVE_TAG};
 pub use checkpoint::{CheckpointClaim, CHECKPOINT_TAG};
 
 use tobira_firmware::{
-    ControllerId, ModuleId, PersonId, SealedEvent, SnapshotData, SnapshotDelta, Timestamp, ZoneId,
+    ChainEpoch, ControllerId, ModuleId, PersonId, SealedEvent, SnapshotData, SnapshotDelta,
+    Timestamp, ZoneId,
 };
 
 /// Where the sync API lives on the central service.
@@ -477,6 +478,10 @@ impl EnrollmentFailure {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventBatch {
+    /// The chain epoch every event of the batch belongs to (absent: the
+    /// first, for boards whose state predates epochs).
+    #[serde(default)]
+    pub epoch: ChainEpoch,
     /// The events.
     pub events: Vec<SealedEvent>,
 }
@@ -484,7 +489,10 @@ pub struct EventBatch {
 /// The central service's receipt for a batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventReceipt {
-    /// Every event of this controller up to this sequence number is stored;
+    /// The chain epoch the receipt is for: the batch's.
+    #[serde(default)]
+    pub epoch: ChainEpoch,
+    /// Every event of this controller's epoch up to this sequence number is stored;
     /// the controller may delete them from its outbox.
     pub stored_through: u64,
     /// Events in the batch that were newly stored.

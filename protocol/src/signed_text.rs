@@ -5,13 +5,13 @@ use ed25519_dalek::{Signature, Signer as _, Verifier as _};
 
 use crate::{PolicyKey, PolicySigner, ProtocolError};
 
-/// A chain name fits on its line: 1 to 100 of letters, digits, `_`, `:`, `-`.
+/// A chain name fits on its line: 1 to 100 of letters, digits, `_`, `:`, `-`, `@`.
 pub(crate) fn is_chain_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 100
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-' | b'@'))
 }
 
 /// A link or digest as stored: 64 lowercase hex digits.

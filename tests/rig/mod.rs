@@ -696,6 +696,24 @@ timings = {{ unlock_ms = {STORE_UNLOCK_MS}, held_prealarm_ms = 20000, held_alarm
         assert!(answer.contains("\"ok\":true"), "{line} → {answer}");
     }
 
+    /// Where the controller's event chain began: its epoch's genesis.
+    pub fn chain_start(&self) -> tobira_firmware::Chain {
+        let path = self.dir.path().join("data").join("controller.sqlite");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let pool = tobira_controller::state::open(&path).await.unwrap();
+            let outbox = tobira_controller::outbox::Outbox::open(pool.clone(), ControllerId(1))
+                .await
+                .unwrap();
+            let epoch = outbox.chain().await.epoch;
+            pool.close().await;
+            tobira_firmware::Chain::start(ControllerId(1), epoch)
+        })
+    }
+
     pub fn outbox(&self) -> Vec<SealedEvent> {
         let path = self.dir.path().join("data").join("controller.sqlite");
         let rt = tokio::runtime::Builder::new_current_thread()

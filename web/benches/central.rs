@@ -271,7 +271,10 @@ async fn bench_ingest(store: &Store, s: &Sizes, label: &str) {
             let mut times = Vec::new();
             for batch in mine {
                 let t = Instant::now();
-                let r = store.ingest(controller, &batch).await.unwrap();
+                let r = store
+                    .ingest(controller, tobira_firmware::ChainEpoch::FIRST, &batch)
+                    .await
+                    .unwrap();
                 assert_eq!(r.stored, BATCH as u64);
                 times.push(t.elapsed());
             }
@@ -346,7 +349,10 @@ async fn bench_upload(store: &Store, base: &str, s: &Sizes, label: &str) {
                 let response = http
                     .post(&url)
                     .header("Authorization", &auth)
-                    .json(&EventBatch { events })
+                    .json(&EventBatch {
+                        epoch: tobira_firmware::ChainEpoch::FIRST,
+                        events,
+                    })
                     .send()
                     .await
                     .unwrap();
@@ -474,7 +480,10 @@ async fn fill_history(store: &Store, n: u64, people: i64, label: &str) {
                 );
                 k += FILLERS;
                 if batch.len() == BATCH || k >= n {
-                    let r = store.ingest(ControllerId(id), &batch).await.unwrap();
+                    let r = store
+                        .ingest(ControllerId(id), tobira_firmware::ChainEpoch::FIRST, &batch)
+                        .await
+                        .unwrap();
                     assert_eq!(r.stored, batch.len() as u64);
                     batch.clear();
                     // Progress, so a long fill can be watched.

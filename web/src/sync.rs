@@ -257,8 +257,12 @@ async fn events(
             "at most {MAX_BATCH} events per batch"
         )));
     }
-    let outcome = state.store.ingest(controller, &batch.events).await?;
+    let outcome = state
+        .store
+        .ingest(controller, batch.epoch, &batch.events)
+        .await?;
     Ok(Json(EventReceipt {
+        epoch: batch.epoch,
         stored_through: outcome.stored_through,
         stored: outcome.stored,
         duplicates: outcome.duplicates,

@@ -1424,9 +1424,10 @@ async fn events_search_pages_stably_exports_csv_and_counts_who_is_inside(s: Serv
     let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
     let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 4, "{text}");
-    assert!(lines[0].starts_with("at,at_ms,controller_id,seq,kind"));
+    assert!(lines[0].starts_with("at,at_ms,controller_id,epoch,seq,kind"));
     assert!(
-        lines[1].starts_with("2026-11-23T09:12:00.000+09:00,1795392720000,1,1,access"),
+        lines[1]
+            .starts_with("2026-11-23T09:12:00.000+09:00,1795392720000,1,0000000000000000,1,access"),
         "{}",
         lines[1]
     );
@@ -1467,7 +1468,7 @@ async fn csv_export_streams_every_row_across_pages(s: Server) {
     let rows: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(rows.len(), 2501);
     assert!(
-        rows[2500].contains(",25000,1,2500,door_forced,"),
+        rows[2500].contains(",25000,1,0000000000000000,2500,door_forced,"),
         "{}",
         rows[2500]
     );
@@ -1953,7 +1954,10 @@ async fn events_and_alarms_carry_names_warnings_and_context(s: Server) {
     .enumerate()
     .map(|(i, kind)| chain.seal(Timestamp(t0 + i as i64 * 1000), kind).unwrap())
     .collect();
-    s.store.ingest(cid, &batch).await.unwrap();
+    s.store
+        .ingest(cid, tobira_firmware::ChainEpoch::FIRST, &batch)
+        .await
+        .unwrap();
 
     // Rename the person and the door after the events.
     s.put(

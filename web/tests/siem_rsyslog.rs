@@ -397,7 +397,11 @@ async fn events_alarms_and_audit_reach_rsyslog_over_tcp_with_their_fields() {
     seed(&store).await;
     let mut chain = Chain::genesis(C1);
     store
-        .ingest(C1, &events(&mut chain, 3, 1_763_000_000_000))
+        .ingest(
+            C1,
+            tobira_firmware::ChainEpoch::FIRST,
+            &events(&mut chain, 3, 1_763_000_000_000),
+        )
         .await
         .unwrap();
     alarm_and_audit(&store).await;
@@ -448,7 +452,11 @@ async fn records_reach_rsyslog_over_tls_checked_against_the_siems_ca() {
     seed(&store).await;
     let mut chain = Chain::genesis(C1);
     store
-        .ingest(C1, &events(&mut chain, 2, 1_763_000_000_000))
+        .ingest(
+            C1,
+            tobira_firmware::ChainEpoch::FIRST,
+            &events(&mut chain, 2, 1_763_000_000_000),
+        )
         .await
         .unwrap();
     alarm_and_audit(&store).await;
@@ -493,7 +501,10 @@ async fn nothing_is_missing_after_rsyslog_was_down_and_ingest_did_not_wait_for_i
     seed(&store).await;
     let mut chain = Chain::genesis(C1);
     let all = events(&mut chain, 300, 1_763_000_000_000);
-    store.ingest(C1, &all[..20]).await.unwrap();
+    store
+        .ingest(C1, tobira_firmware::ChainEpoch::FIRST, &all[..20])
+        .await
+        .unwrap();
     let port = free_port();
     let mut rsyslog = Rsyslog::start(dir.path(), port, None);
     let target = Target::parse(&format!("tcp://127.0.0.1:{port}"), Format::Rfc5424, None).unwrap();
@@ -504,7 +515,10 @@ async fn nothing_is_missing_after_rsyslog_was_down_and_ingest_did_not_wait_for_i
     // Ingest while the SIEM is down: it completes without waiting for it.
     let started = Instant::now();
     for batch in all[20..].chunks(70) {
-        store.ingest(C1, batch).await.unwrap();
+        store
+            .ingest(C1, tobira_firmware::ChainEpoch::FIRST, batch)
+            .await
+            .unwrap();
     }
     alarm_and_audit(&store).await;
     let took = started.elapsed();
@@ -528,7 +542,10 @@ async fn a_json_lines_file_resumes_from_the_durable_cursor_without_duplicates() 
     seed(&store).await;
     let mut chain = Chain::genesis(C1);
     let all = events(&mut chain, 10, 1_763_000_000_000);
-    store.ingest(C1, &all[..4]).await.unwrap();
+    store
+        .ingest(C1, tobira_firmware::ChainEpoch::FIRST, &all[..4])
+        .await
+        .unwrap();
     alarm_and_audit(&store).await;
     let file = dir.path().join("siem.jsonl");
     let target = Target::parse(&format!("file:{}", file.display()), Format::Rfc5424, None).unwrap();
@@ -565,7 +582,10 @@ async fn a_json_lines_file_resumes_from_the_durable_cursor_without_duplicates() 
     let _ = first.await;
 
     // The service restarts: the new forwarder goes on from the stored cursor.
-    store.ingest(C1, &all[4..]).await.unwrap();
+    store
+        .ingest(C1, tobira_firmware::ChainEpoch::FIRST, &all[4..])
+        .await
+        .unwrap();
     let second = tokio::spawn(forward(store.clone(), target, quick()));
     wait_for(stored(&store).await).await;
     second.abort();

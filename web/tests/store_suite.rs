@@ -5,8 +5,8 @@ mod support;
 
 use support::*;
 use tobira_firmware::{
-    AccessRecord, CardState, Chain, ChainLink, DoorId, EventKind, PersonId, Reason, SealedEvent,
-    Side, Snapshot, ThreatLevel, Timestamp, Warnings, ZoneId,
+    AccessRecord, CardState, Chain, ChainEpoch, ChainLink, DoorId, EventKind, PersonId, Reason,
+    SealedEvent, Side, Snapshot, ThreatLevel, Timestamp, Warnings, ZoneId,
 };
 use tobira_protocol::PolicySigner;
 use tobira_web::store::auth::Role;
@@ -175,13 +175,13 @@ async fn the_same_batch_twice_is_stored_once(store: Store) {
     seed(&store).await;
     let mut chain = Chain::genesis(C1);
     let batch = events(&mut chain, 20, 1_763_000_000_000);
-    let first = store.ingest(C1, &batch).await.unwrap();
+    let first = store.ingest(C1, ChainEpoch::FIRST, &batch).await.unwrap();
     assert_eq!(
         (first.stored, first.duplicates, first.stored_through),
         (20, 0, 20)
     );
     assert!(first.breaks.is_empty());
-    let again = store.ingest(C1, &batch).await.unwrap();
+    let again = store.ingest(C1, ChainEpoch::FIRST, &batch).await.unwrap();
     assert_eq!(
         (again.stored, again.duplicates, again.stored_through),
         (0, 20, 20)
@@ -190,7 +190,7 @@ async fn the_same_batch_twice_is_stored_once(store: Store) {
     let more = events(&mut chain, 5, 1_763_000_100_000);
     let mut overlap = batch[15..].to_vec();
     overlap.extend(more);
-    let third = store.ingest(C1, &overlap).await.unwrap();
+    let third = store.ingest(C1, ChainEpoch::FIRST, &overlap).await.unwrap();
     assert_eq!(
         (third.stored, third.duplicates, third.stored_through),
         (5, 5, 25)
@@ -205,7 +205,7 @@ async fn the_same_batch_twice_is_stored_once(store: Store) {
         .await
         .unwrap();
     assert_eq!(open, 0);
-    let (next, _) = store.controller_chain(C1).await.unwrap();
+    let (next, _) = store.controller_chain(C1, ChainEpoch::FIRST).await.unwrap();
     assert_eq!(next, 26);
 }
 
@@ -217,7 +217,7 @@ async fn a_broken_chain_is_stored_and_raises_an_alarm(store: Store) {
     // follows 2, as stored.
     let removed = batch.remove(2);
     assert_eq!(removed.event.seq, 3);
-    let receipt = store.ingest(C1, &batch).await.unwrap();
+    let receipt = store.ingest(C1, ChainEpoch::FIRST, &batch).await.unwrap();
     assert_eq!(receipt.stored, 5, "nothing is dropped");
     assert!(!receipt.breaks.is_empty());
     assert!(
@@ -236,7 +236,7 @@ async fn a_broken_chain_is_stored_and_raises_an_alarm(store: Store) {
     b2[1].event.at = tobira_firmware::Timestamp(0);
     let prev = b2[0].link;
     relink(prev, &mut b2[1]);
-    let r2 = store.ingest(C2, &b2).await.unwrap();
+    let r2 = store.ingest(C2, ChainEpoch::FIRST, &b2).await.unwrap();
     assert!(
         r2.breaks.iter().any(|b| b.contains("event 3")),
         "{:?}",
@@ -246,7 +246,10 @@ async fn a_broken_chain_is_stored_and_raises_an_alarm(store: Store) {
     let mut forged = batch[0].clone();
     forged.event.at = tobira_firmware::Timestamp(42);
     relink(ChainLink::GENESIS, &mut forged);
-    let r3 = store.ingest(C1, &[forged]).await.unwrap();
+    let r3 = store
+        .ingest(C1, ChainEpoch::FIRST, &[forged])
+        .await
+        .unwrap();
     assert!(
         r3.breaks[0].contains("different content"),
         "{:?}",
@@ -260,13 +263,13 @@ async fn batches_from_another_controller_or_out_of_order_are_refused(store: Stor
     let batch = events(&mut chain, 3, 0);
     // Each refusal for its own reason, not just "some error".
     assert!(matches!(
-        store.ingest(C1, &batch).await,
+        store.ingest(C1, ChainEpoch::FIRST, &batch).await,
         Err(StoreError::Invalid(m)) if m.contains("is from controller 2, not 1")
     ));
     let mut reversed = batch.clone();
     reversed.reverse();
     assert!(matches!(
-        store.ingest(C2, &reversed).await,
+        store.ingest(C2, ChainEpoch::FIRST, &reversed).await,
         Err(StoreError::Invalid(m)) if m.contains("increasing sequence order")
     ));
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
@@ -338,7 +341,7 @@ async fn forged_events_are_kept_out_of_occupancy_and_passages_and_raise_alarms(s
         .into_iter()
         .map(|(at, kind)| chain.seal(Timestamp(at), kind).unwrap())
         .collect();
-    let receipt = store.ingest(C1, &batch).await.unwrap();
+    let receipt = store.ingest(C1, ChainEpoch::FIRST, &batch).await.unwrap();
     assert_eq!(
         (receipt.stored, receipt.stored_through),
         (6, 6),
@@ -392,7 +395,7 @@ async fn forged_events_are_kept_out_of_occupancy_and_passages_and_raise_alarms(s
             )
             .unwrap(),
     ];
-    let r = store.ingest(C2, &back).await.unwrap();
+    let r = store.ingest(C2, ChainEpoch::FIRST, &back).await.unwrap();
     assert_eq!(r.stored, 2);
     let clock = alarms_of(&store, "ingest_clock").await;
     assert_eq!(clock.len(), 1, "{clock:?}");
@@ -419,6 +422,7 @@ async fn a_late_fill_of_a_gap_is_checked_and_raises_its_alarms(store: Store) {
     let first = store
         .ingest(
             C1,
+            ChainEpoch::FIRST,
             &[
                 all[0].clone(),
                 all[1].clone(),
@@ -434,7 +438,10 @@ async fn a_late_fill_of_a_gap_is_checked_and_raises_its_alarms(store: Store) {
         first.breaks
     );
     // The door-forced event 4 arrives late: it fits and still raises its alarm.
-    let late = store.ingest(C1, &[all[3].clone()]).await.unwrap();
+    let late = store
+        .ingest(C1, ChainEpoch::FIRST, &[all[3].clone()])
+        .await
+        .unwrap();
     assert_eq!(late.stored, 1);
     assert!(late.breaks.is_empty(), "{:?}", late.breaks);
     let forced = alarms_of(&store, "door_forced").await;
@@ -443,7 +450,10 @@ async fn a_late_fill_of_a_gap_is_checked_and_raises_its_alarms(store: Store) {
     let mut forged = all[2].clone();
     forged.event.at = Timestamp(1_763_000_001_234);
     relink(ChainLink([7; 32]), &mut forged);
-    let r = store.ingest(C1, &[forged]).await.unwrap();
+    let r = store
+        .ingest(C1, ChainEpoch::FIRST, &[forged])
+        .await
+        .unwrap();
     assert_eq!(r.stored, 1, "nothing is dropped");
     assert!(
         r.breaks
@@ -472,12 +482,15 @@ async fn a_late_fill_of_a_gap_is_checked_and_raises_its_alarms(store: Store) {
         })
         .collect();
     store
-        .ingest(C2, &[c2[0].clone(), c2[2].clone()])
+        .ingest(C2, ChainEpoch::FIRST, &[c2[0].clone(), c2[2].clone()])
         .await
         .unwrap();
     let mut garbage = c2[1].clone();
     garbage.link = ChainLink([9; 32]);
-    let r = store.ingest(C2, &[garbage]).await.unwrap();
+    let r = store
+        .ingest(C2, ChainEpoch::FIRST, &[garbage])
+        .await
+        .unwrap();
     assert!(
         r.breaks
             .iter()
@@ -491,23 +504,39 @@ async fn a_conflicting_resend_is_never_covered_by_stored_through(store: Store) {
     seed(&store).await;
     let mut chain = Chain::genesis(C1);
     let batch = events(&mut chain, 5, 1_763_000_000_000);
-    assert_eq!(store.ingest(C1, &batch).await.unwrap().stored_through, 5);
+    assert_eq!(
+        store
+            .ingest(C1, ChainEpoch::FIRST, &batch)
+            .await
+            .unwrap()
+            .stored_through,
+        5
+    );
     // A board that numbers from 1 again after losing its data: other events
     // under numbers central already holds.
     let mut again = Chain::genesis(C1);
     let other = events(&mut again, 5, 1_763_100_000_000);
-    let r = store.ingest(C1, &other[2..]).await.unwrap();
+    let r = store
+        .ingest(C1, ChainEpoch::FIRST, &other[2..])
+        .await
+        .unwrap();
     assert_eq!(r.stored_through, 2, "{r:?}");
     assert_eq!(r.conflicts, vec![3, 4, 5]);
     // The board retries (with back-off): the conflicts are named again, but
     // the open alarms are not raised a second time.
     let breaks = alarms_of(&store, "chain_break").await;
     assert_eq!(breaks.len(), 3, "{breaks:?}");
-    let r = store.ingest(C1, &other[2..]).await.unwrap();
+    let r = store
+        .ingest(C1, ChainEpoch::FIRST, &other[2..])
+        .await
+        .unwrap();
     assert_eq!(r.conflicts, vec![3, 4, 5]);
     assert_eq!(alarms_of(&store, "chain_break").await, breaks);
     // The same exact events again are no conflict.
-    let r = store.ingest(C1, &batch[3..]).await.unwrap();
+    let r = store
+        .ingest(C1, ChainEpoch::FIRST, &batch[3..])
+        .await
+        .unwrap();
     assert_eq!((r.stored_through, r.duplicates), (5, 2));
     assert!(r.conflicts.is_empty());
 }
@@ -1242,7 +1271,10 @@ async fn passages_of_other_controllers_reach_the_controllers_of_the_same_zones(s
                 .unwrap()
         })
         .collect();
-    store.ingest(C2, &batch[..3]).await.unwrap();
+    store
+        .ingest(C2, ChainEpoch::FIRST, &batch[..3])
+        .await
+        .unwrap();
     let later = tobira_web::store::now_ms() + 10 * SETTLE_MS;
     let machine = ZoneId(MACHINE as u32);
     let office = ZoneId(OFFICE as u32);
@@ -1277,7 +1309,10 @@ async fn passages_of_other_controllers_reach_the_controllers_of_the_same_zones(s
         .passages
         .is_empty());
     // Sato leaves through controller 2's reader.
-    store.ingest(C2, &batch[3..]).await.unwrap();
+    store
+        .ingest(C2, ChainEpoch::FIRST, &batch[3..])
+        .await
+        .unwrap();
     let now = tobira_web::store::now_ms();
     assert!(
         store
@@ -1310,7 +1345,11 @@ async fn siem_sources_hand_out_rows_after_a_durable_cursor(store: Store) {
     seed(&store).await;
     let mut chain = Chain::genesis(C1);
     store
-        .ingest(C1, &events(&mut chain, 5, 1_763_000_000_000))
+        .ingest(
+            C1,
+            ChainEpoch::FIRST,
+            &events(&mut chain, 5, 1_763_000_000_000),
+        )
         .await
         .unwrap();
     let mut tx = store.begin().await.unwrap();
@@ -1563,7 +1602,10 @@ async fn deleting_admin_audit_rows_and_recomputing_the_chain_is_detected(store: 
 async fn an_event_rows_person_card_and_door_that_disagree_with_its_body_are_named(store: Store) {
     seed(&store).await;
     let mut chain = Chain::genesis(C1);
-    store.ingest(C1, &events(&mut chain, 10, T0)).await.unwrap();
+    store
+        .ingest(C1, ChainEpoch::FIRST, &events(&mut chain, 10, T0))
+        .await
+        .unwrap();
     let signer = PolicySigner::generate();
     let key = signer.public_key();
     store.make_checkpoints(&signer, T0).await.unwrap();
@@ -1600,9 +1642,15 @@ async fn an_event_rows_person_card_and_door_that_disagree_with_its_body_are_name
 async fn deleting_a_controllers_newest_events_after_a_checkpoint_is_detected(store: Store) {
     seed(&store).await;
     let mut chain = Chain::genesis(C1);
-    store.ingest(C1, &events(&mut chain, 10, T0)).await.unwrap();
+    store
+        .ingest(C1, ChainEpoch::FIRST, &events(&mut chain, 10, T0))
+        .await
+        .unwrap();
     let mut other = Chain::genesis(C2);
-    store.ingest(C2, &events(&mut other, 3, T0)).await.unwrap();
+    store
+        .ingest(C2, ChainEpoch::FIRST, &events(&mut other, 3, T0))
+        .await
+        .unwrap();
     let signer = PolicySigner::generate();
     let key = signer.public_key();
     let run = store.make_checkpoints(&signer, T0).await.unwrap();
@@ -1700,7 +1748,7 @@ async fn recorded_gaps_pass_unrecorded_ones_fail_and_unmoved_heads_get_no_checkp
     let mut batch = events(&mut chain, 8, T0);
     // Event 3 never reaches central: ingest records the gap.
     batch.remove(2);
-    store.ingest(C1, &batch).await.unwrap();
+    store.ingest(C1, ChainEpoch::FIRST, &batch).await.unwrap();
     let signer = PolicySigner::generate();
     let key = signer.public_key();
     let first = store.make_checkpoints(&signer, T0).await.unwrap();
@@ -1708,7 +1756,7 @@ async fn recorded_gaps_pass_unrecorded_ones_fail_and_unmoved_heads_get_no_checkp
     let again = store.make_checkpoints(&signer, T0 + 600_000).await.unwrap();
     assert!(again.made.is_empty(), "no head moved: {again:?}");
     store
-        .ingest(C1, &events(&mut chain, 1, T0 + 60_000))
+        .ingest(C1, ChainEpoch::FIRST, &events(&mut chain, 1, T0 + 60_000))
         .await
         .unwrap();
     let moved = store
@@ -1786,7 +1834,7 @@ async fn retention_archives_old_events_and_verify_passes_across_the_cut(store: S
     // Records 1-30 a year and more ago, a checkpoint at 20 between them;
     // records 31-41 recent (the last one an entry: Sato is inside).
     store
-        .ingest(C1, &events(&mut chain, 20, old))
+        .ingest(C1, ChainEpoch::FIRST, &events(&mut chain, 20, old))
         .await
         .unwrap();
     let early = store.make_checkpoints(&signer, old + DAY).await.unwrap();
@@ -1798,15 +1846,22 @@ async fn retention_archives_old_events_and_verify_passes_across_the_cut(store: S
         .clone();
     assert_eq!(early.count, 20);
     store
-        .ingest(C1, &events(&mut chain, 10, old + 2 * DAY))
+        .ingest(
+            C1,
+            ChainEpoch::FIRST,
+            &events(&mut chain, 10, old + 2 * DAY),
+        )
         .await
         .unwrap();
     store
-        .ingest(C1, &events(&mut chain, 11, T0 - DAY))
+        .ingest(C1, ChainEpoch::FIRST, &events(&mut chain, 11, T0 - DAY))
         .await
         .unwrap();
     let mut other = Chain::genesis(C2);
-    store.ingest(C2, &events(&mut other, 5, old)).await.unwrap();
+    store
+        .ingest(C2, ChainEpoch::FIRST, &events(&mut other, 5, old))
+        .await
+        .unwrap();
     let occupied = in_machine_room(&store).await;
     assert_eq!(occupied, vec![SATO]);
 
@@ -1906,11 +1961,11 @@ async fn deleting_the_first_row_after_a_cut_is_detected(store: Store) {
     let old = T0 - 400 * DAY;
     let mut chain = Chain::genesis(C1);
     store
-        .ingest(C1, &events(&mut chain, 10, old))
+        .ingest(C1, ChainEpoch::FIRST, &events(&mut chain, 10, old))
         .await
         .unwrap();
     store
-        .ingest(C1, &events(&mut chain, 5, T0 - DAY))
+        .ingest(C1, ChainEpoch::FIRST, &events(&mut chain, 5, T0 - DAY))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -1940,11 +1995,11 @@ async fn a_removed_or_forged_cut_is_detected(store: Store) {
     let old = T0 - 400 * DAY;
     let mut chain = Chain::genesis(C1);
     store
-        .ingest(C1, &events(&mut chain, 10, old))
+        .ingest(C1, ChainEpoch::FIRST, &events(&mut chain, 10, old))
         .await
         .unwrap();
     store
-        .ingest(C1, &events(&mut chain, 5, T0 - DAY))
+        .ingest(C1, ChainEpoch::FIRST, &events(&mut chain, 5, T0 - DAY))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -1974,11 +2029,11 @@ async fn a_chain_that_does_not_verify_is_not_cut(store: Store) {
     let old = T0 - 400 * DAY;
     let mut chain = Chain::genesis(C1);
     store
-        .ingest(C1, &events(&mut chain, 10, old))
+        .ingest(C1, ChainEpoch::FIRST, &events(&mut chain, 10, old))
         .await
         .unwrap();
     store
-        .ingest(C1, &events(&mut chain, 2, T0 - DAY))
+        .ingest(C1, ChainEpoch::FIRST, &events(&mut chain, 2, T0 - DAY))
         .await
         .unwrap();
     exec(
@@ -2001,6 +2056,181 @@ async fn a_chain_that_does_not_verify_is_not_cut(store: Store) {
         .await
         .unwrap();
     assert_eq!(alarms_of(&store, "retention_refused").await.len(), 1);
+}
+
+/// The epoch a re-imaged board draws (any value but the first).
+fn new_epoch() -> ChainEpoch {
+    ChainEpoch::new(0x5eed).unwrap()
+}
+
+async fn a_reimaged_board_starts_a_new_epoch_and_central_keeps_both(store: Store) {
+    use tobira_web::store::queries::{EventFilter, Order};
+    seed(&store).await;
+    let mut old = Chain::genesis(C1);
+    let held = events(&mut old, 5, T0);
+    store.ingest(C1, ChainEpoch::FIRST, &held).await.unwrap();
+    // Re-imaged: numbering from 1 again, under a new epoch. The same numbers,
+    // other content: stored beside the old chain, nothing refused or lost.
+    let mut fresh = Chain::start(C1, new_epoch());
+    let batch = events(&mut fresh, 3, T0 + 60_000);
+    let r = store.ingest(C1, new_epoch(), &batch).await.unwrap();
+    assert_eq!((r.stored_through, r.stored), (3, 3), "{r:?}");
+    assert!(r.conflicts.is_empty() && r.breaks.is_empty(), "{r:?}");
+    // A reviewer learns that the board's state was created afresh.
+    let raised = alarms_of(&store, "chain_epoch").await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert!(
+        raised[0].1.contains("0000000000005eed") && raised[0].1.contains("0000000000000000"),
+        "{raised:?}"
+    );
+    // A retry is a duplicate; the old board's chain still moves on its own
+    // (it came back), and no second epoch alarm is raised for either.
+    let again = store.ingest(C1, new_epoch(), &batch).await.unwrap();
+    assert_eq!((again.stored, again.duplicates), (0, 3), "{again:?}");
+    let more = store
+        .ingest(C1, ChainEpoch::FIRST, &events(&mut old, 1, T0 + 120_000))
+        .await
+        .unwrap();
+    assert_eq!(more.stored_through, 6, "{more:?}");
+    assert_eq!(alarms_of(&store, "chain_epoch").await.len(), 1);
+    assert!(alarms_of(&store, "chain_break").await.is_empty());
+    assert_eq!(
+        store.controller_chain(C1, new_epoch()).await.unwrap(),
+        (4, batch[2].link.to_string())
+    );
+
+    // Pages walk both epochs exactly once, even where times tie.
+    let filter = EventFilter {
+        order: Some(Order::Asc),
+        ..EventFilter::default()
+    };
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .search_events(&filter, 2, cursor.as_deref())
+            .await
+            .unwrap();
+        seen.extend(page.items.iter().map(|e| (e.epoch.clone(), e.seq)));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 9, "{seen:?}");
+    let firsts = seen.iter().filter(|(e, _)| e == "0000000000000000").count();
+    assert_eq!(firsts, 6, "{seen:?}");
+
+    // Each epoch is its own chain for checkpoints and verification.
+    let signer = PolicySigner::generate();
+    let run = store.make_checkpoints(&signer, T0 + 600_000).await.unwrap();
+    let mut names: Vec<(String, i64)> = run
+        .made
+        .iter()
+        .filter(|c| c.chain.starts_with("controller:"))
+        .map(|c| (c.chain.clone(), c.count))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            ("controller:1".to_string(), 6),
+            ("controller:1@0000000000005eed".to_string(), 3)
+        ]
+    );
+    let v = store.verify_chains(&signer.public_key()).await.unwrap();
+    assert!(v.ok, "{:?}", v.problems);
+}
+
+async fn an_event_cannot_be_moved_from_one_epoch_to_another(store: Store) {
+    seed(&store).await;
+    // Events sealed in the first epoch, uploaded as if they began another:
+    // the epoch's first event must follow that epoch's own genesis link.
+    let mut first = Chain::genesis(C1);
+    let moved = events(&mut first, 2, T0);
+    let r = store.ingest(C1, new_epoch(), &moved).await.unwrap();
+    assert!(
+        r.breaks
+            .iter()
+            .any(|b| b.contains("event 1") && b.contains("does not follow")),
+        "{r:?}"
+    );
+    let breaks: Vec<(i64, Option<i64>)> =
+        sqlx::query_as("SELECT controller_id, event_epoch FROM alarms WHERE kind = 'chain_break'")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(breaks, vec![(1, Some(0x5eed))]);
+
+    // Rows moved to another epoch in the database: that chain's first row
+    // does not follow its genesis, and verify names it.
+    let signer = PolicySigner::generate();
+    let mut fresh = Chain::start(C1, ChainEpoch::new(77).unwrap());
+    store
+        .ingest(C1, ChainEpoch::new(77).unwrap(), &events(&mut fresh, 3, T0))
+        .await
+        .unwrap();
+    assert!(store
+        .verify_chains(&signer.public_key())
+        .await
+        .unwrap()
+        .problems
+        .iter()
+        .all(|p| p.chain != "controller:1@000000000000004d"));
+    exec(&store, "UPDATE events SET epoch = 78 WHERE epoch = 77").await;
+    let v = store.verify_chains(&signer.public_key()).await.unwrap();
+    let problem = v
+        .problems
+        .iter()
+        .find(|p| p.chain == "controller:1@000000000000004e")
+        .unwrap_or_else(|| panic!("{:?}", v.problems));
+    assert_eq!(problem.seq, Some(1), "{problem:?}");
+}
+
+async fn retention_cuts_each_epoch_as_its_own_chain(store: Store) {
+    use tobira_web::store::retention::verify_archive_file;
+    seed(&store).await;
+    let signer = PolicySigner::generate();
+    let key = signer.public_key();
+    let old = T0 - 400 * DAY;
+    let mut first = Chain::genesis(C1);
+    let mut fresh = Chain::start(C1, new_epoch());
+    for (epoch, chain) in [(ChainEpoch::FIRST, &mut first), (new_epoch(), &mut fresh)] {
+        store
+            .ingest(C1, epoch, &events(chain, 6, old))
+            .await
+            .unwrap();
+        store
+            .ingest(C1, epoch, &events(chain, 2, T0 - DAY))
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = store
+        .apply_retention(&signer, dir.path(), T0 - 365 * DAY, T0)
+        .await
+        .unwrap();
+    assert!(run.refused.is_empty(), "{run:?}");
+    let mut cuts: Vec<(String, i64, i64)> = run
+        .cuts
+        .iter()
+        .map(|c| (c.chain.clone(), c.first_seq, c.through_seq))
+        .collect();
+    cuts.sort();
+    assert_eq!(
+        cuts,
+        vec![
+            ("controller:1".to_string(), 1, 6),
+            ("controller:1@0000000000005eed".to_string(), 1, 6)
+        ]
+    );
+    let v = store.verify_chains(&key).await.unwrap();
+    assert!(v.ok, "{:?}", v.problems);
+    for cut in &run.cuts {
+        let report = verify_archive_file(&dir.path().join(&cut.archive), &key).unwrap();
+        assert_eq!(report.manifest.chain, cut.chain, "{report:?}");
+    }
+    assert!(store.check_archives(dir.path()).await.unwrap().is_empty());
 }
 
 macro_rules! suite {
@@ -2064,4 +2294,7 @@ suite!(
     deleting_the_first_row_after_a_cut_is_detected,
     a_removed_or_forged_cut_is_detected,
     a_chain_that_does_not_verify_is_not_cut,
+    a_reimaged_board_starts_a_new_epoch_and_central_keeps_both,
+    an_event_cannot_be_moved_from_one_epoch_to_another,
+    retention_cuts_each_epoch_as_its_own_chain,
 );

@@ -250,6 +250,7 @@ async fn the_same_event_batch_posted_twice_is_stored_once_and_a_broken_chain_rai
 ) {
     let mut chain = Chain::genesis(C1);
     let batch = EventBatch {
+        epoch: tobira_firmware::ChainEpoch::FIRST,
         events: events(&mut chain, 50, 1_763_000_000_000),
     };
     for (stored, duplicates) in [(50, 0), (0, 50)] {
@@ -273,7 +274,15 @@ async fn the_same_event_batch_posted_twice_is_stored_once_and_a_broken_chain_rai
     // A gap in the chain is accepted (never lose events) but raises an alarm.
     let mut more = events(&mut chain, 5, 1_763_000_100_000);
     more.remove(1);
-    let (status, body) = c.post_events(&c.c1, &EventBatch { events: more }).await;
+    let (status, body) = c
+        .post_events(
+            &c.c1,
+            &EventBatch {
+                epoch: tobira_firmware::ChainEpoch::FIRST,
+                events: more,
+            },
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let receipt: EventReceipt = serde_json::from_str(&body).unwrap();
     assert!(receipt.chain_break.unwrap().contains("missing"));
@@ -317,6 +326,7 @@ async fn hostile_event_uploads_get_clear_errors(c: Central) {
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let mut chain = Chain::genesis(C1);
     let too_many = EventBatch {
+        epoch: tobira_firmware::ChainEpoch::FIRST,
         events: events(&mut chain, 1001, 0),
     };
     let (status, _) = c.post_events(&c.c1, &too_many).await;
@@ -458,6 +468,7 @@ async fn extreme_sequence_numbers_get_a_clear_4xx(c: Central) {
             .post_events(
                 &c.c1,
                 &EventBatch {
+                    epoch: tobira_firmware::ChainEpoch::FIRST,
                     events: vec![sealed],
                 },
             )
@@ -468,6 +479,7 @@ async fn extreme_sequence_numbers_get_a_clear_4xx(c: Central) {
     // The service is still there, and the chain did not move.
     let mut chain = Chain::genesis(C1);
     let batch = EventBatch {
+        epoch: tobira_firmware::ChainEpoch::FIRST,
         events: events(&mut chain, 2, 1_763_000_000_000),
     };
     let (status, body) = c.post_events(&c.c1, &batch).await;
@@ -479,6 +491,7 @@ async fn extreme_sequence_numbers_get_a_clear_4xx(c: Central) {
 async fn a_receipt_names_conflicts_and_never_covers_them(c: Central) {
     let mut chain = Chain::genesis(C1);
     let batch = EventBatch {
+        epoch: tobira_firmware::ChainEpoch::FIRST,
         events: events(&mut chain, 4, 1_763_000_000_000),
     };
     let (status, _) = c.post_events(&c.c1, &batch).await;
@@ -487,7 +500,15 @@ async fn a_receipt_names_conflicts_and_never_covers_them(c: Central) {
     let mut other = Chain::genesis(C1);
     let mut resent = events(&mut other, 4, 1_763_900_000_000);
     resent.remove(0);
-    let (status, body) = c.post_events(&c.c1, &EventBatch { events: resent }).await;
+    let (status, body) = c
+        .post_events(
+            &c.c1,
+            &EventBatch {
+                epoch: tobira_firmware::ChainEpoch::FIRST,
+                events: resent,
+            },
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let receipt: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(receipt["stored_through"], 1, "{body}");

@@ -109,10 +109,11 @@ fn local_time(ms: i64, offset_minutes: i64) -> String {
     )
 }
 
-const HEADER: [&str; 19] = [
+const HEADER: [&str; 20] = [
     "at",
     "at_ms",
     "controller_id",
+    "epoch",
     "seq",
     "kind",
     "door_id",
@@ -154,6 +155,7 @@ fn csv_rows(rows: &[EventRecord], offset: i64, header: bool) -> Result<Vec<u8>, 
             local_time(e.at, offset),
             e.at.to_string(),
             e.controller_id.to_string(),
+            e.epoch.clone(),
             e.seq.to_string(),
             cell(&e.kind).into_owned(),
             opt(e.door_id),

@@ -95,10 +95,12 @@ pub fn lookups(next_seq: u64, events: &[SealedEvent]) -> BTreeSet<u64> {
 }
 
 /// Checks a validated batch against the chain head (`next_seq`, `last`) and
-/// the stored events [`lookups`] named.
+/// the stored events [`lookups`] named; `genesis` is the link the chain's
+/// first event follows (its epoch's).
 pub fn check(
     next_seq: u64,
     last: ChainLink,
+    genesis: ChainLink,
     stored: &HashMap<u64, StoredLink>,
     events: &[SealedEvent],
     now: i64,
@@ -143,7 +145,7 @@ pub fn check(
         if seq < expected {
             // A late fill of a gap: it must fit between its stored neighbours.
             let want_prev = if seq == 1 {
-                Some(ChainLink::GENESIS.to_string())
+                Some(genesis.to_string())
             } else {
                 stored
                     .get(&previous)
@@ -247,7 +249,7 @@ mod tests {
                 .map(|s| (*s, StoredLink { prev: String::new(), link: String::new(), at: 0 }))
                 .collect();
             let _ = lookups(next_seq, &events);
-            match check(next_seq, ChainLink::GENESIS, &stored, &events, 0) {
+            match check(next_seq, ChainLink::GENESIS, ChainLink::GENESIS, &stored, &events, 0) {
                 Ok(v) => {
                     prop_assert!(validate(&events).is_ok());
                     let top = events.last().map_or(0, |e| e.event.seq);
@@ -267,12 +269,21 @@ mod tests {
     #[test]
     fn the_largest_number_is_accepted_and_one_more_is_not() {
         let ok = sealed(MAX_SEQ, ChainLink::GENESIS);
-        let v = check(MAX_SEQ, ChainLink::GENESIS, &HashMap::new(), &[ok], 0).unwrap();
+        let v = check(
+            MAX_SEQ,
+            ChainLink::GENESIS,
+            ChainLink::GENESIS,
+            &HashMap::new(),
+            &[ok],
+            0,
+        )
+        .unwrap();
         assert_eq!(v.head.map(|h| h.0), Some(MAX_SEQ + 1));
         for bad in [0, MAX_SEQ + 1, u64::MAX] {
             assert_eq!(
                 check(
                     1,
+                    ChainLink::GENESIS,
                     ChainLink::GENESIS,
                     &HashMap::new(),
                     &[sealed(bad, ChainLink::GENESIS)],

@@ -13,7 +13,7 @@ use super::{Store, StoreError, StoreResult};
 pub struct Checkpoint {
     /// Ascending id.
     pub id: i64,
-    /// The chain: `admin_audit` or `controller:ID`.
+    /// The chain: `admin_audit`, `controller:ID` or `controller:ID@EPOCH`.
     pub chain: String,
     /// The head record's sequence number: records 1 to `count` existed.
     pub count: i64,

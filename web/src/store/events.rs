@@ -1,13 +1,13 @@
-//! Event ingest: idempotent on (controller, seq), hash chain verified, breaks
+//! Event ingest: idempotent on (controller, epoch, seq), hash chain verified, breaks
 //! recorded as alarms; no event is ever dropped, and what the uploader may
 //! not claim is stored marked and kept out of occupancy and passages.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use sqlx::Row;
-use tobira_firmware::{ChainLink, ControllerId, EventKind, SealedEvent};
+use tobira_firmware::{ChainEpoch, ChainLink, ControllerId, EventKind, SealedEvent};
 
 use super::chain::{self, StoredLink};
+use super::chains::EventChain;
 use super::resources::Outcome;
 use super::trust::{self, Claim, Known};
 use super::{now_ms, Store, StoreError, StoreResult};
@@ -196,33 +196,38 @@ async fn holders_of(
     Ok(holders)
 }
 
-/// What central holds of the controller's events `seqs` (one query).
+/// What central holds of the chain's events `seqs` (one query).
 async fn stored_links(
     store: &Store,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    controller: i64,
+    chain: &EventChain,
     seqs: &BTreeSet<u64>,
 ) -> StoreResult<HashMap<u64, StoredLink>> {
+    let controller = chain.controller;
+    let epoch = chain.epoch_column()?;
     let seqs: Vec<i64> = seqs.iter().filter_map(|s| i64::try_from(*s).ok()).collect();
     let mut stored = HashMap::with_capacity(seqs.len());
     // Each re-sent event and its two neighbours: at most 3 * MAX_BATCH + 1.
     for chunk in seqs.chunks(LOOKUPS_PER_QUERY) {
-        // SQLite numbers `?` by position: the controller's too, never `$1` beside them.
-        let params: Vec<String> = (2..chunk.len().saturating_add(2))
+        // SQLite numbers `?` by position: the controller's and epoch's too, never `$1` beside them.
+        let params: Vec<String> = (3..chunk.len().saturating_add(3))
             .map(|n| store.param(n))
             .collect();
         let sql = format!(
-            "SELECT seq, prev, link, at FROM events WHERE controller_id = {} AND seq IN ({})",
+            "SELECT seq, prev, link, at FROM events WHERE controller_id = {} AND epoch = {} AND seq IN ({})",
             store.param(1),
+            store.param(2),
             params.join(",")
         );
-        let mut q = sqlx::query_as::<_, (i64, String, String, i64)>(&sql).bind(controller);
+        let mut q = sqlx::query_as::<_, (i64, String, String, i64)>(&sql)
+            .bind(controller)
+            .bind(epoch);
         for seq in chunk {
             q = q.bind(*seq);
         }
         for (seq, prev, link, at) in q.fetch_all(&mut **tx).await? {
             let seq = u64::try_from(seq).map_err(|_| {
-                StoreError::Corrupt(format!("event {seq} of controller {controller}"))
+                StoreError::Corrupt(format!("event {seq} of chain {}", chain.name()))
             })?;
             stored.insert(seq, StoredLink { prev, link, at });
         }
@@ -235,21 +240,24 @@ async fn stored_links(
 async fn open_breaks(
     store: &Store,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    controller: i64,
+    chain: &EventChain,
     breaks: &[String],
 ) -> StoreResult<HashSet<String>> {
     let mut open = HashSet::new();
     for chunk in breaks.chunks(ROWS_PER_INSERT) {
-        let params: Vec<String> = (2..chunk.len().saturating_add(2))
+        let params: Vec<String> = (3..chunk.len().saturating_add(3))
             .map(|n| store.param(n))
             .collect();
         let sql = format!(
             "SELECT message FROM alarms WHERE kind = 'chain_break' AND acknowledged_at IS NULL \
-             AND controller_id = {} AND message IN ({})",
+             AND controller_id = {} AND event_epoch = {} AND message IN ({})",
             store.param(1),
+            store.param(2),
             params.join(",")
         );
-        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(controller);
+        let mut q = sqlx::query_scalar::<_, String>(&sql)
+            .bind(chain.controller)
+            .bind(chain.epoch_column()?);
         for b in chunk {
             q = q.bind(b.clone());
         }
@@ -259,17 +267,19 @@ async fn open_breaks(
 }
 
 /// The alarm for an event that is stored but not believed.
-fn suspect_alarm(row: &Row16, controller: i64, why: &str, received: i64) -> NewAlarm {
+fn suspect_alarm(row: &Row16, chain: &EventChain, why: &str, received: i64) -> NewAlarm {
     NewAlarm {
         at: received,
         kind: "ingest_suspect".into(),
-        controller: Some(controller),
+        controller: Some(chain.controller),
         door: row.door,
         message: format!(
-            "event {} of controller {controller} is not believed: {why}; it is stored, but counts for no occupancy or passage",
-            row.seq
+            "event {} of {} is not believed: {why}; it is stored, but counts for no occupancy or passage",
+            row.seq,
+            chain.label()
         ),
         event_seq: Some(row.seq),
+        event_epoch: chain.epoch_column().ok(),
         door_name: row.door_name.clone(),
         person: row.person,
         person_name: row.person_name.clone(),
@@ -288,7 +298,8 @@ fn labelled(name: Option<&str>, what: &str, id: i64) -> String {
 
 /// The alarm an alarming event raises: its door, person, card and reason,
 /// and a message that says what happened in those terms.
-fn alarm_of(e: &SealedEvent, row: &Row16, controller: i64) -> NewAlarm {
+fn alarm_of(e: &SealedEvent, row: &Row16, chain: &EventChain) -> NewAlarm {
+    let controller = chain.controller;
     let place = row
         .door
         .map(|d| labelled(row.door_name.as_deref(), "door", d))
@@ -329,6 +340,7 @@ fn alarm_of(e: &SealedEvent, row: &Row16, controller: i64) -> NewAlarm {
         door: row.door,
         message: format!("{reason}: {what}"),
         event_seq: Some(row.seq),
+        event_epoch: chain.epoch_column().ok(),
         door_name: row.door_name.clone(),
         person: row.person,
         person_name: row.person_name.clone(),
@@ -352,6 +364,8 @@ pub struct NewAlarm {
     pub message: String,
     /// The controller's event that raised it.
     pub event_seq: Option<i64>,
+    /// That event's chain epoch (also set on chain breaks: the chain concerned).
+    pub event_epoch: Option<i64>,
     /// The door's name at the time.
     pub door_name: Option<String>,
     /// The person concerned.
@@ -367,24 +381,26 @@ pub struct NewAlarm {
 /// Multi-row inserts stay under SQLite's and PostgreSQL's bound-parameter limits.
 const ROWS_PER_INSERT: usize = 500;
 /// Bound parameters per event row.
-const COLUMNS: usize = 20;
+const COLUMNS: usize = 21;
 /// Sequence numbers looked up per query (one query for a full batch).
 const LOOKUPS_PER_QUERY: usize = 4000;
 
 impl Store {
-    /// Stores a batch of one controller's events, in sequence order.
+    /// Stores a batch of one controller's events of one chain epoch, in sequence order.
     pub async fn ingest(
         &self,
         controller: ControllerId,
+        epoch: ChainEpoch,
         events: &[SealedEvent],
     ) -> StoreResult<IngestOutcome> {
-        self.ingest_at(controller, events, now_ms()).await
+        self.ingest_at(controller, epoch, events, now_ms()).await
     }
 
     /// As [`Store::ingest`], with central's clock reading `now` (ms).
     pub async fn ingest_at(
         &self,
         controller: ControllerId,
+        epoch: ChainEpoch,
         events: &[SealedEvent],
         now: i64,
     ) -> StoreResult<IngestOutcome> {
@@ -396,23 +412,43 @@ impl Store {
             )));
         }
         let cid = i64::from(controller.0);
+        let this = EventChain {
+            controller: cid,
+            epoch,
+        };
+        let epoch_column = this.epoch_column()?;
         let mut tx = self.begin().await?;
-        let state = sqlx::query("SELECT chain_next_seq, chain_last FROM controllers WHERE id = $1")
-            .bind(cid)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("controller {controller}")))?;
-        let next_seq: i64 = state.try_get("chain_next_seq")?;
-        let next_seq = u64::try_from(next_seq).map_err(|_| {
-            StoreError::Corrupt(format!("chain position of controller {controller}"))
-        })?;
-        let last: String = state.try_get("chain_last")?;
-        let last_link: ChainLink = last
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("chain link of controller {controller}")))?;
+        let known_controller: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM controllers WHERE id = $1")
+                .bind(cid)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if known_controller.is_none() {
+            return Err(StoreError::NotFound(format!("controller {controller}")));
+        }
+        let head: Option<(i64, String)> = sqlx::query_as(
+            "SELECT next_seq, last_link FROM event_chains WHERE controller_id = $1 AND epoch = $2",
+        )
+        .bind(cid)
+        .bind(epoch_column)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let genesis = this.genesis()?;
+        let (next_seq, last_link, new_epoch) = match head {
+            Some((next, last)) => {
+                let next = u64::try_from(next).map_err(|_| {
+                    StoreError::Corrupt(format!("chain position of {}", this.name()))
+                })?;
+                let last: ChainLink = last
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("chain link of {}", this.name())))?;
+                (next, last, false)
+            }
+            None => (1, genesis, true),
+        };
         let stored_links =
-            stored_links(self, &mut tx, cid, &chain::lookups(next_seq, events)).await?;
-        let verdict = chain::check(next_seq, last_link, &stored_links, events, now)
+            stored_links(self, &mut tx, &this, &chain::lookups(next_seq, events)).await?;
+        let verdict = chain::check(next_seq, last_link, genesis, &stored_links, events, now)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let breaks = verdict.breaks.clone();
 
@@ -453,7 +489,7 @@ impl Store {
         }
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             let mut sql = String::from(
-                "INSERT INTO events (controller_id, seq, at, kind, door_id, zone_id, side, level, reason, outcome, person_id, card, escort_id, door_name_at_event, person_name_at_event, body, prev, link, received_at, suspect) VALUES ",
+                "INSERT INTO events (controller_id, epoch, seq, at, kind, door_id, zone_id, side, level, reason, outcome, person_id, card, escort_id, door_name_at_event, person_name_at_event, body, prev, link, received_at, suspect) VALUES ",
             );
             for i in 0..chunk.len() {
                 let b = i.saturating_mul(COLUMNS);
@@ -469,11 +505,12 @@ impl Store {
                 }
                 sql.push(')');
             }
-            sql.push_str(" ON CONFLICT (controller_id, seq) DO NOTHING");
+            sql.push_str(" ON CONFLICT (controller_id, epoch, seq) DO NOTHING");
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 q = q
                     .bind(cid)
+                    .bind(epoch_column)
                     .bind(r.seq)
                     .bind(r.at)
                     .bind(r.kind.clone())
@@ -504,10 +541,10 @@ impl Store {
                 continue;
             }
             if let Some(why) = &row.suspect {
-                self.raise(&mut tx, &suspect_alarm(row, cid, why, received))
+                self.raise(&mut tx, &suspect_alarm(row, &this, why, received))
                     .await?;
             } else if e.event.kind.is_alarm() {
-                self.raise(&mut tx, &alarm_of(e, row, cid)).await?;
+                self.raise(&mut tx, &alarm_of(e, row, &this)).await?;
             }
         }
         for (seq, what) in &verdict.clock_back {
@@ -517,6 +554,7 @@ impl Store {
                 controller: Some(cid),
                 message: what.clone(),
                 event_seq: i64::try_from(*seq).ok(),
+                event_epoch: Some(epoch_column),
                 reason: Some("ingest_clock".into()),
                 ..NewAlarm::default()
             };
@@ -524,28 +562,42 @@ impl Store {
         }
         // A board that retries a conflicting batch (with back-off) names the
         // same breaks again: an open alarm for one is not raised twice.
-        let open = open_breaks(self, &mut tx, cid, &breaks).await?;
+        let open = open_breaks(self, &mut tx, &this, &breaks).await?;
         for b in breaks.iter().filter(|b| !open.contains(b.as_str())) {
-            self.raise_alarm(&mut tx, received, "chain_break", Some(cid), None, b)
-                .await?;
+            let alarm = NewAlarm {
+                at: received,
+                kind: "chain_break".into(),
+                controller: Some(cid),
+                message: b.clone(),
+                event_epoch: Some(epoch_column),
+                ..NewAlarm::default()
+            };
+            self.raise(&mut tx, &alarm).await?;
+        }
+        if new_epoch && !events.is_empty() {
+            self.new_epoch(&mut tx, &this, received).await?;
         }
         if let Some((next, last)) = verdict.head {
             let next = i64::try_from(next)
                 .map_err(|_| StoreError::Invalid("sequence number too large".into()))?;
-            sqlx::query("UPDATE controllers SET chain_next_seq = $1, chain_last = $2, last_seen_at = $3 WHERE id = $4")
-                .bind(next)
-                .bind(last.to_string())
-                .bind(received)
-                .bind(cid)
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            sqlx::query("UPDATE controllers SET last_seen_at = $1 WHERE id = $2")
-                .bind(received)
-                .bind(cid)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO event_chains (controller_id, epoch, next_seq, last_link, first_seen_at) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (controller_id, epoch) DO UPDATE SET next_seq = excluded.next_seq, last_link = excluded.last_link",
+            )
+            .bind(cid)
+            .bind(epoch_column)
+            .bind(next)
+            .bind(last.to_string())
+            .bind(received)
+            .execute(&mut *tx)
+            .await?;
         }
+        sqlx::query("UPDATE controllers SET last_seen_at = $1 WHERE id = $2")
+            .bind(received)
+            .bind(cid)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         if !breaks.is_empty() {
             tracing::warn!(%controller, breaks = ?breaks, "event chain break");
@@ -594,8 +646,8 @@ impl Store {
         alarm: &NewAlarm,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO alarms (at, kind, controller_id, door_id, message, event_seq, door_name, person_id, person_name, card, reason) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO alarms (at, kind, controller_id, door_id, message, event_seq, event_epoch, door_name, person_id, person_name, card, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(alarm.at)
         .bind(alarm.kind.as_str())
@@ -603,6 +655,7 @@ impl Store {
         .bind(alarm.door)
         .bind(alarm.message.as_str())
         .bind(alarm.event_seq)
+        .bind(alarm.event_epoch)
         .bind(alarm.door_name.clone())
         .bind(alarm.person)
         .bind(alarm.person_name.clone())
@@ -613,17 +666,74 @@ impl Store {
         Ok(())
     }
 
-    /// The chain position the central service holds for a controller: (next seq, last link).
-    pub async fn controller_chain(&self, controller: ControllerId) -> StoreResult<(u64, String)> {
-        let row = sqlx::query("SELECT chain_next_seq, chain_last FROM controllers WHERE id = $1")
-            .bind(i64::from(controller.0))
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("controller {controller}")))?;
-        let next: i64 = row.try_get("chain_next_seq")?;
-        let next = u64::try_from(next).map_err(|_| {
-            StoreError::Corrupt(format!("chain position of controller {controller}"))
-        })?;
-        Ok((next, row.try_get("chain_last")?))
+    /// Records that a controller began a chain epoch central had not seen.
+    /// When the controller has events of other epochs, that is a board whose
+    /// state was created afresh (re-imaged, replaced, or a copy of its
+    /// credentials): an alarm, so a reviewer sees it; its events are stored
+    /// as usual and the earlier epochs' stay as they are.
+    async fn new_epoch(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        chain: &EventChain,
+        received: i64,
+    ) -> StoreResult<()> {
+        let others: Vec<i64> = sqlx::query_scalar(
+            "SELECT epoch FROM event_chains WHERE controller_id = $1 AND epoch <> $2 ORDER BY first_seen_at, epoch",
+        )
+        .bind(chain.controller)
+        .bind(chain.epoch_column()?)
+        .fetch_all(&mut **tx)
+        .await?;
+        if others.is_empty() {
+            return Ok(());
+        }
+        let earlier: Vec<String> = others
+            .into_iter()
+            .map(|e| super::chains::epoch_of(e).map(|e| e.to_string()))
+            .collect::<StoreResult<_>>()?;
+        let alarm = NewAlarm {
+            at: received,
+            kind: "chain_epoch".into(),
+            controller: Some(chain.controller),
+            message: format!(
+                "controller {} began a new event chain (epoch {}) beside {}: its state was created afresh (a re-imaged or replaced board, or a copy of its credentials); the events of every epoch are kept",
+                chain.controller,
+                chain.epoch,
+                earlier.join(", ")
+            ),
+            event_epoch: chain.epoch_column().ok(),
+            reason: Some("chain_epoch".into()),
+            ..NewAlarm::default()
+        };
+        self.raise(tx, &alarm).await
+    }
+
+    /// The chain position the central service holds for a controller's
+    /// chain of `epoch`: (next seq, last link); the genesis when none is stored.
+    pub async fn controller_chain(
+        &self,
+        controller: ControllerId,
+        epoch: ChainEpoch,
+    ) -> StoreResult<(u64, String)> {
+        let chain = EventChain {
+            controller: i64::from(controller.0),
+            epoch,
+        };
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT next_seq, last_link FROM event_chains WHERE controller_id = $1 AND epoch = $2",
+        )
+        .bind(chain.controller)
+        .bind(chain.epoch_column()?)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some((next, last)) => {
+                let next = u64::try_from(next).map_err(|_| {
+                    StoreError::Corrupt(format!("chain position of {}", chain.name()))
+                })?;
+                Ok((next, last))
+            }
+            None => Ok((1, chain.genesis()?.to_string())),
+        }
     }
 }

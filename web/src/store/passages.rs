@@ -4,7 +4,7 @@
 //! may hang on several controllers (the machine room's entry on one board,
 //! its exit on another). Each controller keeps its own occupancy on disk and
 //! pulls what the others recorded from here, in the order the central
-//! service received it, with a cursor over (received_at, controller, seq).
+//! service received it, with a cursor over (received_at, controller, epoch, seq).
 
 use tobira_firmware::{ControllerId, PersonId, Timestamp, ZoneId};
 use tobira_protocol::{PassageFeed, SharedPassage, MAX_PASSAGES};
@@ -22,30 +22,42 @@ pub const SETTLE_MS: i64 = 1_000;
 pub struct PassageCursor {
     received_at: i64,
     controller: i64,
+    epoch: i64,
     seq: i64,
 }
 
 impl PassageCursor {
-    /// Reads a cursor a controller sent back.
+    /// Reads a cursor a controller sent back: `received.controller.epoch.seq`,
+    /// or `received.controller.seq` as handed out before chain epochs (epoch 0).
     pub fn parse(text: &str) -> StoreResult<Self> {
         let bad = || StoreError::Invalid(format!("{text:?} is not a passage cursor"));
-        let mut parts = text.splitn(3, '.').map(|p| p.parse::<i64>());
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some(Ok(received_at)), Some(Ok(controller)), Some(Ok(seq)))
-                if received_at >= 0 && controller >= 0 && seq >= 0 =>
-            {
-                Ok(Self {
-                    received_at,
-                    controller,
-                    seq,
-                })
-            }
+        let parts = text
+            .split('.')
+            .map(|p| p.parse::<i64>().ok().filter(|v| *v >= 0))
+            .collect::<Option<Vec<i64>>>()
+            .ok_or_else(bad)?;
+        match parts[..] {
+            [received_at, controller, seq] => Ok(Self {
+                received_at,
+                controller,
+                epoch: 0,
+                seq,
+            }),
+            [received_at, controller, epoch, seq] => Ok(Self {
+                received_at,
+                controller,
+                epoch,
+                seq,
+            }),
             _ => Err(bad()),
         }
     }
 
     fn text(self) -> String {
-        format!("{}.{}.{}", self.received_at, self.controller, self.seq)
+        format!(
+            "{}.{}.{}.{}",
+            self.received_at, self.controller, self.epoch, self.seq
+        )
     }
 }
 
@@ -53,7 +65,17 @@ impl PassageCursor {
 const CONTROLLER_ZONES: &str = "SELECT inside_zone_id FROM doors WHERE controller_id = $1 \
      UNION SELECT outside_zone_id FROM doors WHERE controller_id = $1 AND outside_zone_id IS NOT NULL";
 
-type PassageRow = (i64, i64, i64, i64, Option<i64>, Option<i64>, String, i64);
+type PassageRow = (
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    String,
+    i64,
+);
 
 impl Store {
     /// Passages other controllers recorded in `controller`'s zones after
@@ -82,20 +104,21 @@ impl Store {
         let limit = i64::try_from(MAX_PASSAGES).unwrap_or(500);
         // $1 is the controller throughout (SQLite numbers by first appearance).
         let rows: Vec<PassageRow> = sqlx::query_as(&format!(
-            "SELECT e.received_at, e.controller_id, e.seq, e.at, e.zone_id, d.outside_zone_id, e.side, e.person_id \
+            "SELECT e.received_at, e.controller_id, e.epoch, e.seq, e.at, e.zone_id, d.outside_zone_id, e.side, e.person_id \
              FROM events e LEFT JOIN doors d ON d.id = e.door_id \
              WHERE e.controller_id <> $1 AND e.outcome = 'granted' AND e.person_id IS NOT NULL AND e.suspect IS NULL \
                AND e.side IN ('entry', 'exit') \
                AND (e.zone_id IN ({CONTROLLER_ZONES}) OR d.outside_zone_id IN ({CONTROLLER_ZONES})) \
                AND e.received_at <= $2 \
                AND (e.received_at > $3 OR (e.received_at = $3 AND (e.controller_id > $4 \
-                    OR (e.controller_id = $4 AND e.seq > $5)))) \
-             ORDER BY e.received_at, e.controller_id, e.seq LIMIT $6"
+                    OR (e.controller_id = $4 AND (e.epoch > $5 OR (e.epoch = $5 AND e.seq > $6)))))) \
+             ORDER BY e.received_at, e.controller_id, e.epoch, e.seq LIMIT $7"
         ))
         .bind(me)
         .bind(settled)
         .bind(after.received_at)
         .bind(after.controller)
+        .bind(after.epoch)
         .bind(after.seq)
         .bind(limit)
         .fetch_all(self.pool())
@@ -103,10 +126,11 @@ impl Store {
         let more = rows.len() as i64 == limit;
         let mut next = after;
         let mut passages = Vec::with_capacity(rows.len().saturating_mul(2));
-        for (received_at, controller_id, seq, at, zone, outside, side, person) in rows {
+        for (received_at, controller_id, epoch, seq, at, zone, outside, side, person) in rows {
             next = PassageCursor {
                 received_at,
                 controller: controller_id,
+                epoch,
                 seq,
             };
             let person = PersonId(id32(person, "person")?);
@@ -138,9 +162,9 @@ impl Store {
     /// The latest passage of each person in each of the controller's zones,
     /// and the cursor where the incremental feed takes over.
     async fn occupancy_feed(&self, me: i64, settled: i64) -> StoreResult<PassageFeed> {
-        let head: Option<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT received_at, controller_id, seq FROM events WHERE received_at <= $1 \
-             ORDER BY received_at DESC, controller_id DESC, seq DESC LIMIT 1",
+        let head: Option<(i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT received_at, controller_id, epoch, seq FROM events WHERE received_at <= $1 \
+             ORDER BY received_at DESC, controller_id DESC, epoch DESC, seq DESC LIMIT 1",
         )
         .bind(settled)
         .fetch_optional(self.pool())
@@ -149,27 +173,30 @@ impl Store {
             PassageCursor {
                 received_at: 0,
                 controller: 0,
+                epoch: 0,
                 seq: 0,
             },
-            |(received_at, controller, seq)| PassageCursor {
+            |(received_at, controller, epoch, seq)| PassageCursor {
                 received_at,
                 controller,
+                epoch,
                 seq,
             },
         );
         let rows: Vec<(i64, i64, String, i64)> = sqlx::query_as(&format!(
             "SELECT l.zone_id, l.person_id, l.side, l.at FROM (\
                SELECT zone_id, person_id, side, at, ROW_NUMBER() OVER (\
-                 PARTITION BY zone_id, person_id ORDER BY at DESC, controller_id DESC, seq DESC) AS rn \
+                 PARTITION BY zone_id, person_id ORDER BY at DESC, controller_id DESC, epoch DESC, seq DESC) AS rn \
                FROM events WHERE controller_id <> $1 AND outcome = 'granted' AND person_id IS NOT NULL AND suspect IS NULL \
                  AND side IN ('entry', 'exit') AND zone_id IN ({CONTROLLER_ZONES}) \
                  AND (received_at < $2 OR (received_at = $2 AND (controller_id < $3 \
-                      OR (controller_id = $3 AND seq <= $4))))\
+                      OR (controller_id = $3 AND (epoch < $4 OR (epoch = $4 AND seq <= $5))))))\
              ) l WHERE l.rn = 1 ORDER BY l.zone_id, l.person_id"
         ))
         .bind(me)
         .bind(next.received_at)
         .bind(next.controller)
+        .bind(next.epoch)
         .bind(next.seq)
         .fetch_all(self.pool())
         .await?;
@@ -198,14 +225,20 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_nonsense_is_refused() {
-        let c = PassageCursor::parse("1700000000000.3.42").unwrap();
+        let c = PassageCursor::parse("1700000000000.3.77.42").unwrap();
         assert_eq!(PassageCursor::parse(&c.text()).unwrap(), c);
+        // A cursor handed out before chain epochs reads as epoch 0.
+        assert_eq!(
+            PassageCursor::parse("1700000000000.3.42").unwrap(),
+            PassageCursor::parse("1700000000000.3.0.42").unwrap()
+        );
         for bad in [
             "",
             "1.2",
             "a.b.c",
             "1.2.-3",
-            "1.2.3.4",
+            "1.2.3.4.5",
+            "1.2.3.",
             "99999999999999999999.1.1",
         ] {
             assert!(PassageCursor::parse(bad).is_err(), "{bad}");

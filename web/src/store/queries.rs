@@ -10,6 +10,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
+use super::chains::epoch_of;
 use super::resources::{stored_id, Id, Level, Millis, Outcome, Page, PersonKind, Uid};
 use super::{now_ms, Store, StoreError, StoreResult};
 
@@ -146,7 +147,13 @@ pub struct EventFilter {
 pub struct EventRecord {
     /// The recording controller.
     pub controller_id: i64,
-    /// Its per-controller sequence number.
+    /// The controller's chain epoch (16 hex digits; a new one per fresh
+    /// state on the board, `0000000000000000` for chains begun before epochs).
+    pub epoch: String,
+    /// The epoch as its column holds it, for cursors.
+    #[serde(skip)]
+    pub(crate) epoch_column: i64,
+    /// Its sequence number in the controller's epoch.
     pub seq: i64,
     /// When it happened (controller clock, ms since epoch).
     pub at: i64,
@@ -190,13 +197,15 @@ pub struct EventRecord {
     pub body: serde_json::Value,
 }
 
-/// Where a page of events ends: (at, controller_id, seq) of its last event.
+/// Where a page of events ends: (at, controller_id, epoch, seq) of its last event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventCursor {
     /// Time of the last event.
     pub at: i64,
     /// Its controller.
     pub controller_id: i64,
+    /// Its chain epoch, as the column holds it.
+    pub epoch: i64,
     /// Its sequence number.
     pub seq: i64,
 }
@@ -204,8 +213,10 @@ pub struct EventCursor {
 impl EventCursor {
     /// The opaque text form.
     pub fn encode(self) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("{}.{}.{}", self.at, self.controller_id, self.seq))
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            "{}.{}.{}.{}",
+            self.at, self.controller_id, self.epoch, self.seq
+        ))
     }
 
     /// Parses the opaque text form.
@@ -215,11 +226,23 @@ impl EventCursor {
             .decode(s)
             .map_err(|_| bad())?;
         let text = String::from_utf8(bytes).map_err(|_| bad())?;
-        let mut parts = text.split('.').map(|p| p.parse::<i64>());
-        match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(Ok(at)), Some(Ok(controller_id)), Some(Ok(seq)), None) => Ok(EventCursor {
+        let parts = text
+            .split('.')
+            .map(|p| p.parse::<i64>().ok())
+            .collect::<Option<Vec<i64>>>()
+            .ok_or_else(bad)?;
+        match parts[..] {
+            // Handed out before chain epochs: epoch 0.
+            [at, controller_id, seq] => Ok(EventCursor {
                 at,
                 controller_id,
+                epoch: 0,
+                seq,
+            }),
+            [at, controller_id, epoch, seq] => Ok(EventCursor {
+                at,
+                controller_id,
+                epoch,
                 seq,
             }),
             _ => Err(bad()),
@@ -230,6 +253,7 @@ impl EventCursor {
         EventCursor {
             at: e.at,
             controller_id: e.controller_id,
+            epoch: e.epoch_column,
             seq: e.seq,
         }
     }
@@ -246,7 +270,7 @@ fn event_query(
     limit: i64,
 ) -> (String, Vec<Bind>) {
     let mut sql = String::from(
-        "SELECT e.controller_id, e.seq, e.at, e.kind, e.door_id, e.zone_id, e.side, e.level, e.reason, e.outcome, \
+        "SELECT e.controller_id, e.epoch, e.seq, e.at, e.kind, e.door_id, e.zone_id, e.side, e.level, e.reason, e.outcome, \
          e.person_id, p.name AS person_name, e.person_name_at_event, e.card, e.escort_id, d.name AS door_name, \
          e.door_name_at_event, e.received_at, e.prev, e.link, e.body \
          FROM events e LEFT JOIN people p ON p.id = e.person_id LEFT JOIN doors d ON d.id = e.door_id WHERE 1 = 1",
@@ -296,22 +320,24 @@ fn event_query(
         // The plain bound on `at` lets PostgreSQL range-scan the (zone, at)
         // and (at) indexes; the row comparison then breaks ties exactly.
         sql.push_str(&format!(
-            " AND (e.at, e.controller_id, e.seq) {op} (${}, ${}, ${}) AND e.at {op}= ${}",
+            " AND (e.at, e.controller_id, e.epoch, e.seq) {op} (${}, ${}, ${}, ${}) AND e.at {op}= ${}",
             n + 1,
             n + 2,
             n + 3,
+            n + 4,
             n + 1
         ));
         binds.extend([
             Bind::Int(c.at),
             Bind::Int(c.controller_id),
+            Bind::Int(c.epoch),
             Bind::Int(c.seq),
         ]);
     }
     let dir = if desc { "DESC" } else { "ASC" };
     binds.push(Bind::Int(limit));
     sql.push_str(&format!(
-        " ORDER BY e.at {dir}, e.controller_id {dir}, e.seq {dir} LIMIT ${}",
+        " ORDER BY e.at {dir}, e.controller_id {dir}, e.epoch {dir}, e.seq {dir} LIMIT ${}",
         binds.len()
     ));
     (sql, binds)
@@ -323,8 +349,11 @@ fn event_row(row: &sqlx::any::AnyRow) -> StoreResult<EventRecord> {
     // the row by hand, show the text rather than failing the whole page.
     let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
     let outcome: Option<String> = row.try_get("outcome")?;
+    let epoch_column: i64 = row.try_get("epoch")?;
     Ok(EventRecord {
         controller_id: row.try_get("controller_id")?,
+        epoch: epoch_of(epoch_column)?.to_string(),
+        epoch_column,
         seq: row.try_get("seq")?,
         at: row.try_get("at")?,
         kind: row.try_get("kind")?,
@@ -405,6 +434,8 @@ pub struct Alarm {
     pub reason: Option<String>,
     /// The controller's event that raised it (with `controller_id`).
     pub event_seq: Option<i64>,
+    /// That event's chain epoch (16 hex digits; also the chain a chain break concerns).
+    pub event_epoch: Option<String>,
     /// What happened, in words.
     pub message: String,
     /// When it was acknowledged.
@@ -434,7 +465,7 @@ type OccupantRow = (
 );
 
 const ALARM_COLUMNS: &str = "SELECT id, at, kind, controller_id, door_id, door_name, person_id, person_name, card, reason, \
-     event_seq, message, acknowledged_at, acknowledged_by FROM alarms";
+     event_seq, event_epoch, message, acknowledged_at, acknowledged_by FROM alarms";
 
 fn alarm(row: &sqlx::any::AnyRow) -> StoreResult<Alarm> {
     Ok(Alarm {
@@ -449,6 +480,10 @@ fn alarm(row: &sqlx::any::AnyRow) -> StoreResult<Alarm> {
         card: row.try_get("card")?,
         reason: row.try_get("reason")?,
         event_seq: row.try_get("event_seq")?,
+        event_epoch: row
+            .try_get::<Option<i64>, _>("event_epoch")?
+            .map(|e| epoch_of(e).map(|e| e.to_string()))
+            .transpose()?,
         message: row.try_get("message")?,
         acknowledged_at: row.try_get("acknowledged_at")?,
         acknowledged_by: row.try_get("acknowledged_by")?,
@@ -520,7 +555,7 @@ impl Store {
             let rows: Vec<OccupantRow> = sqlx::query_as(
                 "SELECT l.person_id, l.at, l.door_id, l.card, p.name, p.kind FROM (\
                    SELECT person_id, at, side, door_id, card, ROW_NUMBER() OVER (\
-                     PARTITION BY person_id ORDER BY at DESC, controller_id DESC, seq DESC) AS rn \
+                     PARTITION BY person_id ORDER BY at DESC, controller_id DESC, epoch DESC, seq DESC) AS rn \
                    FROM events WHERE zone_id = $1 AND outcome = 'granted' AND person_id IS NOT NULL AND suspect IS NULL \
                      AND side IN ('entry', 'exit')\
                  ) l LEFT JOIN people p ON p.id = l.person_id \
@@ -631,9 +666,13 @@ mod tests {
         let c = EventCursor {
             at: 1_700_000_000_000,
             controller_id: 3,
+            epoch: 5,
             seq: 42,
         };
         assert_eq!(EventCursor::decode(&c.encode()).unwrap(), c);
+        // Handed out before chain epochs: epoch 0.
+        let old = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("9.3.42");
+        assert_eq!(EventCursor::decode(&old).unwrap().epoch, 0);
         for bad in ["", "!!", "MS4y", "abc"] {
             assert!(EventCursor::decode(bad).is_err(), "{bad}");
         }
@@ -652,13 +691,14 @@ mod tests {
             Some(EventCursor {
                 at: 9,
                 controller_id: 1,
+                epoch: 0,
                 seq: 1,
             }),
             10,
         );
-        assert_eq!(binds.len(), 7);
+        assert_eq!(binds.len(), 8);
         let mut last = 0;
-        for n in 1..=7 {
+        for n in 1..=8 {
             let at = sql.find(&format!("${n}")).unwrap();
             assert!(at > last);
             last = at;

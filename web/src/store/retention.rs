@@ -16,7 +16,6 @@ use sqlx::Row as _;
 use tobira_firmware::{chain_link, SealedEvent};
 use tobira_protocol::{ArchiveManifest, PolicyKey, PolicySigner};
 
-use super::audit::GENESIS;
 use super::chains::{ChainId, EventChain};
 use super::database_file::{create_new_private, io_error};
 use super::verify::Problem;
@@ -26,13 +25,16 @@ use super::{Store, StoreError, StoreResult};
 const PAGE: i64 = 1000;
 
 /// Every column of an event row, in the order of [`ArchivedEvent`].
-const ARCHIVE_COLUMNS: &str = "controller_id, seq, at, kind, door_id, zone_id, side, level, reason, outcome, person_id, card, escort_id, body, prev, link, received_at, door_name_at_event, person_name_at_event, suspect";
+const ARCHIVE_COLUMNS: &str = "controller_id, epoch, seq, at, kind, door_id, zone_id, side, level, reason, outcome, person_id, card, escort_id, body, prev, link, received_at, door_name_at_event, person_name_at_event, suspect";
 
 /// One archived event row: every column of `events`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct ArchivedEvent {
     pub controller_id: i64,
+    /// The chain epoch (absent in archives written before epochs: the first).
+    #[serde(default)]
+    pub epoch: i64,
     pub seq: i64,
     pub at: i64,
     pub kind: String,
@@ -58,6 +60,7 @@ pub struct ArchivedEvent {
 fn archived_row(row: &sqlx::any::AnyRow) -> StoreResult<ArchivedEvent> {
     Ok(ArchivedEvent {
         controller_id: row.try_get("controller_id")?,
+        epoch: row.try_get("epoch")?,
         seq: row.try_get("seq")?,
         at: row.try_get("at")?,
         kind: row.try_get("kind")?,
@@ -92,7 +95,7 @@ struct ManifestLine {
 pub struct ChainCut {
     /// Ascending id.
     pub id: i64,
-    /// The chain: `controller:ID`.
+    /// The chain: `controller:ID` or `controller:ID@EPOCH`.
     pub chain: String,
     /// The first archived sequence number.
     pub first_seq: i64,
@@ -244,18 +247,20 @@ impl Store {
             };
             let (after, _) = self.cut_point(&id).await?;
             let first_new: Option<i64> = sqlx::query_scalar(
-                "SELECT MIN(seq) FROM events WHERE controller_id = $1 AND seq > $2 AND at >= $3",
+                "SELECT MIN(seq) FROM events WHERE controller_id = $1 AND epoch = $2 AND seq > $3 AND at >= $4",
             )
             .bind(chain.controller)
+            .bind(chain.epoch_column()?)
             .bind(after)
             .bind(cutoff)
             .fetch_one(&self.pool)
             .await?;
             let through = first_new.unwrap_or(head).min(head).saturating_sub(1);
             let (first, count): (Option<i64>, i64) = sqlx::query_as(
-                "SELECT MIN(seq), COUNT(*) FROM events WHERE controller_id = $1 AND seq > $2 AND seq <= $3",
+                "SELECT MIN(seq), COUNT(*) FROM events WHERE controller_id = $1 AND epoch = $2 AND seq > $3 AND seq <= $4",
             )
             .bind(chain.controller)
+            .bind(chain.epoch_column()?)
             .bind(after)
             .bind(through)
             .fetch_one(&self.pool)
@@ -292,7 +297,7 @@ impl Store {
     pub(crate) async fn cut_point(&self, chain: &ChainId) -> StoreResult<(i64, String)> {
         Ok(match self.chain_cuts(chain).await?.pop() {
             Some(cut) => (cut.through_seq, cut.link),
-            None => (0, GENESIS.to_string()),
+            None => (0, chain.genesis()?),
         })
     }
 
@@ -311,10 +316,17 @@ impl Store {
         now: i64,
     ) -> StoreResult<Result<ChainCut, String>> {
         create_archive_dir(dir)?;
-        let name = format!(
-            "controller-{}-{first}-{through}-{now}.jsonl",
-            chain.controller
-        );
+        let name = if chain.epoch.is_first() {
+            format!(
+                "controller-{}-{first}-{through}-{now}.jsonl",
+                chain.controller
+            )
+        } else {
+            format!(
+                "controller-{}-{}-{first}-{through}-{now}.jsonl",
+                chain.controller, chain.epoch
+            )
+        };
         let path = dir.join(&name);
         let partial = dir.join(format!("{name}.partial"));
         let written = self
@@ -336,14 +348,16 @@ impl Store {
         sync_dir(dir)?;
 
         let mut tx = self.begin().await?;
-        let deleted =
-            sqlx::query("DELETE FROM events WHERE controller_id = $1 AND seq > $2 AND seq <= $3")
-                .bind(chain.controller)
-                .bind(first - 1)
-                .bind(through)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let deleted = sqlx::query(
+            "DELETE FROM events WHERE controller_id = $1 AND epoch = $2 AND seq > $3 AND seq <= $4",
+        )
+        .bind(chain.controller)
+        .bind(chain.epoch_column()?)
+        .bind(first - 1)
+        .bind(through)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if i64::try_from(deleted).ok() != Some(count) {
             tx.rollback().await?;
             let _ = std::fs::remove_file(&path);
@@ -394,9 +408,10 @@ impl Store {
         let mut link = String::new();
         loop {
             let rows = sqlx::query(&format!(
-                "SELECT {ARCHIVE_COLUMNS} FROM events WHERE controller_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+                "SELECT {ARCHIVE_COLUMNS} FROM events WHERE controller_id = $1 AND epoch = $2 AND seq > $3 AND seq <= $4 ORDER BY seq LIMIT $5"
             ))
             .bind(chain.controller)
+            .bind(chain.epoch_column()?)
             .bind(after)
             .bind(through)
             .bind(PAGE)
@@ -531,7 +546,7 @@ pub fn verify_archive_file(path: &Path, key: &PolicyKey) -> Result<ArchiveReport
     let mut rows = 0u64;
     let mut first: Option<(u64, String)> = None;
     let mut last: Option<(u64, String)> = None;
-    let mut controller: Option<i64> = None;
+    let mut chain: Option<EventChain> = None;
     let mut gaps = Vec::new();
     let (manifest_line, sha256) = read_archive(path, |line| {
         let n = rows + 1;
@@ -555,11 +570,22 @@ pub fn verify_archive_file(path: &Path, key: &PolicyKey) -> Result<ArchiveReport
                 "line {n} (record {seq}): its body does not match its link: the event was altered"
             )));
         }
-        if *controller.get_or_insert(row.controller_id) != row.controller_id {
+        let epoch = super::chains::epoch_of(row.epoch).map_err(|_| {
+            bad(format!(
+                "line {n} (record {seq}): its epoch {} is not one",
+                row.epoch
+            ))
+        })?;
+        let this = EventChain {
+            controller: row.controller_id,
+            epoch,
+        };
+        let held = *chain.get_or_insert(this);
+        if held != this {
             return Err(bad(format!(
-                "line {n} (record {seq}) is of controller {}, not {}",
-                row.controller_id,
-                controller.unwrap_or_default()
+                "line {n} (record {seq}) is of chain {}, not {}",
+                this.name(),
+                held.name()
             )));
         }
         if let Some((last_seq, last_link)) = &last {
@@ -599,7 +625,7 @@ pub fn verify_archive_file(path: &Path, key: &PolicyKey) -> Result<ArchiveReport
     let (Some((first_seq, first_prev)), Some((last_seq, last_link))) = (first, last) else {
         return Err(bad("the archive holds no records".into()));
     };
-    let chain = controller.map(|c| EventChain { controller: c }.name());
+    let chain = chain.map(|c| c.name());
     let found = (
         chain.as_deref(),
         first_seq,

@@ -9,6 +9,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::chains::epoch_of;
 use super::passages::SETTLE_MS;
 use super::{now_ms, Store, StoreError, StoreResult};
 
@@ -61,18 +62,18 @@ pub const SOURCES: &[Source] = &[
     Source {
         name: "event",
         order: Order::Received,
-        sql: "SELECT controller_id, seq, at, kind, door_id, door_name_at_event, zone_id, side, level, \
+        sql: "SELECT controller_id, epoch, seq, at, kind, door_id, door_name_at_event, zone_id, side, level, \
                      reason, outcome, person_id, person_name_at_event, escort_id, prev, link, received_at \
               FROM events WHERE received_at <= $1 \
                 AND (received_at > $2 OR (received_at = $2 AND (controller_id > $3 \
-                     OR (controller_id = $3 AND seq > $4)))) \
-              ORDER BY received_at, controller_id, seq LIMIT $5",
+                     OR (controller_id = $3 AND (epoch > $4 OR (epoch = $4 AND seq > $5)))))) \
+              ORDER BY received_at, controller_id, epoch, seq LIMIT $6",
         read: event_row,
     },
     Source {
         name: "alarm",
         order: Order::Id,
-        sql: "SELECT id, at, kind, controller_id, door_id, door_name, event_seq, person_id, \
+        sql: "SELECT id, at, kind, controller_id, door_id, door_name, event_seq, event_epoch, person_id, \
                      person_name, reason, message \
               FROM alarms WHERE id > $1 ORDER BY id LIMIT $2",
         read: alarm_row,
@@ -99,18 +100,18 @@ pub enum Position {
     /// Nothing sent yet.
     #[default]
     Start,
-    /// After the event (received_at, controller, seq).
-    Received(i64, i64, i64),
+    /// After the event (received_at, controller, epoch, seq).
+    Received(i64, i64, i64, i64),
     /// After this id.
     Id(i64),
 }
 
 impl Position {
-    /// The stored text: `start`, `received_at.controller.seq` or the id.
+    /// The stored text: `start`, `received_at.controller.epoch.seq` or the id.
     pub fn text(self) -> String {
         match self {
             Self::Start => "start".into(),
-            Self::Received(r, c, s) => format!("{r}.{c}.{s}"),
+            Self::Received(r, c, e, s) => format!("{r}.{c}.{e}.{s}"),
             Self::Id(id) => id.to_string(),
         }
     }
@@ -130,7 +131,9 @@ impl Position {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|_| bad())?;
                 match parts[..] {
-                    [r, c, s] => Ok(Self::Received(r, c, s)),
+                    // Stored before chain epochs: epoch 0.
+                    [r, c, s] => Ok(Self::Received(r, c, 0, s)),
+                    [r, c, e, s] => Ok(Self::Received(r, c, e, s)),
                     _ => Err(bad()),
                 }
             }
@@ -186,11 +189,14 @@ fn push_texts(
 /// the person is named already).
 fn event_row(row: &AnyRow) -> StoreResult<(Position, SiemRecord)> {
     let controller: i64 = row.try_get("controller_id")?;
+    let epoch_column: i64 = row.try_get("epoch")?;
+    let epoch = epoch_of(epoch_column)?;
     let seq: i64 = row.try_get("seq")?;
     let received: i64 = row.try_get("received_at")?;
     let outcome = text_of(row, "outcome")?;
     let mut fields = vec![
         ("controller", controller.to_string()),
+        ("epoch", epoch.to_string()),
         ("seq", seq.to_string()),
         ("link", row.try_get::<String, _>("link")?),
         ("prev", row.try_get::<String, _>("prev")?),
@@ -220,10 +226,15 @@ fn event_row(row: &AnyRow) -> StoreResult<(Position, SiemRecord)> {
         _ => 6,
     };
     Ok((
-        Position::Received(received, controller, seq),
+        Position::Received(received, controller, epoch_column, seq),
         SiemRecord {
             kind: "event",
-            id: format!("{controller}.{seq}"),
+            // The first epoch keeps the ids it had before epochs existed.
+            id: if epoch.is_first() {
+                format!("{controller}.{seq}")
+            } else {
+                format!("{controller}.{epoch}.{seq}")
+            },
             at: row.try_get("at")?,
             fields,
             message: String::new(),
@@ -245,6 +256,9 @@ fn alarm_row(row: &AnyRow) -> StoreResult<(Position, SiemRecord)> {
             ("seq", "event_seq"),
         ],
     )?;
+    if let Some(epoch) = number_of(row, "event_epoch")? {
+        fields.push(("epoch", epoch_of(epoch)?.to_string()));
+    }
     push_texts(&mut fields, row, &[("door_name", "door_name")])?;
     push_numbers(&mut fields, row, &[("person", "person_id")])?;
     push_texts(
@@ -358,14 +372,16 @@ impl Store {
     ) -> StoreResult<Vec<SiemRow>> {
         let query = sqlx::query(source.sql);
         let query = match (source.order, after) {
-            (Order::Received, Position::Received(r, c, s)) => query
+            (Order::Received, Position::Received(r, c, e, s)) => query
                 .bind(now.saturating_sub(SETTLE_MS))
                 .bind(r)
                 .bind(c)
+                .bind(e)
                 .bind(s),
             (Order::Received, _) => query
                 .bind(now.saturating_sub(SETTLE_MS))
                 .bind(-1i64)
+                .bind(0i64)
                 .bind(0i64)
                 .bind(0i64),
             (Order::Id, Position::Id(id)) => query.bind(id),
@@ -390,7 +406,7 @@ mod tests {
         for (order, p) in [
             (
                 Order::Received,
-                Position::Received(1_700_000_000_000, 3, 42),
+                Position::Received(1_700_000_000_000, 3, 9, 42),
             ),
             (Order::Id, Position::Id(7)),
             (Order::Id, Position::Start),
@@ -398,7 +414,12 @@ mod tests {
         ] {
             assert_eq!(Position::parse(order, &p.text()).unwrap(), p);
         }
-        for bad in ["", "1.2", "a.b.c", "1.2.3.4"] {
+        // Stored before chain epochs: epoch 0.
+        assert_eq!(
+            Position::parse(Order::Received, "1.2.3").unwrap(),
+            Position::Received(1, 2, 0, 3)
+        );
+        for bad in ["", "1.2", "a.b.c", "1.2.3.4.5"] {
             assert!(Position::parse(Order::Received, bad).is_err(), "{bad}");
         }
         assert!(Position::parse(Order::Id, "1.2").is_err());

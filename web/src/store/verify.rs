@@ -9,7 +9,7 @@ use serde::Serialize;
 use tobira_firmware::{chain_link, SealedEvent};
 use tobira_protocol::PolicyKey;
 
-use super::audit::{self, audit_row, GENESIS};
+use super::audit::{self, audit_row};
 use super::chains::{ChainId, EventChain};
 use super::checkpoints::{checkpoint_row, Checkpoint, CHECKPOINT_COLUMNS};
 use super::events::derived::derived_columns;
@@ -149,15 +149,15 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    fn new(store: &'a Store, key: &'a PolicyKey, chain: &ChainId) -> Walk<'a> {
+    fn new(store: &'a Store, key: &'a PolicyKey, chain: &ChainId) -> StoreResult<Walk<'a>> {
         let name = chain.name();
-        Walk {
+        Ok(Walk {
             store,
             key,
             recorded: RecordedBreaks::default(),
             gaps_allowed: matches!(chain, ChainId::Events(_)),
             last_seq: 0,
-            last_link: GENESIS.to_string(),
+            last_link: chain.genesis()?,
             pending: VecDeque::new(),
             cursor: Some((-1, 0)),
             report: ChainReport {
@@ -171,7 +171,7 @@ impl<'a> Walk<'a> {
                 problem: None,
             },
             name,
-        }
+        })
     }
 
     fn failed(&self) -> bool {
@@ -537,7 +537,7 @@ impl Store {
 
     /// Verifies one chain up to its first problem.
     pub async fn verify_chain(&self, key: &PolicyKey, chain: &ChainId) -> StoreResult<ChainReport> {
-        let mut walk = Walk::new(self, key, chain);
+        let mut walk = Walk::new(self, key, chain)?;
         match chain {
             ChainId::AdminAudit => self.walk_admin_audit(&mut walk).await?,
             ChainId::Events(events) => self.walk_events(&mut walk, events).await?,
@@ -593,9 +593,10 @@ impl Store {
         // inside the archived range would go unseen, so look for one.
         let (after_cut, _) = self.cut_point(&ChainId::Events(*chain)).await?;
         let stray: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(seq) FROM events WHERE controller_id = $1 AND seq <= $2",
+            "SELECT MIN(seq) FROM events WHERE controller_id = $1 AND epoch = $2 AND seq <= $3",
         )
         .bind(chain.controller)
+        .bind(chain.epoch_column()?)
         .bind(after_cut)
         .fetch_one(&self.pool)
         .await?;
