@@ -40,7 +40,8 @@ fn csv_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> WebResu
 /// `organisation`, `card_uid`, `card_valid_from`, `card_valid_until`
 /// (see docs/api.md, "Bulk import"). UTF-8 (with or without BOM) or Shift_JIS.
 #[utoipa::path(post, path = "/api/v1/imports/people/preview", tag = "people",
-    request_body(content = String, content_type = "text/csv", description = "The CSV file, at most 4 MiB and 10000 lines"),
+    request_body(content = String, content_type = "text/csv", description = "The CSV file, at most 4 MiB and 10000 lines",
+        example = json!("external_id,name,kind,organisation,card_uid\nE001,佐藤 花子,staff,総務課,04A23B1C\n")),
     responses((status = 200, description = "What each line would do", body = ImportReport), ImportErrors))]
 pub async fn preview_people_import(
     State(state): State<AppState>,
@@ -58,7 +59,8 @@ pub async fn preview_people_import(
 /// Same file format as the preview; the store is checked again, so the
 /// answer may differ from an earlier preview if the store changed meanwhile.
 #[utoipa::path(post, path = "/api/v1/imports/people/apply", tag = "people",
-    request_body(content = String, content_type = "text/csv", description = "The CSV file, at most 4 MiB and 10000 lines"),
+    request_body(content = String, content_type = "text/csv", description = "The CSV file, at most 4 MiB and 10000 lines",
+        example = json!("external_id,name,kind,organisation,card_uid\nE001,佐藤 花子,staff,総務課,04A23B1C\n")),
     responses((status = 200, description = "What each line did", body = ImportReport), ImportErrors))]
 pub async fn apply_people_import(
     State(state): State<AppState>,
