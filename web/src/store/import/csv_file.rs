@@ -316,8 +316,12 @@ mod tests {
             FileEncoding::detect(&sjis).unwrap().0,
             FileEncoding::ShiftJis
         );
-        // 0x80 alone is neither.
-        assert!(FileEncoding::detect(b"a\x80b").is_err());
+        // 0xFF is in neither (0x80 alone is Shift_JIS for U+0080).
+        assert!(FileEncoding::detect(b"a\xFFb").is_err());
+        assert_eq!(
+            FileEncoding::detect(b"a\x80b").unwrap().0,
+            FileEncoding::ShiftJis
+        );
     }
 
     #[test]
