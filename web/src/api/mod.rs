@@ -7,6 +7,7 @@ mod credentials;
 mod doors;
 mod enrollment_jobs;
 mod events;
+mod imports;
 mod people;
 mod review;
 mod sites;
@@ -120,6 +121,8 @@ error_sets! {
     UpdateErrors = [400, 401, 403, 404, 409, 413, 422, 500];
     /// Errors of a delete or a body-less action on one resource.
     ActionErrors = [400, 401, 403, 404, 409, 500];
+    /// Errors of a bulk import (a file refused as a whole is a 400).
+    ImportErrors = [400, 401, 403, 413, 500];
 }
 
 struct BearerAuth;
@@ -176,6 +179,7 @@ impl utoipa::Modify for BearerAuth {
         credentials::enable_controller, credentials::rotate_controller_secret,
         credentials::delete_controller,
         tamper::list_checkpoints, tamper::make_checkpoints, tamper::verify,
+        imports::preview_people_import, imports::apply_people_import,
     ),
     components(schemas(ErrorBody, Id, Level, Millis, Uid, PersonKind, CardState, Outcome, ReasonCode, Order, AlarmState)),
     modifiers(&BearerAuth),
@@ -387,4 +391,12 @@ fn routes() -> Router<AppState> {
             get(tamper::list_checkpoints).post(tamper::make_checkpoints),
         )
         .route("/api/v1/verify", get(tamper::verify))
+        .route(
+            "/api/v1/imports/people/preview",
+            post(imports::preview_people_import),
+        )
+        .route(
+            "/api/v1/imports/people/apply",
+            post(imports::apply_people_import),
+        )
 }

@@ -13,6 +13,7 @@ pub mod checkpoints;
 mod database_file;
 pub mod events;
 mod ids;
+pub mod import;
 pub mod passages;
 pub mod policy;
 pub mod presence;

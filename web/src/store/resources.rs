@@ -53,6 +53,20 @@ impl Store {
         Ok(change.version.map(|(v, _)| v))
     }
 
+    /// Commits a write whose audit entry and policy change are already in
+    /// `tx`, then publishes its version (if controllers must hear of it).
+    pub(crate) async fn commit_change(
+        &self,
+        tx: Tx,
+        version: Option<(u64, bool)>,
+    ) -> StoreResult<Option<u64>> {
+        tx.commit().await?;
+        if let Some((v, urgent)) = version {
+            self.publish(v, urgent);
+        }
+        Ok(version.map(|(v, _)| v))
+    }
+
     /// Records a structure change (full snapshot for controllers) in `tx`.
     pub(crate) async fn structure_change(
         &self,

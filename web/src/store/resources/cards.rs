@@ -290,9 +290,24 @@ impl Store {
     pub async fn create_card(&self, actor: &str, input: &CardInput) -> StoreResult<Card> {
         check_validity(input.valid_from, input.valid_until)?;
         let mut tx = self.begin().await?;
+        let version = self.issue_card(&mut tx, actor, input).await?;
+        self.commit_change(tx, version).await?;
+        self.card(&input.uid).await
+    }
+
+    /// Issues a card inside `tx`, with its history, policy change and audit
+    /// entry (`card.issue`); the caller commits and publishes. The API and
+    /// the bulk import both come here.
+    pub(crate) async fn issue_card(
+        &self,
+        tx: &mut Tx,
+        actor: &str,
+        input: &CardInput,
+    ) -> StoreResult<Option<(u64, bool)>> {
+        check_validity(input.valid_from, input.valid_until)?;
         let existing: Option<String> = sqlx::query_scalar("SELECT uid FROM cards WHERE uid = $1")
             .bind(input.uid.text())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         if existing.is_some() {
             return Err(StoreError::Conflict(format!(
@@ -300,7 +315,7 @@ impl Store {
                 input.uid.text()
             )));
         }
-        ensure_exists(&mut tx, "people", input.person_id, "person").await?;
+        ensure_exists(tx, "people", input.person_id, "person").await?;
         sqlx::query(
             "INSERT INTO cards (uid, person_id, state, valid_from, valid_until, issued_at, changed_version) VALUES ($1, $2, $3, $4, $5, $6, 0)",
         )
@@ -310,34 +325,28 @@ impl Store {
         .bind(input.valid_from.map(Millis::get))
         .bind(input.valid_until.map(Millis::get))
         .bind(now_ms())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(|e| {
             StoreError::conflict_or(e, &format!("card {} exists already", input.uid.text()))
         })?;
-        self.card_history(
-            &mut tx,
-            &input.uid,
-            CardState::Active,
-            actor,
-            Some("issued"),
-        )
-        .await?;
-        let version = self.card_change(&mut tx, &input.uid, false).await?;
+        self.card_history(tx, &input.uid, CardState::Active, actor, Some("issued"))
+            .await?;
+        let version = self.card_change(tx, &input.uid, false).await?;
         let target = format!("card:{}", input.uid.text());
         let detail = serde_json::json!({"person_id": input.person_id, "valid_from": input.valid_from, "valid_until": input.valid_until});
-        self.finish(
-            tx,
-            Change {
-                actor,
-                action: "card.issue",
-                target,
-                detail,
-                version,
-            },
-        )
-        .await?;
-        self.card(&input.uid).await
+        self.audit(tx, actor, "card.issue", &target, &detail)
+            .await?;
+        Ok(version)
+    }
+
+    /// The owner of the card with this UID, if it exists, read inside `tx`.
+    pub(crate) async fn card_owner(&self, tx: &mut Tx, uid: &Uid) -> StoreResult<Option<Id>> {
+        let owner: Option<i64> = sqlx::query_scalar("SELECT person_id FROM cards WHERE uid = $1")
+            .bind(uid.text())
+            .fetch_optional(&mut **tx)
+            .await?;
+        owner.map(stored_id).transpose()
     }
 
     /// Changes a card's validity window (urgent when it ends the card's validity now).

@@ -20,6 +20,9 @@ pub struct Person {
     pub name: String,
     /// Their organisation (department, company).
     pub organisation: Option<String>,
+    /// The key the HR system gives them (employee number), set by a bulk
+    /// import; null for people added one by one.
+    pub external_id: Option<String>,
     /// When they were added.
     pub created_at: Millis,
 }
@@ -65,9 +68,32 @@ pub struct EnrollmentInput {
     pub slot: u16,
 }
 
-type PersonRow = (i64, String, String, Option<String>, i64);
+type PersonRow = (i64, String, String, Option<String>, Option<String>, i64);
 
-const PERSON_COLUMNS: &str = "SELECT id, kind, name, organisation, created_at FROM people";
+const PERSON_COLUMNS: &str =
+    "SELECT id, kind, name, organisation, external_id, created_at FROM people";
+
+/// Longest external id (characters).
+pub const MAX_EXTERNAL_ID: usize = 64;
+
+/// The key an HR system gives a person (employee number): 1 to 64
+/// characters under the same rules as a name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ExternalId(String);
+
+impl ExternalId {
+    /// The id, or why it is refused (the error names the field `external_id`).
+    pub fn new(s: &str) -> StoreResult<ExternalId> {
+        super::check_name("external_id", s, MAX_EXTERNAL_ID)?;
+        Ok(ExternalId(s.to_owned()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 fn person(row: PersonRow) -> StoreResult<Person> {
     Ok(Person {
@@ -75,7 +101,8 @@ fn person(row: PersonRow) -> StoreResult<Person> {
         kind: PersonKind::parse(&row.1)?,
         name: row.2,
         organisation: row.3,
-        created_at: Millis::new(row.4)
+        external_id: row.4,
+        created_at: Millis::new(row.5)
             .ok_or_else(|| StoreError::Corrupt("person created_at".into()))?,
     })
 }
@@ -186,31 +213,45 @@ impl Store {
     /// Adds a person.
     pub async fn create_person(&self, actor: &str, input: &PersonInput) -> StoreResult<Person> {
         let mut tx = self.begin().await?;
+        let (id, version) = self.insert_person(&mut tx, actor, input, None).await?;
+        self.commit_change(tx, version).await?;
+        self.person(id).await
+    }
+
+    /// Adds a person inside `tx`, with their policy change and audit entry
+    /// (`person.create`); the caller commits and publishes the version. The
+    /// one way people are added: the API and the bulk import both come here.
+    pub(crate) async fn insert_person(
+        &self,
+        tx: &mut Tx,
+        actor: &str,
+        input: &PersonInput,
+        external_id: Option<&ExternalId>,
+    ) -> StoreResult<(Id, Option<(u64, bool)>)> {
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO people (kind, name, organisation, created_at, changed_version) VALUES ($1, $2, $3, $4, 0) RETURNING id",
+            "INSERT INTO people (kind, name, organisation, external_id, created_at, changed_version) VALUES ($1, $2, $3, $4, $5, 0) RETURNING id",
         )
         .bind(input.kind.as_str())
         .bind(input.name.as_str())
         .bind(input.organisation.as_ref().map(|o| o.as_str().to_string()))
+        .bind(external_id.map(|e| e.as_str().to_string()))
         .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|e| {
+            let key = external_id.map_or("", ExternalId::as_str);
+            StoreError::conflict_or(e, &format!("external id {key:?} is taken already"))
+        })?;
         let id = stored_id(id)?;
         let target = format!("person:{id}");
-        let version = self.person_change(&mut tx, &target, &[id.get()]).await?;
-        let detail = serde_json::json!({"kind": input.kind, "name": input.name, "organisation": input.organisation});
-        self.finish(
-            tx,
-            Change {
-                actor,
-                action: "person.create",
-                target,
-                detail,
-                version,
-            },
-        )
-        .await?;
-        self.person(id).await
+        let version = self.person_change(tx, &target, &[id.get()]).await?;
+        let mut detail = serde_json::json!({"kind": input.kind, "name": input.name, "organisation": input.organisation});
+        if let Some(e) = external_id {
+            detail["external_id"] = serde_json::json!(e);
+        }
+        self.audit(tx, actor, "person.create", &target, &detail)
+            .await?;
+        Ok((id, version))
     }
 
     /// Replaces a person's kind, name and organisation.
@@ -221,34 +262,54 @@ impl Store {
         input: &PersonInput,
     ) -> StoreResult<Person> {
         let mut tx = self.begin().await?;
+        let version = self.replace_person(&mut tx, actor, id, input).await?;
+        self.commit_change(tx, version).await?;
+        self.person(id).await
+    }
+
+    /// Replaces a person's kind, name and organisation inside `tx`, with the
+    /// policy change and audit entry (`person.update`); the caller commits and
+    /// publishes. The API and the bulk import both come here.
+    pub(crate) async fn replace_person(
+        &self,
+        tx: &mut Tx,
+        actor: &str,
+        id: Id,
+        input: &PersonInput,
+    ) -> StoreResult<Option<(u64, bool)>> {
         let done =
             sqlx::query("UPDATE people SET kind = $1, name = $2, organisation = $3 WHERE id = $4")
                 .bind(input.kind.as_str())
                 .bind(input.name.as_str())
                 .bind(input.organisation.as_ref().map(|o| o.as_str().to_string()))
                 .bind(id.get())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("person {id}")));
         }
         // A new kind must not be one that a booked room refuses.
-        combinations::check_bookings(&mut tx, None).await?;
+        combinations::check_bookings(tx, None).await?;
         let target = format!("person:{id}");
-        let version = self.person_change(&mut tx, &target, &[id.get()]).await?;
+        let version = self.person_change(tx, &target, &[id.get()]).await?;
         let detail = serde_json::json!({"kind": input.kind, "name": input.name, "organisation": input.organisation});
-        self.finish(
-            tx,
-            Change {
-                actor,
-                action: "person.update",
-                target,
-                detail,
-                version,
-            },
-        )
-        .await?;
-        self.person(id).await
+        self.audit(tx, actor, "person.update", &target, &detail)
+            .await?;
+        Ok(version)
+    }
+
+    /// The person with this external id, read inside `tx`.
+    pub(crate) async fn person_by_external_id(
+        &self,
+        tx: &mut Tx,
+        external_id: &ExternalId,
+    ) -> StoreResult<Option<Person>> {
+        let row: Option<PersonRow> =
+            sqlx::query_as(&format!("{PERSON_COLUMNS} WHERE external_id = $1"))
+                .bind(external_id.as_str())
+                .fetch_optional(&mut **tx)
+                .await?;
+        row.map(person).transpose()
     }
 
     /// Removes a person who holds no cards (cards keep their history; return
