@@ -457,6 +457,18 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The time zone pages show times in: the first site's (the zone a new
+    /// site gets, Asia/Tokyo, before there is one).
+    pub async fn display_time_zone(&self) -> StoreResult<String> {
+        let zone: Option<String> =
+            sqlx::query_scalar("SELECT time_zone FROM sites ORDER BY id LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(zone.unwrap_or_else(|| "Asia/Tokyo".to_string()))
+    }
+}
+
 fn login_failure_detail(
     address: &str,
     class: FailureClass,
