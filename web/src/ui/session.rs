@@ -146,3 +146,22 @@ impl<R: Requirement + Send + Sync> FromRequestParts<AppState> for PageAuthorized
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cookie_is_secure_over_tls_and_never_readable_by_script() {
+        let plain = session_cookie("abc", false).unwrap();
+        assert_eq!(
+            plain.to_str().unwrap(),
+            "tobira_session=abc; HttpOnly; SameSite=Strict; Path=/"
+        );
+        let tls = session_cookie("abc", true).unwrap();
+        assert!(tls.to_str().unwrap().ends_with("; Path=/; Secure"));
+        let cleared = cleared_session_cookie(true).unwrap();
+        assert!(cleared.to_str().unwrap().starts_with("tobira_session=; "));
+        assert!(cleared.to_str().unwrap().ends_with("; Secure; Max-Age=0"));
+    }
+}
