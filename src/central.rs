@@ -92,6 +92,14 @@ pub struct CentralArgs {
     #[arg(long, env = "TOBIRA_RETENTION_EVERY", default_value_t = 3600,
           value_parser = clap::value_parser!(u64).range(1..=604_800))]
     retention_every_secs: u64,
+    /// Minutes a web admin session may stay unused before it ends.
+    #[arg(long, env = "TOBIRA_SESSION_IDLE_MINS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=1440))]
+    session_idle_mins: u32,
+    /// Hours after login a web admin session ends, however busy.
+    #[arg(long, env = "TOBIRA_SESSION_MAX_HOURS", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(1..=168))]
+    session_max_hours: u32,
     #[command(subcommand)]
     command: Option<CentralCommand>,
 }
@@ -465,11 +473,20 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
                     _ => None,
                 };
                 let scheme = if tls.is_some() { "https" } else { "http" };
+                let ui = tobira_web::ui::UiOptions {
+                    sessions: tobira_web::store::sessions::SessionPolicy {
+                        idle_ms: i64::from(args.session_idle_mins) * 60_000,
+                        max_ms: i64::from(args.session_max_hours) * 3_600_000,
+                    },
+                    tls: tls.is_some(),
+                    clock: tobira_web::ui::Clock::System,
+                };
                 let listener = tobira_web::server::bind(args.listen)
                     .await
                     .with_context(|| format!("cannot listen on {}", args.listen))?;
                 let addr = listener.local_addr()?;
                 eprintln!("tobira central: listening on {scheme}://{addr}");
+                eprintln!("tobira central: web admin at {scheme}://{addr}/login");
                 tobira_web::serve(
                     state,
                     listener,
@@ -485,6 +502,7 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
                         },
                         tls,
                         retention,
+                        ui,
                     },
                 )
                 .await

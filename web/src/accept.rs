@@ -308,10 +308,10 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     match tls {
-        None => http(stream, app, limits, stop).await,
+        None => http(stream, peer, app, limits, stop).await,
         Some(Tls(acceptor)) => {
             match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => http(stream, app, limits, stop).await,
+                Ok(Ok(stream)) => http(stream, peer, app, limits, stop).await,
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
@@ -319,15 +319,24 @@ async fn connection(
     }
 }
 
-async fn http<I>(io: I, app: Router, limits: ConnectionLimits, mut stop: watch::Receiver<bool>)
-where
+async fn http<I>(
+    io: I,
+    peer: SocketAddr,
+    app: Router,
+    limits: ConnectionLimits,
+    mut stop: watch::Receiver<bool>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::new());
     let service = {
         let activity = activity.clone();
-        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let app = app.clone();
+            // The client's address, for the login throttle (per address).
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let in_flight = InFlight::begin(&activity);
             async move {
                 let response = tower::ServiceExt::oneshot(app, request).await;

@@ -24,6 +24,11 @@ impl ActorSlot {
         self.0.get().map(String::as_str)
     }
 
+    /// Records a page user (`session:NAME`) for the request log.
+    pub(crate) fn note_page(&self, user: &str) {
+        let _ = self.0.set(format!("session:{user}"));
+    }
+
     fn note(parts: &Parts, actor: impl FnOnce() -> String) {
         if let Some(slot) = parts.extensions.get::<ActorSlot>() {
             let _ = slot.0.set(actor());
@@ -80,6 +85,16 @@ impl FromRequestParts<AppState> for Caller {
 pub trait Requirement {
     /// Whether `role` may make the request.
     fn allows(role: Role) -> bool;
+}
+
+/// Reads: any authenticated role (the pages' start page, own account).
+#[derive(Debug, Clone, Copy)]
+pub struct Read;
+
+impl Requirement for Read {
+    fn allows(_: Role) -> bool {
+        true
+    }
 }
 
 /// Changes configuration: zones, doors, people, cards, schedules, bookings.

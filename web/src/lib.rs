@@ -1,5 +1,5 @@
 //! The central service: store (SQLite or PostgreSQL), controller sync (signed
-//! snapshots, deltas, long-poll, event ingest), and the JSON API.
+//! snapshots, deltas, long-poll, event ingest), the JSON API and the web admin pages.
 
 pub mod accept;
 pub mod api;
@@ -10,6 +10,7 @@ pub mod server;
 pub mod siem;
 pub mod store;
 pub mod sync;
+pub mod ui;
 
 use std::sync::Arc;
 

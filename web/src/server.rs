@@ -39,6 +39,8 @@ pub struct ServeOptions {
     pub tls: Option<crate::accept::Tls>,
     /// Retention of event chains; `None` keeps every event.
     pub retention: Option<Retention>,
+    /// The web admin pages: session timeouts, TLS (secure cookies).
+    pub ui: crate::ui::UiOptions,
 }
 
 /// How long events are kept and where the archives of older ones go.
@@ -87,7 +89,11 @@ async fn hardening_headers(mut response: Response) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The one exception is an answer that set its own policy: the
+    // stylesheet, whose URL changes with its content.
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     response
 }
 
@@ -99,12 +105,18 @@ async fn not_found() -> WebError {
     WebError::NotFound("route".into())
 }
 
-/// All routes.
+/// All routes, the pages with their default options.
 pub fn router(state: AppState) -> Router {
+    router_with_ui(state, crate::ui::UiOptions::default())
+}
+
+/// All routes, the pages with `ui`.
+pub fn router_with_ui(state: AppState, ui: crate::ui::UiOptions) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(crate::sync::router())
         .merge(crate::api::router())
+        .merge(crate::ui::router(state.clone(), ui))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -138,7 +150,7 @@ pub async fn serve(
         .map(|r| tokio::spawn(apply_retention(state.clone(), r)));
     crate::accept::accept_loop(
         listener,
-        router(state),
+        router_with_ui(state, options.ui.clone()),
         options.tls,
         options.limits,
         shutdown_signal(),

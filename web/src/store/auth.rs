@@ -140,11 +140,11 @@ pub enum ControllerAuth {
     },
 }
 
-fn sha256_hex(s: &str) -> String {
+pub(super) fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(super) fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rngs::OsRng.fill_bytes(&mut buf);
     hex::encode(buf)
@@ -182,6 +182,29 @@ fn check_password_strength(username: &str, password: &str) -> StoreResult<()> {
     )))
 }
 
+/// The argon2 hash of a new password for `username`, after the rules every
+/// new password meets (12 characters or more, zxcvbn strength 3 of 4).
+pub(super) fn new_password_hash(username: &str, password: &str) -> StoreResult<String> {
+    if password.chars().count() < 12 {
+        return Err(StoreError::Invalid(
+            "password must be at least 12 characters".into(),
+        ));
+    }
+    check_password_strength(username, password)?;
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .map_err(|e| StoreError::Invalid(format!("password cannot be hashed: {e}")))?
+        .to_string())
+}
+
+/// Whether `password` matches the stored argon2 `hash`.
+pub(super) fn password_matches(hash: &str, password: &str) -> StoreResult<bool> {
+    let parsed = PasswordHash::new(hash).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok())
+}
+
 impl Store {
     /// Adds an admin user with an argon2-hashed password.
     pub async fn create_user(
@@ -197,16 +220,7 @@ impl Store {
             ));
         }
         crate::store::resources::check_name("user name", username, 64)?;
-        if password.chars().count() < 12 {
-            return Err(StoreError::Invalid(
-                "password must be at least 12 characters".into(),
-            ));
-        }
-        check_password_strength(username, password)?;
-        let hash = Argon2::default()
-            .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
-            .map_err(|e| StoreError::Invalid(format!("password cannot be hashed: {e}")))?
-            .to_string();
+        let hash = new_password_hash(username, password)?;
         let mut tx = self.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO admin_users (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4) RETURNING id",

@@ -20,6 +20,7 @@ pub mod presence;
 pub mod queries;
 pub mod resources;
 pub mod retention;
+pub mod sessions;
 pub mod siem;
 pub mod trust;
 pub mod verify;

@@ -1,0 +1,365 @@
+//! The web admin in a real headless Chromium (Debian `chromium` and
+//! `chromium-driver`), against the real `tobira central` process: login,
+//! language switch, password change, forged forms refused, logout; saves
+//! screenshots to docs/screenshots/.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use support::{Proc, Scratch, BIN};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const PASSWORD: &str = "Kasumigaseki-Blue-Heron-42";
+const NEW_PASSWORD: &str = "Another-Long-Passphrase-77";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls until something accepts connections at `addr`.
+fn wait_listening(addr: SocketAddr, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{what} never listened on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn create_user(db: &str, name: &str, role: &str) {
+    let out = Command::new(BIN)
+        .args(["central", "--database", db, "admin", "create-user"])
+        .args(["--username", name, "--role", role])
+        .env("TOBIRA_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A page on another site (same host, another port: the same "site" for
+/// SameSite cookies, another origin) with a form that posts to the admin.
+fn serve_foreign_form(target: &str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let page = format!(
+        "<!DOCTYPE html><html><body><form method=\"post\" action=\"{target}/account/password\">\
+         <input name=\"current\" value=\"{PASSWORD}\"><input name=\"new\" value=\"Forged-Passphrase-Evil-99\">\
+         <input name=\"repeat\" value=\"Forged-Passphrase-Evil-99\"><input name=\"csrf\" value=\"guess\">\
+         <button id=\"go\" type=\"submit\">go</button></form></body></html>"
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    addr
+}
+
+async fn browser(port: u16, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--lang=ja-JP", "--hide-scrollbars",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+            "prefs": {"intl.accept_languages": "ja,en"}
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let client = ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    // A tablet in landscape.
+    client.set_window_size(1024, 768).await.unwrap();
+    client
+}
+
+async fn fill(client: &Client, field: &str, value: &str) {
+    let input = client.find(Locator::Id(field)).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(value).await.unwrap();
+}
+
+async fn submit_login(client: &Client, user: &str, password: &str) {
+    fill(client, "username", user).await;
+    fill(client, "password", password).await;
+    client
+        .find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn main_text(client: &Client) -> String {
+    client
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn shot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+async fn path_of(client: &Client) -> String {
+    let url = client.current_url().await.unwrap();
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    }
+}
+
+/// Waits (up to 10 s) until the browser is at `expected` (a click that
+/// submits a form returns before the next page is there).
+async fn until_path(client: &Client, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = path_of(client).await;
+        if now == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "at {now}, expected {expected}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits (up to 10 s) until the page's main part shows `needle`.
+async fn until_text(client: &Client, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = match client.find(Locator::Css("main")).await {
+            Ok(main) => main.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} on {}: {text}",
+            path_of(client).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn logout(client: &Client) {
+    client
+        .find(Locator::Css("header form[action='/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_admin_works_in_a_real_browser() {
+    assert!(
+        Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
+        "the browser tests need Debian's chromium and chromium-driver: run scripts/deps test as root \
+         (or apt-get install chromium chromium-driver)"
+    );
+    let dir = Scratch::new("browser");
+    let db = format!("sqlite://{}/central.db", dir.path().display());
+    create_user(&db, "tanaka", "facilities");
+    create_user(&db, "kenji", "security");
+    let central_port = free_port();
+    let central_addr: SocketAddr = format!("127.0.0.1:{central_port}").parse().unwrap();
+    let _central = Proc(
+        Command::new(BIN)
+            .args([
+                "central",
+                "--database",
+                &db,
+                "--listen",
+                &central_addr.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let driver_port = free_port();
+    let _driver = Proc(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={driver_port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(central_addr, "tobira central");
+    wait_listening(
+        format!("127.0.0.1:{driver_port}").parse().unwrap(),
+        "chromedriver",
+    );
+    let base = format!("http://{central_addr}");
+    let client = browser(driver_port, &dir.path().join("chromium")).await;
+    // The steps run in their own task, so that the browser is closed (and
+    // its processes end) whether they pass or fail.
+    let steps = tokio::spawn(steps(client.clone(), base));
+    let outcome = steps.await;
+    client.close().await.unwrap();
+    if let Err(failed) = outcome {
+        std::panic::resume_unwind(failed.into_panic());
+    }
+}
+
+async fn steps(client: Client, base: String) {
+    // Without a session the start page sends to the login, in Japanese.
+    client.goto(&format!("{base}/")).await.unwrap();
+    until_path(&client, "/login?next=/").await;
+    until_text(&client, "ログイン").await;
+    shot(&client, "login-ja").await;
+
+    // A wrong password: the message, and the name kept.
+    submit_login(&client, "tanaka", "not-the-password").await;
+    until_text(&client, "ユーザー名またはパスワードが違います").await;
+    let kept = client
+        .find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some("tanaka"));
+
+    // The right one: the start page with the user and role.
+    submit_login(&client, "tanaka", PASSWORD).await;
+    until_path(&client, "/").await;
+    until_text(&client, "施設管理者").await;
+    let home = main_text(&client).await;
+    assert!(
+        home.contains("tanaka") && home.contains("施設管理者"),
+        "{home}"
+    );
+    shot(&client, "home-ja").await;
+
+    // The language switch changes the page and is remembered.
+    client
+        .find(Locator::LinkText("English"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_path(&client, "/").await;
+    until_text(&client, "Facilities admin").await;
+    shot(&client, "home-en").await;
+    client
+        .goto(&format!("{base}/account/password"))
+        .await
+        .unwrap();
+    until_text(&client, "Current password").await;
+
+    // Change the password.
+    fill(&client, "current", PASSWORD).await;
+    fill(&client, "new", NEW_PASSWORD).await;
+    fill(&client, "repeat", NEW_PASSWORD).await;
+    client
+        .find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_text(&client, "Your password is changed").await;
+
+    // Logout ends the session on the server: the old cookie opens nothing.
+    let old = client.get_named_cookie("tobira_session").await.unwrap();
+    logout(&client).await;
+    until_path(&client, "/login?out=1").await;
+    until_text(&client, "You are logged out").await;
+    shot(&client, "login-en").await;
+    client.add_cookie(old).await.unwrap();
+    client.goto(&format!("{base}/")).await.unwrap();
+    until_path(&client, "/login?next=/").await;
+    submit_login(&client, "tanaka", NEW_PASSWORD).await;
+    until_path(&client, "/").await;
+    logout(&client).await;
+    until_path(&client, "/login?out=1").await;
+
+    // A security reviewer's forged forms are refused and change nothing:
+    // one without the token, sent from the admin's own page…
+    submit_login(&client, "kenji", PASSWORD).await;
+    until_text(&client, "Security reviewer").await;
+    client
+        .goto(&format!("{base}/account/password"))
+        .await
+        .unwrap();
+    client
+        .execute(
+            "document.querySelector('main form input[name=csrf]').remove();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    fill(&client, "current", PASSWORD).await;
+    fill(&client, "new", "Forged-Passphrase-Evil-99").await;
+    fill(&client, "repeat", "Forged-Passphrase-Evil-99").await;
+    client
+        .find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_text(&client, "This form is not valid").await;
+    // …and one from another origin (the browser sends the cookie: same site).
+    let foreign = serve_foreign_form(&base);
+    client.goto(&format!("http://{foreign}/")).await.unwrap();
+    client
+        .find(Locator::Id("go"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_text(&client, "This form is not valid").await;
+    // The session still works and the password is the old one.
+    client.goto(&format!("{base}/")).await.unwrap();
+    until_path(&client, "/").await;
+    logout(&client).await;
+    until_path(&client, "/login?out=1").await;
+    submit_login(&client, "kenji", PASSWORD).await;
+    until_path(&client, "/").await;
+}

@@ -1,0 +1,301 @@
+//! The page languages: Japanese by default, English by `Accept-Language` or
+//! the remembered switch, and the catalog of every page text in both.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+
+use crate::store::auth::Role;
+
+/// The cookie that remembers the language switch.
+pub const LANG_COOKIE: &str = "tobira_lang";
+
+/// A page language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// Japanese, the default.
+    Ja,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// All languages, the default first.
+    pub const ALL: [Lang; 2] = [Lang::Ja, Lang::En];
+
+    /// The language's code (`ja`, `en`), as in `<html lang>`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Ja => "ja",
+            Self::En => "en",
+        }
+    }
+
+    /// Parses a language code.
+    pub fn parse(code: &str) -> Option<Lang> {
+        match code {
+            "ja" => Some(Self::Ja),
+            "en" => Some(Self::En),
+            _ => None,
+        }
+    }
+
+    /// The text of `key`; the key itself if the catalog lacks it (a unit
+    /// test keeps every key the templates use in the catalog).
+    pub fn t(self, key: &str) -> &'static str {
+        match CATALOG.iter().find(|(k, _, _)| *k == key) {
+            Some((_, ja, en)) => match self {
+                Self::Ja => ja,
+                Self::En => en,
+            },
+            None => "??",
+        }
+    }
+
+    /// The language of a request: the remembered switch, then the first of
+    /// Japanese and English that `Accept-Language` prefers, then Japanese.
+    pub fn of(headers: &HeaderMap) -> Lang {
+        if let Some(lang) = cookie(headers, LANG_COOKIE).and_then(Lang::parse) {
+            return lang;
+        }
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(preferred)
+            .unwrap_or(Lang::Ja)
+    }
+}
+
+/// The language `Accept-Language` ranks highest among ours (ties: the one
+/// listed first).
+fn preferred(accept: &str) -> Option<Lang> {
+    let mut best: Option<(f32, Lang)> = None;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let primary = tag.split('-').next().unwrap_or("");
+        let Some(lang) = Lang::parse(primary) else {
+            continue;
+        };
+        if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, lang));
+        }
+    }
+    best.map(|(_, lang)| lang)
+}
+
+/// The value of cookie `name` in the request, if sent.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Lang {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Lang::of(&parts.headers))
+    }
+}
+
+/// The catalog key of a role's name.
+pub fn role_key(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "role.admin",
+        Role::Facilities => "role.facilities",
+        Role::Operator => "role.operator",
+        Role::Security => "role.security",
+    }
+}
+
+/// Every page text: key, Japanese, English.
+pub const CATALOG: &[(&str, &str, &str)] = &[
+    ("site.name", "Tobira 入退室管理", "Tobira access control"),
+    ("skip.content", "本文へ移動", "Skip to content"),
+    ("nav.label", "メニュー", "Menu"),
+    ("nav.home", "ホーム", "Home"),
+    ("nav.account", "パスワード変更", "Change password"),
+    ("nav.logout", "ログアウト", "Log out"),
+    ("nav.signed_in_as", "ログイン中のユーザー", "Signed in as"),
+    ("lang.label", "表示言語", "Language"),
+    ("lang.ja", "日本語", "日本語"),
+    ("lang.en", "English", "English"),
+    ("login.title", "ログイン", "Log in"),
+    ("login.username", "ユーザー名", "User name"),
+    ("login.password", "パスワード", "Password"),
+    ("login.submit", "ログイン", "Log in"),
+    (
+        "login.failed",
+        "ユーザー名またはパスワードが違います。",
+        "The user name or password is wrong.",
+    ),
+    (
+        "login.throttled",
+        "ログインの失敗が続いたため、しばらくログインできません。次に試せる時刻:",
+        "Too many failed logins: logins wait for now. You can try again at",
+    ),
+    (
+        "login.expired",
+        "セッションが終了しました。もう一度ログインしてください。",
+        "Your session has ended. Please log in again.",
+    ),
+    ("login.logged_out", "ログアウトしました。", "You are logged out."),
+    ("home.title", "ホーム", "Home"),
+    ("home.user", "ユーザー", "User"),
+    ("home.role", "ロール", "Role"),
+    ("home.since", "ログイン時刻", "Logged in at"),
+    ("home.you_may", "利用できる機能", "What you can use"),
+    ("role.admin", "管理者", "Administrator"),
+    ("role.facilities", "施設管理者", "Facilities admin"),
+    ("role.operator", "オペレーター", "Operator"),
+    (
+        "role.security",
+        "セキュリティ監査者（閲覧のみ）",
+        "Security reviewer (read-only)",
+    ),
+    ("password.title", "パスワード変更", "Change password"),
+    ("password.current", "現在のパスワード", "Current password"),
+    ("password.new", "新しいパスワード", "New password"),
+    ("password.repeat", "新しいパスワード（確認）", "New password again"),
+    ("password.submit", "変更する", "Change"),
+    (
+        "password.rules",
+        "12 文字以上で、推測されにくいものにしてください（ユーザー名や単純な並びは使えません）。",
+        "At least 12 characters and hard to guess (not your user name, no simple patterns).",
+    ),
+    (
+        "password.mismatch",
+        "新しいパスワードが確認欄と一致しません。",
+        "The new password and its repetition differ.",
+    ),
+    (
+        "password.refused",
+        "パスワードを変更できませんでした:",
+        "The password was not changed:",
+    ),
+    (
+        "password.changed",
+        "パスワードを変更しました。ほかの端末のセッションは終了しました。",
+        "Your password is changed. Your sessions elsewhere have ended.",
+    ),
+    ("error.title", "エラー", "Error"),
+    (
+        "error.forbidden",
+        "あなたのロールではこの操作はできません。",
+        "Your role does not allow this.",
+    ),
+    (
+        "error.csrf",
+        "このフォームは無効です（期限切れ、または別のサイトから送信されました）。ページを読み込み直してください。",
+        "This form is not valid (expired, or sent from another site). Reload the page and try again.",
+    ),
+    ("error.not_found", "ページが見つかりません。", "Page not found."),
+    (
+        "error.internal",
+        "サーバーでエラーが発生しました。",
+        "Something went wrong on the server.",
+    ),
+    ("error.back", "ホームへ戻る", "Back to the start page"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `t("…")` in every template file.
+    fn template_keys() -> Vec<(String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut keys = Vec::new();
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            files += 1;
+            for (i, _) in text.match_indices("t(\"") {
+                let rest = &text[i + 3..];
+                let end = rest.find('"').unwrap();
+                keys.push((path.display().to_string(), rest[..end].to_string()));
+            }
+        }
+        assert!(files >= 4, "templates found in {}", dir.display());
+        keys
+    }
+
+    #[test]
+    fn every_key_a_template_uses_has_japanese_and_english_text() {
+        let mut used = template_keys();
+        assert!(used.len() > 20, "keys found: {}", used.len());
+        for role in [
+            Role::Admin,
+            Role::Facilities,
+            Role::Operator,
+            Role::Security,
+        ] {
+            used.push(("role_key".into(), role_key(role).into()));
+        }
+        for (file, key) in &used {
+            let entry = CATALOG.iter().find(|(k, _, _)| k == key);
+            let Some((_, ja, en)) = entry else {
+                panic!("{file} uses {key}, which the catalog lacks");
+            };
+            assert!(!ja.trim().is_empty(), "{key} has no Japanese text");
+            assert!(!en.trim().is_empty(), "{key} has no English text");
+        }
+    }
+
+    #[test]
+    fn catalog_keys_are_unique() {
+        for (i, (key, _, _)) in CATALOG.iter().enumerate() {
+            assert!(
+                CATALOG[i + 1..].iter().all(|(k, _, _)| k != key),
+                "{key} twice"
+            );
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn japanese_unless_the_browser_prefers_english_or_the_switch_says_so() {
+        assert_eq!(Lang::of(&headers(&[])), Lang::Ja);
+        assert_eq!(
+            Lang::of(&headers(&[("accept-language", "en-US,en;q=0.9")])),
+            Lang::En
+        );
+        assert_eq!(
+            Lang::of(&headers(&[("accept-language", "fr, en;q=0.5, ja;q=0.8")])),
+            Lang::Ja
+        );
+        assert_eq!(Lang::of(&headers(&[("accept-language", "de")])), Lang::Ja);
+        assert_eq!(
+            Lang::of(&headers(&[
+                ("accept-language", "en"),
+                ("cookie", "a=b; tobira_lang=ja")
+            ])),
+            Lang::Ja
+        );
+        assert_eq!(
+            Lang::of(&headers(&[("cookie", "tobira_lang=xx")])),
+            Lang::Ja
+        );
+    }
+}
