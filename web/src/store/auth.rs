@@ -197,6 +197,25 @@ pub(super) fn new_password_hash(username: &str, password: &str) -> StoreResult<S
         .to_string())
 }
 
+/// Spends the time of one password check for a user name that does not
+/// exist: without it a login for an unknown name answers before argon2 would
+/// have finished, and the answer time tells which names exist.
+pub(super) fn check_against_nobody(password: &str) {
+    static NOBODY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let hash = NOBODY.get_or_init(|| {
+        Argon2::default()
+            .hash_password(
+                b"no user has this password",
+                &SaltString::generate(&mut OsRng),
+            )
+            .ok()
+            .map(|h| h.to_string())
+    });
+    if let Some(hash) = hash {
+        let _ = password_matches(hash, password);
+    }
+}
+
 /// Whether `password` matches the stored argon2 `hash`.
 pub(super) fn password_matches(hash: &str, password: &str) -> StoreResult<bool> {
     let parsed = PasswordHash::new(hash).map_err(|e| StoreError::Corrupt(e.to_string()))?;

@@ -4,7 +4,10 @@
 
 use sqlx::Row;
 
-use super::auth::{new_password_hash, password_matches, random_hex, sha256_hex, Principal, Role};
+use super::auth::{
+    check_against_nobody, new_password_hash, password_matches, random_hex, sha256_hex, Principal,
+    Role,
+};
 use super::{Store, StoreError, StoreResult};
 
 /// Failures (per account or per address) allowed before logins wait.
@@ -174,7 +177,10 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let checked = match &user {
-            None => Err(FailureClass::UnknownUser),
+            None => {
+                check_against_nobody(password);
+                Err(FailureClass::UnknownUser)
+            }
             Some(row) => {
                 let hash: String = row.try_get("password_hash")?;
                 let disabled: i64 = row.try_get("disabled")?;
