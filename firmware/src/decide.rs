@@ -78,6 +78,16 @@ enum Basis {
     Booking,
 }
 
+impl Basis {
+    /// The reason an admission on this basis is recorded with.
+    fn reason(self) -> Reason {
+        match self {
+            Basis::Grant => Reason::Granted,
+            Basis::Booking => Reason::GrantedByBooking,
+        }
+    }
+}
+
 struct Brain<'a> {
     snap: &'a Snapshot,
     mem: &'a Memory,
@@ -271,16 +281,27 @@ impl Brain<'_> {
             return self.ask_finger(at, d);
         }
         if zone.settings.dual_custody && self.mem.is_empty(zone.id) {
-            let partner = self.mem.waiting().iter().find(|w| {
-                w.side == Side::Entry
+            // The partner comes in on their own basis (a grant, or a booked
+            // room), as it holds now: a booking that ended meanwhile does
+            // not admit them, and a booked citizen is recorded as admitted
+            // by booking, not by a grant they do not hold.
+            let partner = self.mem.waiting().iter().find_map(|w| {
+                let waits_here = w.side == Side::Entry
                     && w.awaiting == (Awaiting::SecondPerson { zone: zone.id })
                     && w.subject.person != person.id
                     && self.now.utc < w.deadline
                     // Recorded inside since they began to wait (through
                     // another door): hard anti-passback keeps them out.
-                    && !passback_refuses(self.mem, zone, w.subject.person)
+                    && !passback_refuses(self.mem, zone, w.subject.person);
+                if !waits_here {
+                    return None;
+                }
+                let first = self.snap.person(w.subject.person)?;
+                let partner_door = self.snap.door(w.door).unwrap_or(door);
+                let basis = self.basis(first, partner_door, zone, level).ok()?;
+                Some((w, first, partner_door, basis))
             });
-            let Some(partner) = partner else {
+            let Some((partner, first, partner_door, partner_basis)) = partner else {
                 d.pending = Some(Pending {
                     awaiting: Awaiting::SecondPerson { zone: zone.id },
                     deadline: self
@@ -290,14 +311,11 @@ impl Brain<'_> {
                 });
                 return d.with(Reason::DualCustodyPending);
             };
-            if let Some(first) = self.snap.person(partner.subject.person) {
-                d.companions.push(Companion {
-                    subject: partner.subject,
-                    reason: Reason::Granted,
-                });
-                let partner_door = self.snap.door(partner.door).unwrap_or(door);
-                d.pass(self.snap, partner_door, Side::Entry, first);
-            }
+            d.companions.push(Companion {
+                subject: partner.subject,
+                reason: partner_basis.reason(),
+            });
+            d.pass(self.snap, partner_door, Side::Entry, first);
         }
         d.pass(self.snap, door, Side::Entry, person);
         if rule == KindRule::Alone
@@ -311,10 +329,7 @@ impl Brain<'_> {
             );
             self.admit_waiting_escorted(door, &mut d);
         }
-        d.with(match basis {
-            Basis::Grant => Reason::Granted,
-            Basis::Booking => Reason::GrantedByBooking,
-        })
+        d.with(basis.reason())
     }
 
     /// People waiting at this door for an escort come in with the one just admitted,

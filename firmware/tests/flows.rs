@@ -619,3 +619,32 @@ fn hard_anti_passback_keeps_out_a_waiting_visitor_recorded_inside_meanwhile() {
         d.companions
     );
 }
+
+#[test]
+fn a_booked_citizen_in_a_dual_custody_room_comes_in_by_booking_with_the_second_person() {
+    // Found by the level-invariant property test: the first of the two was
+    // recorded as `granted`, a grant a booked citizen does not hold.
+    let mut data = city_hall_data();
+    let meeting = data
+        .doors
+        .iter()
+        .find(|d| d.id == MEETING_DOOR)
+        .unwrap()
+        .inside;
+    for zone in data.zones.iter_mut().filter(|z| z.id == meeting) {
+        zone.settings.dual_custody = true;
+    }
+    let mut w = World::new(Snapshot::new(data).unwrap(), evening());
+    let first = w.enter(MEETING_DOOR, KOBAYASHI);
+    assert_eq!(first.reason, Reason::DualCustodyPending);
+    let second = w.enter(MEETING_DOOR, SATO);
+    assert!(second.is_granted(), "{second:?}");
+    assert_eq!(second.companions[0].subject.person, KOBAYASHI);
+    assert_eq!(second.companions[0].reason, Reason::GrantedByBooking);
+    let records = second.access_records();
+    let citizen = records
+        .iter()
+        .find(|r| r.person == Some(KOBAYASHI))
+        .unwrap();
+    assert_eq!(citizen.reason, Reason::GrantedByBooking);
+}
