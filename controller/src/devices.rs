@@ -1,11 +1,13 @@
-//! Device tasks: PC/SC readers and biometric modules turned into inputs for the decision loop.
+//! Device tasks: card readers (PC/SC or simulated) and biometric modules turned into inputs for the decision loop.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tobira_firmware::{BiometricResult, DoorId, ModuleId, Side, TemplateSlot};
-use tobira_hardware::card::{CardReader, PcscCardReader, PcscConfig, ReaderEvent};
+use tobira_hardware::card::sim_reader::{self, sim_name};
+use tobira_hardware::card::{CardReader, PcscCardReader, PcscConfig, ReaderEvent, SimCardReader};
 use tobira_hardware::fingerprint::{
     DriverConfig, Ef01Driver, EnrollOutcome, FingerprintError, VerifyOutcome,
 };
@@ -59,29 +61,70 @@ pub struct VerifyJob {
     pub deadline: Instant,
 }
 
-/// Runs the PC/SC watcher for the configured readers until `shutdown`.
+/// Runs the configured card readers until `shutdown`: the PC/SC watcher for
+/// PC/SC reader names (only if there are any, so a controller with simulated
+/// readers alone needs no pcscd), and one simulated reader per `sim:NAME`,
+/// listening under `data_dir` (see [`tobira_hardware::card::sim_reader`]).
 /// pcscd down, readers unplugged: the watcher keeps retrying and says so.
 pub async fn run_readers(
     names: Vec<String>,
+    data_dir: PathBuf,
+    tx: mpsc::Sender<DeviceInput>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let (simulated, pcsc): (Vec<String>, Vec<String>) =
+        names.into_iter().partition(|n| sim_name(n).is_some());
+    let mut tasks = Vec::new();
+    for reader in simulated {
+        let name = sim_name(&reader).unwrap_or(&reader);
+        let path = sim_reader::socket_path(&data_dir, name);
+        match SimCardReader::bind(&reader, &path) {
+            Ok(sim) => {
+                tracing::info!(%reader, socket = %path.display(), "simulated card reader listening");
+                let (tx, shutdown) = (tx.clone(), shutdown.clone());
+                // Dropping the reader removes its socket.
+                tasks.push(tokio::spawn(async move {
+                    drop(pump(sim, tx, shutdown).await);
+                }));
+            }
+            // Reported offline with the others never found once the grace time is over.
+            Err(e) => tracing::error!(%reader, error = %e, "cannot open the simulated card reader"),
+        }
+    }
+    if !pcsc.is_empty() {
+        let config = PcscConfig {
+            readers: pcsc,
+            ..PcscConfig::default()
+        };
+        match PcscCardReader::start(config) {
+            Ok(reader) => tasks.push(tokio::spawn(async move {
+                let reader = pump(reader, tx, shutdown).await;
+                // Dropping the reader cancels its blocking wait and joins the
+                // thread; do that off the async workers.
+                let _ = tokio::task::spawn_blocking(move || drop(reader)).await;
+            })),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the PC/SC reader thread; no PC/SC card reader will work");
+                let _ = tx
+                    .send(DeviceInput::Reader(ReaderEvent::ServiceUnavailable(
+                        e.to_string(),
+                    )))
+                    .await;
+            }
+        }
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// Passes one reader's events to the decision loop until the reader ends,
+/// the loop is gone, or `shutdown`; returns the reader for the caller to close.
+async fn pump<R: CardReader>(
+    mut reader: R,
     tx: mpsc::Sender<DeviceInput>,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let config = PcscConfig {
-        readers: names,
-        ..PcscConfig::default()
-    };
-    let mut reader = match PcscCardReader::start(config) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the PC/SC reader thread; no card reader will work");
-            let _ = tx
-                .send(DeviceInput::Reader(ReaderEvent::ServiceUnavailable(
-                    e.to_string(),
-                )))
-                .await;
-            return;
-        }
-    };
+) -> R {
     loop {
         tokio::select! {
             event = reader.next_event() => match event {
@@ -95,9 +138,7 @@ pub async fn run_readers(
             _ = shutdown.changed() => break,
         }
     }
-    // Dropping the reader cancels its blocking wait and joins the thread; do
-    // that off the async workers.
-    let _ = tokio::task::spawn_blocking(move || drop(reader)).await;
+    reader
 }
 
 /// How long an enrollment waits for each of the two captures together.

@@ -9,6 +9,7 @@ use tobira_firmware::{
     DeviceRef, DoorId, EventKind, Memory, ModuleId, Moment, PersonId, Request, Side, Snapshot,
     Timestamp, Verdict, Waits, ZoneId,
 };
+use tobira_hardware::card::sim_reader::{reader_matches, sim_name};
 use tobira_hardware::card::ReaderEvent;
 use tokio::sync::{mpsc, watch};
 
@@ -280,7 +281,7 @@ impl Loop {
                     if let Some(d) = s
                         .devices
                         .iter_mut()
-                        .find(|(n, _)| reader.contains(n.as_str()))
+                        .find(|(n, _)| reader_matches(n, &reader))
                     {
                         d.1.error = Some(format!("last read failed: {error}"));
                     }
@@ -295,8 +296,14 @@ impl Loop {
             }
             DeviceInput::Reader(ReaderEvent::ServiceUnavailable(error)) => {
                 tracing::error!(%error, "PC/SC service unavailable; card readers offline");
-                let patterns: Vec<String> =
-                    self.e.readers.iter().map(|r| r.pattern.clone()).collect();
+                // Simulated readers do not go through pcscd.
+                let patterns: Vec<String> = self
+                    .e
+                    .readers
+                    .iter()
+                    .filter(|r| sim_name(&r.pattern).is_none())
+                    .map(|r| r.pattern.clone())
+                    .collect();
                 for p in patterns {
                     self.reader_online(&p, false, Some(format!("pcscd: {error}")))
                         .await;
@@ -373,7 +380,7 @@ impl Loop {
         self.e
             .readers
             .iter()
-            .find(|b| reader.contains(b.pattern.as_str()))
+            .find(|b| reader_matches(&b.pattern, reader))
             .cloned()
     }
 
