@@ -206,6 +206,9 @@ pub async fn run_until(
     }
 
     let (device_tx, device_rx) = mpsc::channel(256);
+    // The decision loop publishes the doors' finger waits; a module cancels
+    // a verification whose wait has ended.
+    let (finger_waits, finger_waits_rx) = watch::channel(Vec::new());
     let mut modules = BTreeMap::new();
     for module in &config.biometric {
         board.device(
@@ -215,7 +218,12 @@ pub async fn run_until(
             Some("opening".into()),
             started,
         );
-        let handle = devices::spawn_biometric(module.clone(), device_tx.clone(), stop.clone());
+        let handle = devices::spawn_biometric(
+            module.clone(),
+            device_tx.clone(),
+            finger_waits_rx.clone(),
+            stop.clone(),
+        );
         modules.insert(ModuleId(module.module), handle);
     }
     let reader_task = if readers.is_empty() {
@@ -322,6 +330,7 @@ pub async fn run_until(
         doors,
         readers,
         modules,
+        finger_waits,
         inputs,
         poll: Duration::from_millis(u64::from(config.poll_ms.max(1))),
         shared_occupancy: Some(shared_rx),

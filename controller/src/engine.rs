@@ -14,7 +14,7 @@ use tobira_hardware::card::ReaderEvent;
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::SiteClock;
-use crate::devices::{BiometricHandle, DeviceInput, VerifyJob};
+use crate::devices::{BiometricHandle, DeviceInput, FingerWait, VerifyJob};
 use crate::doors::DoorUnit;
 use crate::identifiers::Identifiers;
 use crate::memory::MemoryChange;
@@ -73,6 +73,8 @@ pub struct Engine {
     pub readers: Vec<ReaderBinding>,
     /// Biometric modules by policy id.
     pub modules: BTreeMap<ModuleId, BiometricHandle>,
+    /// The doors' finger waits, for the modules to cancel verifications nobody waits for.
+    pub finger_waits: watch::Sender<Vec<FingerWait>>,
     /// Fire and tamper inputs.
     pub inputs: Vec<WatchedInput>,
     /// What the log shows of cards and people.
@@ -177,6 +179,8 @@ impl Engine {
                 }
                 _ = tick.tick() => l.tick().await,
             }
+            // A wait ended by its deadline or by the next card stops its module's wait too.
+            l.publish_finger_waits();
         }
         for door in &mut l.e.doors {
             door.safe_state();
@@ -503,6 +507,8 @@ impl Loop {
             slot,
             deadline: tokio::time::Instant::now() + left,
         };
+        // Published first: a module cancels a job whose wait it does not see.
+        self.publish_finger_waits();
         let queued = self.e.modules.get(&module).is_some_and(|m| m.verify(job));
         if !queued {
             tracing::error!(
@@ -518,6 +524,30 @@ impl Loop {
             let follow = decide(&self.snapshot, &self.memory, &request, &now);
             Box::pin(self.act(follow, now, None)).await;
         }
+    }
+
+    /// Tells the modules which finger waits the doors have now (only when they changed).
+    fn publish_finger_waits(&self) {
+        let now: Vec<FingerWait> = self
+            .memory
+            .waiting()
+            .iter()
+            .filter_map(|w| match w.awaiting {
+                Awaiting::Biometric { slot, .. } => Some(FingerWait {
+                    door: w.door,
+                    side: w.side,
+                    slot,
+                }),
+                _ => None,
+            })
+            .collect();
+        self.e.finger_waits.send_if_modified(|waits| {
+            let changed = *waits != now;
+            if changed {
+                *waits = now;
+            }
+            changed
+        });
     }
 
     fn update_prompt(&mut self, index: usize) {
