@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use tobira_hardware::card::{CardMisbehaviour, VirtualCard, VirtualCardConfig};
+use tobira_hardware::card::sim_reader::{check_name, parse_uid, sim_name, socket_path, SimTapLine};
+use tobira_hardware::card::{CardMisbehaviour, CardTypeGuess, VirtualCard, VirtualCardConfig};
 use tobira_hardware::fingerprint::{SimConfig, VirtualFingerprintModule};
 use tobira_hardware::gpio::virtual_board::{parse_init, VirtualBoard};
 
@@ -18,7 +19,8 @@ pub struct HilArgs {
 
 #[derive(Debug, Subcommand)]
 enum HilCommand {
-    /// Tap a virtual contactless card on a vpcd reader slot, once.
+    /// Tap a virtual contactless card once: on a vpcd reader slot, or with
+    /// --reader on a controller's simulated reader.
     Card(CardArgs),
     /// Run a virtual fingerprint module on a pseudo-terminal.
     Finger(FingerArgs),
@@ -31,6 +33,19 @@ struct CardArgs {
     /// Identifier returned by GET DATA, in hex (4, 7 or 10 bytes UID; 8 bytes FeliCa IDm).
     #[arg(long)]
     uid: String,
+    /// Tap on the simulated reader `sim:NAME` of a controller (NAME, with or
+    /// without `sim:`) instead of on a vpcd slot.
+    #[arg(long, conflicts_with_all = ["port", "host", "garbage"])]
+    reader: Option<String>,
+    /// The controller's data directory, where its simulated readers listen.
+    #[arg(long, requires = "reader", conflicts_with = "socket")]
+    data_dir: Option<PathBuf>,
+    /// The simulated reader's socket (instead of --data-dir).
+    #[arg(long, requires = "reader")]
+    socket: Option<PathBuf>,
+    /// The card's type for a simulated reader (guessed from the UID's length if not given).
+    #[arg(long, value_enum, requires = "reader")]
+    card_type: Option<CardType>,
     /// How long the card stays on the reader, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     hold_ms: u64,
@@ -46,6 +61,27 @@ struct CardArgs {
     /// How long to keep trying while vpcd is not listening, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     connect_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CardType {
+    MifareClassic,
+    MifareUltralight,
+    Iso14443A,
+    Iso14443B,
+    Felica,
+}
+
+impl From<CardType> for CardTypeGuess {
+    fn from(t: CardType) -> Self {
+        match t {
+            CardType::MifareClassic => CardTypeGuess::MifareClassic,
+            CardType::MifareUltralight => CardTypeGuess::MifareUltralight,
+            CardType::Iso14443A => CardTypeGuess::Iso14443A,
+            CardType::Iso14443B => CardTypeGuess::Iso14443B,
+            CardType::Felica => CardTypeGuess::Felica,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -110,6 +146,9 @@ pub fn run(args: HilArgs) -> anyhow::Result<()> {
 }
 
 fn card(a: CardArgs) -> anyhow::Result<()> {
+    if let Some(reader) = &a.reader {
+        return sim_card(reader, &a);
+    }
     let uid = hex::decode(a.uid.replace([' ', ':'], "")).context("--uid must be hex")?;
     anyhow::ensure!(
         matches!(uid.len(), 4 | 7 | 8 | 10),
@@ -127,6 +166,48 @@ fn card(a: CardArgs) -> anyhow::Result<()> {
     });
     let report = VirtualCard::new(config).tap()?;
     println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// Taps a card on a controller's simulated reader: one line to its socket,
+/// one reply back (printed; an error reply fails the command).
+fn sim_card(reader: &str, a: &CardArgs) -> anyhow::Result<()> {
+    use std::io::{BufRead as _, Write as _};
+    let name = sim_name(reader).unwrap_or(reader);
+    check_name(name).map_err(|e| anyhow::anyhow!("--reader: {e}"))?;
+    parse_uid(&a.uid).map_err(|e| anyhow::anyhow!("--uid: {e}"))?;
+    let socket = match (&a.socket, &a.data_dir) {
+        (Some(socket), _) => socket.clone(),
+        (None, Some(dir)) => socket_path(dir, name),
+        (None, None) => {
+            anyhow::bail!("--reader needs --data-dir DIR (the controller's) or --socket PATH")
+        }
+    };
+    let line = SimTapLine {
+        uid: a.uid.clone(),
+        card_type: a.card_type.map(CardTypeGuess::from),
+    };
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).with_context(|| {
+        format!(
+            "connecting to the simulated reader sim:{name} at {} (is the controller running with it configured?)",
+            socket.display()
+        )
+    })?;
+    stream.set_read_timeout(Some(Duration::from_millis(a.connect_timeout_ms)))?;
+    writeln!(stream, "{}", serde_json::to_string(&line)?)?;
+    let mut answer = String::new();
+    std::io::BufReader::new(&stream)
+        .read_line(&mut answer)
+        .context("reading the simulated reader's reply")?;
+    let answer: serde_json::Value = serde_json::from_str(&answer)
+        .with_context(|| format!("the simulated reader answered {answer:?}"))?;
+    if answer["ok"] != true {
+        anyhow::bail!(
+            "the simulated reader refused the tap: {}",
+            answer["error"].as_str().unwrap_or("no reason given")
+        );
+    }
+    println!("{answer}");
     Ok(())
 }
 

@@ -1143,3 +1143,147 @@ timings = {{ unlock_ms = 500, held_prealarm_ms = 20000, held_alarm_ms = 30000 }}
     assert_eq!(finger("slots")["slots"], serde_json::json!([0, 1]));
     c.stop();
 }
+
+/// Taps `card` on the controller's simulated reader `front` with `tobira hil card`.
+fn sim_tap(data: &Path, card: &str) -> std::process::Output {
+    Command::new(BIN)
+        .args(["hil", "card", "--reader", "sim:front", "--uid", card])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_door_with_a_simulated_reader_admits_and_refuses_without_pcscd() {
+    let dir = Scratch::new("sim-reader-e2e");
+    let socket = dir.path().join("gpio.sock");
+    let (_board, _, _) = simulator(&["hil", "gpio", "--socket", socket.to_str().unwrap()]);
+    let observer = Observer::connect(&socket);
+    let data = dir.path().join("data");
+    let config = dir.path().join("controller.toml");
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, serde_json::to_string(&rig::policy(1)).unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+controller = 1
+data_dir = "{data}"
+status_listen = "127.0.0.1:{status}"
+poll_ms = 5
+
+[log]
+identifiers = "full"
+
+[gpio]
+backend = "virtual"
+socket = "{socket}"
+
+[[doors]]
+name = "office"
+id = 10
+kind = "door"
+entry_reader = "sim:front"
+lock_output = {{ pin = {OFFICE_LOCK} }}
+contact = {{ pin = {OFFICE_CONTACT}, active_low = true }}
+timings = {{ unlock_ms = {OFFICE_UNLOCK_MS}, held_prealarm_ms = 20000, held_alarm_ms = 30000 }}
+"#,
+            data = data.display(),
+            status = free_port(),
+            socket = socket.display(),
+        ),
+    )
+    .unwrap();
+    let check = Command::new(BIN)
+        .args(["controller", "--config", config.to_str().unwrap(), "check"])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let c = Controller::start(&config, Some(&policy));
+    c.wait_log("the simulated reader to come online", |l| {
+        l.contains("card reader online") && l.contains("sim:front")
+    });
+    let sock = data.join("readers/front.sock");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the reader's socket is open to others");
+    }
+
+    // A staff card tapped through the socket releases the strike.
+    observer.drain();
+    let out = sim_tap(&data, SATO_CARD);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["reader"], "sim:front", "{answer}");
+    observer.unlock(OFFICE_LOCK, OFFICE_UNLOCK_MS);
+    c.wait_event(&["door=10", "reason=granted", "person=1"], 1);
+
+    // A card the policy does not know is refused and the strike stays off.
+    observer.drain();
+    let out = sim_tap(&data, "04FFEE01");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.wait_event(&["door=10", "reason=unknown_card"], 1);
+    observer.no_edge(OFFICE_LOCK, true, Duration::from_millis(300));
+
+    // A malformed tap is refused and reaches no door.
+    let out = sim_tap(&data, "04FF");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--uid"), "{err}");
+    let mut raw = UnixStream::connect(&sock).unwrap();
+    raw.set_read_timeout(Some(WAIT)).unwrap();
+    writeln!(raw, r#"{{"uid":"{SATO_CARD}","unlock":true}}"#).unwrap();
+    let mut answer = String::new();
+    BufReader::new(&raw).read_line(&mut answer).unwrap();
+    assert!(answer.contains("malformed line"), "{answer}");
+    // The reader's name with or without `sim:`, by its socket, with a card type.
+    let felica = Command::new(BIN)
+        .args(["hil", "card", "--reader", "front", "--uid", SATO_CARD])
+        .args(["--socket", sock.to_str().unwrap(), "--card-type", "felica"])
+        .output()
+        .unwrap();
+    assert!(
+        felica.status.success(),
+        "{}",
+        String::from_utf8_lossy(&felica.stderr)
+    );
+    c.wait_event(&["door=10", "reason=granted", "person=1"], 2);
+    observer.unlock(OFFICE_LOCK, OFFICE_UNLOCK_MS);
+
+    let lines = c.stop();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("event recorded") && l.contains("door=10"))
+            .count(),
+        3,
+        "{}",
+        lines.join("\n")
+    );
+    // Nothing of the controller went near PC/SC.
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("PC/SC") || l.contains("pcscd")),
+        "{}",
+        lines.join("\n")
+    );
+    assert!(
+        !sock.exists(),
+        "the reader's socket outlived the controller"
+    );
+}

@@ -273,10 +273,11 @@ pub struct DoorConfig {
     pub id: u32,
     /// Door or gate.
     pub kind: DoorKindConfig,
-    /// PC/SC reader name (or a unique part of it) on the outside.
+    /// PC/SC reader name (or a unique part of it) on the outside, or
+    /// `sim:NAME` for a simulated reader fed through `<data_dir>/readers/NAME.sock`.
     #[serde(default)]
     pub entry_reader: Option<String>,
-    /// PC/SC reader name on the inside.
+    /// PC/SC reader name (or `sim:NAME`) on the inside.
     #[serde(default)]
     pub exit_reader: Option<String>,
     /// Strike (fail-secure) or maglock (fail-safe); doors only.
@@ -727,6 +728,10 @@ impl Config {
                 ("exit_reader", &door.exit_reader),
             ] {
                 if let Some(reader) = reader {
+                    if let Some(name) = tobira_hardware::card::sim_reader::sim_name(reader) {
+                        tobira_hardware::card::sim_reader::check_name(name)
+                            .map_err(|e| issue(&key(part), e.to_string()))?;
+                    }
                     if !readers.insert(reader.as_str()) {
                         return Err(issue(
                             &key(part),
@@ -949,6 +954,15 @@ rex = "rex"
     }
 
     #[test]
+    fn a_simulated_reader_checks() {
+        let sim = GOOD.replace("Virtual PCD 00 00", "sim:front");
+        Config::parse(&sim, Path::new("c.toml"))
+            .unwrap()
+            .check()
+            .unwrap();
+    }
+
+    #[test]
     fn errors_name_the_line() {
         let bad = GOOD.replace("kind = \"door\"", "kind = \"door\"\nunlock_secs = 5");
         let err = Config::parse(&bad, Path::new("c.toml"))
@@ -1018,6 +1032,12 @@ rex = "rex"
             (GOOD.replace("[gpio]", central), 7, "public_key"),
             // A central section without a secret: the section.
             (GOOD.replace("[gpio]", keyless), 5, "secret"),
+            // A simulated reader whose name cannot be a socket file.
+            (
+                GOOD.replace("Virtual PCD 00 00", "sim:../front"),
+                14,
+                "simulated reader name",
+            ),
         ];
         for (text, line, what) in cases {
             let (err, path) = load_error(&text);

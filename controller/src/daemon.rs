@@ -206,6 +206,9 @@ pub async fn run_until(
     }
 
     let (device_tx, device_rx) = mpsc::channel(256);
+    // The decision loop publishes the doors' finger waits; a module cancels
+    // a verification whose wait has ended.
+    let (finger_waits, finger_waits_rx) = watch::channel(Vec::new());
     let mut modules = BTreeMap::new();
     for module in &config.biometric {
         board.device(
@@ -215,7 +218,12 @@ pub async fn run_until(
             Some("opening".into()),
             started,
         );
-        let handle = devices::spawn_biometric(module.clone(), device_tx.clone(), stop.clone());
+        let handle = devices::spawn_biometric(
+            module.clone(),
+            device_tx.clone(),
+            finger_waits_rx.clone(),
+            stop.clone(),
+        );
         modules.insert(ModuleId(module.module), handle);
     }
     let reader_task = if readers.is_empty() {
@@ -232,6 +240,7 @@ pub async fn run_until(
         ));
         Some(tokio::spawn(devices::run_readers(
             names,
+            config.data_dir.clone(),
             reader_tx,
             stop.clone(),
         )))
@@ -321,6 +330,7 @@ pub async fn run_until(
         doors,
         readers,
         modules,
+        finger_waits,
         inputs,
         poll: Duration::from_millis(u64::from(config.poll_ms.max(1))),
         shared_occupancy: Some(shared_rx),
@@ -363,6 +373,7 @@ async fn report_readers_never_found(
     outbox: Outbox,
     board: StatusBoard,
 ) {
+    use tobira_hardware::card::sim_reader::{reader_matches, sim_name};
     use tobira_hardware::card::ReaderEvent;
     let mut unseen = patterns;
     let grace = tokio::time::sleep(READER_GRACE);
@@ -373,7 +384,7 @@ async fn report_readers_never_found(
             input = from.recv(), if open => match input {
                 Some(input) => {
                     if let devices::DeviceInput::Reader(ReaderEvent::ReaderAdded(name)) = &input {
-                        unseen.retain(|p| !name.contains(p.as_str()));
+                        unseen.retain(|p| !reader_matches(p, name));
                     }
                     if to.send(input).await.is_err() {
                         return;
@@ -388,9 +399,13 @@ async fn report_readers_never_found(
                 for pattern in &unseen {
                     let shown = board.update(|s| s.devices.get(pattern).and_then(|d| d.error.clone()));
                     // Keep a pcscd error: it says why better than "not found".
-                    let error = shown
-                        .filter(|e| e.starts_with("pcscd"))
-                        .unwrap_or_else(|| format!("not found on pcscd within {} s", READER_GRACE.as_secs()));
+                    let error = if sim_name(pattern).is_some() {
+                        "simulated reader's socket could not be opened (see the log)".to_owned()
+                    } else {
+                        shown
+                            .filter(|e| e.starts_with("pcscd"))
+                            .unwrap_or_else(|| format!("not found on pcscd within {} s", READER_GRACE.as_secs()))
+                    };
                     tracing::error!(reader = %pattern, %error, "card reader never found; its door side takes no cards");
                     board.device(pattern, "card_reader", false, Some(error), now);
                     events.push(EventKind::DeviceOffline {

@@ -1,13 +1,16 @@
-//! Device tasks: PC/SC readers and biometric modules turned into inputs for the decision loop.
+//! Device tasks: card readers (PC/SC or simulated) and biometric modules turned into inputs for the decision loop.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tobira_firmware::{BiometricResult, DoorId, ModuleId, Side, TemplateSlot};
-use tobira_hardware::card::{CardReader, PcscCardReader, PcscConfig, ReaderEvent};
+use tobira_hardware::card::sim_reader::{self, sim_name};
+use tobira_hardware::card::{CardReader, PcscCardReader, PcscConfig, ReaderEvent, SimCardReader};
 use tobira_hardware::fingerprint::{
-    DriverConfig, Ef01Driver, EnrollOutcome, FingerprintError, VerifyOutcome,
+    Biometric, BiometricError, DriverConfig, Ef01Driver, EnrollOutcome, FingerprintError,
+    VerifyOutcome,
 };
 use tobira_protocol::{EnrollmentFailure, EnrollmentOutcome, EnrollmentTask};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -59,29 +62,70 @@ pub struct VerifyJob {
     pub deadline: Instant,
 }
 
-/// Runs the PC/SC watcher for the configured readers until `shutdown`.
+/// Runs the configured card readers until `shutdown`: the PC/SC watcher for
+/// PC/SC reader names (only if there are any, so a controller with simulated
+/// readers alone needs no pcscd), and one simulated reader per `sim:NAME`,
+/// listening under `data_dir` (see [`tobira_hardware::card::sim_reader`]).
 /// pcscd down, readers unplugged: the watcher keeps retrying and says so.
 pub async fn run_readers(
     names: Vec<String>,
+    data_dir: PathBuf,
+    tx: mpsc::Sender<DeviceInput>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let (simulated, pcsc): (Vec<String>, Vec<String>) =
+        names.into_iter().partition(|n| sim_name(n).is_some());
+    let mut tasks = Vec::new();
+    for reader in simulated {
+        let name = sim_name(&reader).unwrap_or(&reader);
+        let path = sim_reader::socket_path(&data_dir, name);
+        match SimCardReader::bind(&reader, &path) {
+            Ok(sim) => {
+                tracing::info!(%reader, socket = %path.display(), "simulated card reader listening");
+                let (tx, shutdown) = (tx.clone(), shutdown.clone());
+                // Dropping the reader removes its socket.
+                tasks.push(tokio::spawn(async move {
+                    drop(pump(sim, tx, shutdown).await);
+                }));
+            }
+            // Reported offline with the others never found once the grace time is over.
+            Err(e) => tracing::error!(%reader, error = %e, "cannot open the simulated card reader"),
+        }
+    }
+    if !pcsc.is_empty() {
+        let config = PcscConfig {
+            readers: pcsc,
+            ..PcscConfig::default()
+        };
+        match PcscCardReader::start(config) {
+            Ok(reader) => tasks.push(tokio::spawn(async move {
+                let reader = pump(reader, tx, shutdown).await;
+                // Dropping the reader cancels its blocking wait and joins the
+                // thread; do that off the async workers.
+                let _ = tokio::task::spawn_blocking(move || drop(reader)).await;
+            })),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the PC/SC reader thread; no PC/SC card reader will work");
+                let _ = tx
+                    .send(DeviceInput::Reader(ReaderEvent::ServiceUnavailable(
+                        e.to_string(),
+                    )))
+                    .await;
+            }
+        }
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// Passes one reader's events to the decision loop until the reader ends,
+/// the loop is gone, or `shutdown`; returns the reader for the caller to close.
+async fn pump<R: CardReader>(
+    mut reader: R,
     tx: mpsc::Sender<DeviceInput>,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let config = PcscConfig {
-        readers: names,
-        ..PcscConfig::default()
-    };
-    let mut reader = match PcscCardReader::start(config) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the PC/SC reader thread; no card reader will work");
-            let _ = tx
-                .send(DeviceInput::Reader(ReaderEvent::ServiceUnavailable(
-                    e.to_string(),
-                )))
-                .await;
-            return;
-        }
-    };
+) -> R {
     loop {
         tokio::select! {
             event = reader.next_event() => match event {
@@ -95,9 +139,38 @@ pub async fn run_readers(
             _ = shutdown.changed() => break,
         }
     }
-    // Dropping the reader cancels its blocking wait and joins the thread; do
-    // that off the async workers.
-    let _ = tokio::task::spawn_blocking(move || drop(reader)).await;
+    reader
+}
+
+/// A door side waiting for a finger to be compared with a template slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FingerWait {
+    /// The door.
+    pub door: DoorId,
+    /// The reader's side.
+    pub side: Side,
+    /// The template slot of the card holder.
+    pub slot: TemplateSlot,
+}
+
+impl FingerWait {
+    fn answers(&self, job: &VerifyJob) -> bool {
+        (self.door, self.side, self.slot) == (job.door, job.side, job.slot)
+    }
+}
+
+/// Completes once the doors no longer wait for `job`'s finger. A job whose
+/// wait is already gone (it ended while the job was queued) completes at once.
+async fn wait_ended(waits: &mut watch::Receiver<Vec<FingerWait>>, job: &VerifyJob) {
+    loop {
+        if !waits.borrow_and_update().iter().any(|w| w.answers(job)) {
+            return;
+        }
+        // The decision loop is gone (shutting down): the deadline ends the wait.
+        if waits.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
 }
 
 /// How long an enrollment waits for each of the two captures together.
@@ -194,9 +267,13 @@ where
 /// verifies the password, and reopens after any fault; while it cannot talk
 /// to the module every verification answers `Unavailable` at once, so the
 /// door denies with a clear reason instead of hanging.
+///
+/// `finger_waits` holds the finger waits the doors have now (the decision
+/// loop publishes them); a verification whose wait is gone is cancelled.
 pub fn spawn_biometric(
     config: BiometricConfig,
     tx: mpsc::Sender<DeviceInput>,
+    mut finger_waits: watch::Receiver<Vec<FingerWait>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> BiometricHandle {
     let (jobs_tx, mut jobs) = mpsc::channel::<VerifyJob>(16);
@@ -282,18 +359,22 @@ pub fn spawn_biometric(
                 Some(d) => {
                     tracing::info!(module = %config.name, door = job.door.0, side = ?job.side,
                         slot = job.slot.0, "waiting for a finger");
-                    // The brain asks for a new verification only when a card
-                    // was accepted at a reader of this module, which ends any
-                    // earlier wait at that reader. So a newer job abandons the
-                    // wait for a finger rather than queueing behind it for up
-                    // to its whole deadline.
-                    let newer = async {
-                        queued = jobs.recv().await;
+                    // The wait ends early when the door stops waiting for this
+                    // person (its deadline passed, or another card replaced
+                    // theirs), or when a newer job arrives: the brain asks for
+                    // one only when a card was accepted at a reader of this
+                    // module, which ends any earlier wait at that reader. So
+                    // the module is never busy for a wait nobody has.
+                    let cancel = async {
+                        tokio::select! {
+                            job = jobs.recv() => queued = job,
+                            () = wait_ended(&mut finger_waits, &job) => {}
+                        }
                     };
-                    match d.verify_slot_unless(job.slot.0, job.deadline, newer).await {
+                    match d.verify_cancellable(job.slot.0, job.deadline, cancel).await {
                         Ok(None) => {
                             tracing::info!(module = %config.name, door = job.door.0, slot = job.slot.0,
-                            "finger wait abandoned for a newer request");
+                            "finger wait abandoned: the door no longer waits for it");
                             continue;
                         }
                         Ok(Some(VerifyOutcome::Matched { score })) => BiometricResult::Matched {
@@ -304,7 +385,7 @@ pub fn spawn_biometric(
                         Ok(Some(VerifyOutcome::NoFinger)) => BiometricResult::Timeout,
                         // This person's template is missing on the module;
                         // the module answered properly and stays in service.
-                        Err(e) if !e.is_module_fault() => {
+                        Err(e @ BiometricError::EmptySlot(_)) => {
                             tracing::warn!(module = %config.name, door = job.door.0, slot = job.slot.0,
                                 error = %e, "no usable template in the card holder's slot; enroll them again");
                             BiometricResult::NotEnrolled
@@ -370,4 +451,66 @@ pub fn age_ms(at: SystemTime) -> f64 {
         .duration_since(at)
         .map(|d| d.as_secs_f64() * 1000.0)
         .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(slot: u16) -> VerifyJob {
+        VerifyJob {
+            door: DoorId(20),
+            side: Side::Entry,
+            slot: TemplateSlot(slot),
+            deadline: Instant::now() + Duration::from_secs(60),
+        }
+    }
+
+    fn wait(slot: u16) -> FingerWait {
+        FingerWait {
+            door: DoorId(20),
+            side: Side::Entry,
+            slot: TemplateSlot(slot),
+        }
+    }
+
+    /// Whether `wait_ended` has completed after every task has had its turn.
+    async fn ended(task: &tokio::task::JoinHandle<()>) -> bool {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        task.is_finished()
+    }
+
+    #[tokio::test]
+    async fn a_finger_wait_is_cancelled_when_the_door_stops_waiting() {
+        let (waits, rx) = watch::channel(vec![wait(3)]);
+        let task = {
+            let mut rx = rx.clone();
+            tokio::spawn(async move { wait_ended(&mut rx, &job(3)).await })
+        };
+        assert!(!ended(&task).await, "cancelled while the door still waits");
+        // Another person's wait appears elsewhere: this one still runs.
+        waits.send_replace(vec![wait(3), wait(4)]);
+        assert!(!ended(&task).await);
+        // The door's wait for slot 3 ends (timed out, or replaced by the next card).
+        waits.send_replace(vec![wait(4)]);
+        assert!(ended(&task).await, "the module kept waiting for nobody");
+        task.await.unwrap();
+
+        // A job whose wait ended while it was queued is cancelled at once.
+        let mut rx = rx.clone();
+        tokio::time::timeout(Duration::from_secs(1), wait_ended(&mut rx, &job(3)))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn without_a_decision_loop_only_the_deadline_ends_the_wait() {
+        let (waits, mut rx) = watch::channel(vec![wait(3)]);
+        drop(waits);
+        let outcome =
+            tokio::time::timeout(Duration::from_millis(100), wait_ended(&mut rx, &job(3))).await;
+        assert!(outcome.is_err(), "a closed channel must not cancel");
+    }
 }

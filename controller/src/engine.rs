@@ -9,11 +9,12 @@ use tobira_firmware::{
     DeviceRef, DoorId, EventKind, Memory, ModuleId, Moment, PersonId, Request, Side, Snapshot,
     Timestamp, Verdict, Waits, ZoneId,
 };
+use tobira_hardware::card::sim_reader::{reader_matches, sim_name};
 use tobira_hardware::card::ReaderEvent;
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::SiteClock;
-use crate::devices::{BiometricHandle, DeviceInput, VerifyJob};
+use crate::devices::{BiometricHandle, DeviceInput, FingerWait, VerifyJob};
 use crate::doors::DoorUnit;
 use crate::identifiers::Identifiers;
 use crate::memory::MemoryChange;
@@ -72,6 +73,8 @@ pub struct Engine {
     pub readers: Vec<ReaderBinding>,
     /// Biometric modules by policy id.
     pub modules: BTreeMap<ModuleId, BiometricHandle>,
+    /// The doors' finger waits, for the modules to cancel verifications nobody waits for.
+    pub finger_waits: watch::Sender<Vec<FingerWait>>,
     /// Fire and tamper inputs.
     pub inputs: Vec<WatchedInput>,
     /// What the log shows of cards and people.
@@ -176,6 +179,8 @@ impl Engine {
                 }
                 _ = tick.tick() => l.tick().await,
             }
+            // A wait ended by its deadline or by the next card stops its module's wait too.
+            l.publish_finger_waits();
         }
         for door in &mut l.e.doors {
             door.safe_state();
@@ -280,7 +285,7 @@ impl Loop {
                     if let Some(d) = s
                         .devices
                         .iter_mut()
-                        .find(|(n, _)| reader.contains(n.as_str()))
+                        .find(|(n, _)| reader_matches(n, &reader))
                     {
                         d.1.error = Some(format!("last read failed: {error}"));
                     }
@@ -295,8 +300,14 @@ impl Loop {
             }
             DeviceInput::Reader(ReaderEvent::ServiceUnavailable(error)) => {
                 tracing::error!(%error, "PC/SC service unavailable; card readers offline");
-                let patterns: Vec<String> =
-                    self.e.readers.iter().map(|r| r.pattern.clone()).collect();
+                // Simulated readers do not go through pcscd.
+                let patterns: Vec<String> = self
+                    .e
+                    .readers
+                    .iter()
+                    .filter(|r| sim_name(&r.pattern).is_none())
+                    .map(|r| r.pattern.clone())
+                    .collect();
                 for p in patterns {
                     self.reader_online(&p, false, Some(format!("pcscd: {error}")))
                         .await;
@@ -373,7 +384,7 @@ impl Loop {
         self.e
             .readers
             .iter()
-            .find(|b| reader.contains(b.pattern.as_str()))
+            .find(|b| reader_matches(&b.pattern, reader))
             .cloned()
     }
 
@@ -496,6 +507,8 @@ impl Loop {
             slot,
             deadline: tokio::time::Instant::now() + left,
         };
+        // Published first: a module cancels a job whose wait it does not see.
+        self.publish_finger_waits();
         let queued = self.e.modules.get(&module).is_some_and(|m| m.verify(job));
         if !queued {
             tracing::error!(
@@ -511,6 +524,30 @@ impl Loop {
             let follow = decide(&self.snapshot, &self.memory, &request, &now);
             Box::pin(self.act(follow, now, None)).await;
         }
+    }
+
+    /// Tells the modules which finger waits the doors have now (only when they changed).
+    fn publish_finger_waits(&self) {
+        let now: Vec<FingerWait> = self
+            .memory
+            .waiting()
+            .iter()
+            .filter_map(|w| match w.awaiting {
+                Awaiting::Biometric { slot, .. } => Some(FingerWait {
+                    door: w.door,
+                    side: w.side,
+                    slot,
+                }),
+                _ => None,
+            })
+            .collect();
+        self.e.finger_waits.send_if_modified(|waits| {
+            let changed = *waits != now;
+            if changed {
+                *waits = now;
+            }
+            changed
+        });
     }
 
     fn update_prompt(&mut self, index: usize) {

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use embedded_hal::digital::{ErrorType, InputPin, OutputPin};
-use tobira_hardware::gpio::{Debouncer, Polarity, VirtualBoardClient, VirtualPin};
+use tobira_hardware::gpio::{Debouncer, GpioBackend, GpioError, InputLine, OutputLine, Polarity};
 
 use crate::config::{GpioConfig, ResolvedPin};
 use crate::status::StatusBoard;
@@ -19,32 +19,26 @@ impl embedded_hal::digital::Error for PinError {
     }
 }
 
-/// An opened GPIO backend that hands out pins.
+/// An opened GPIO backend that hands out the controller's pins.
 #[derive(Debug)]
-pub enum Gpio {
-    /// The virtual board.
-    Virtual(VirtualBoardClient),
-    /// The Raspberry Pi's GPIO.
-    #[cfg(feature = "rpi")]
-    Rpi(rppal::gpio::Gpio),
-}
+pub struct Gpio(tobira_hardware::gpio::Gpio);
 
 impl Gpio {
     /// Opens the configured backend.
     pub fn open(config: &GpioConfig) -> Result<Self, PinError> {
-        match config {
-            GpioConfig::Virtual { socket, .. } => VirtualBoardClient::connect(socket)
-                .map(Gpio::Virtual)
-                .map_err(|e| PinError(format!("virtual GPIO board at {}: {e}", socket.display()))),
-            #[cfg(feature = "rpi")]
-            GpioConfig::Rpi { .. } => tobira_hardware::gpio::rpi::open()
-                .map(Gpio::Rpi)
-                .map_err(|e| PinError(format!("Raspberry Pi GPIO: {e}"))),
-            #[cfg(not(feature = "rpi"))]
-            GpioConfig::Rpi { .. } => Err(PinError(
-                "this build has no Raspberry Pi GPIO: build with `--features rpi`, or use the virtual board".into(),
-            )),
-        }
+        let (backend, what) = match config {
+            GpioConfig::Virtual { socket, .. } => (
+                GpioBackend::Virtual(socket.clone()),
+                format!("virtual GPIO board at {}", socket.display()),
+            ),
+            GpioConfig::Rpi { .. } => (GpioBackend::Rpi, "Raspberry Pi GPIO".to_owned()),
+        };
+        tobira_hardware::gpio::Gpio::open(&backend)
+            .map(Gpio)
+            .map_err(|e| match e {
+                GpioError::NoRpiSupport => PinError(e.to_string()),
+                e => PinError(format!("{what}: {e}")),
+            })
     }
 
     /// Claims an output, de-energised.
@@ -54,22 +48,11 @@ impl Gpio {
         pin: ResolvedPin,
         board: &StatusBoard,
     ) -> Result<Output, PinError> {
-        let raw = match self {
-            Gpio::Virtual(client) => RawOutput::Virtual(
-                client
-                    .pin(pin.pin)
-                    .map_err(|e| PinError(format!("{name}: {e}")))?,
-            ),
-            #[cfg(feature = "rpi")]
-            Gpio::Rpi(gpio) => RawOutput::Rpi(
-                tobira_hardware::gpio::rpi::output(
-                    gpio,
-                    pin.pin,
-                    pin.polarity == Polarity::ActiveLow,
-                )
-                .map_err(|e| PinError(format!("{name}: {e}")))?,
-            ),
-        };
+        // Claimed at its de-energised level, so a relay never blips on at start.
+        let raw = self
+            .0
+            .output(pin.pin, pin.polarity == Polarity::ActiveLow)
+            .map_err(|e| PinError(format!("{name}: {e}")))?;
         let mut output = Output {
             raw,
             polarity: pin.polarity,
@@ -82,18 +65,10 @@ impl Gpio {
 
     /// Claims an input.
     pub fn input(&self, name: &str, pin: ResolvedPin, invert: bool) -> Result<Input, PinError> {
-        let raw = match self {
-            Gpio::Virtual(client) => RawInput::Virtual(
-                client
-                    .pin(pin.pin)
-                    .map_err(|e| PinError(format!("{name}: {e}")))?,
-            ),
-            #[cfg(feature = "rpi")]
-            Gpio::Rpi(gpio) => RawInput::Rpi(
-                tobira_hardware::gpio::rpi::input(gpio, pin.pin, pin.pull)
-                    .map_err(|e| PinError(format!("{name}: {e}")))?,
-            ),
-        };
+        let raw = self
+            .0
+            .input(pin.pin, pin.pull)
+            .map_err(|e| PinError(format!("{name}: {e}")))?;
         let mut input = Input {
             raw,
             polarity: pin.polarity,
@@ -113,25 +88,11 @@ impl Gpio {
     }
 }
 
-#[derive(Debug)]
-enum RawOutput {
-    Virtual(VirtualPin),
-    #[cfg(feature = "rpi")]
-    Rpi(rppal::gpio::OutputPin),
-}
-
-#[derive(Debug)]
-enum RawInput {
-    Virtual(VirtualPin),
-    #[cfg(feature = "rpi")]
-    Rpi(rppal::gpio::InputPin),
-}
-
 /// A logical output: high = energised, whatever the wiring. Every write is
 /// shown on the status board under the output's name.
 #[derive(Debug)]
 pub struct Output {
-    raw: RawOutput,
+    raw: OutputLine,
     polarity: Polarity,
     name: String,
     board: StatusBoard,
@@ -140,22 +101,10 @@ pub struct Output {
 impl Output {
     fn write(&mut self, energised: bool) -> Result<(), PinError> {
         let electrical = energised != (self.polarity == Polarity::ActiveLow);
-        let result = match &mut self.raw {
-            RawOutput::Virtual(p) => if electrical {
-                p.set_high()
-            } else {
-                p.set_low()
-            }
-            .map_err(|e| e.to_string()),
-            #[cfg(feature = "rpi")]
-            RawOutput::Rpi(p) => {
-                if electrical {
-                    rppal::gpio::OutputPin::set_high(p);
-                } else {
-                    rppal::gpio::OutputPin::set_low(p);
-                }
-                Ok(())
-            }
+        let result = if electrical {
+            self.raw.set_high()
+        } else {
+            self.raw.set_low()
         };
         result.map_err(|e| PinError(format!("{}: {e}", self.name)))?;
         let name = &self.name;
@@ -182,7 +131,7 @@ impl OutputPin for Output {
 /// door contact is wired "asserted while shut" but the door brain asks "open?").
 #[derive(Debug)]
 pub struct Input {
-    raw: RawInput,
+    raw: InputLine,
     polarity: Polarity,
     invert: bool,
     name: String,
@@ -192,13 +141,10 @@ pub struct Input {
 
 impl Input {
     fn sample(&mut self) -> Result<bool, PinError> {
-        let electrical = match &mut self.raw {
-            RawInput::Virtual(p) => p
-                .is_high()
-                .map_err(|e| PinError(format!("{}: {e}", self.name)))?,
-            #[cfg(feature = "rpi")]
-            RawInput::Rpi(p) => rppal::gpio::InputPin::is_high(p),
-        };
+        let electrical = self
+            .raw
+            .is_high()
+            .map_err(|e| PinError(format!("{}: {e}", self.name)))?;
         Ok((electrical != (self.polarity == Polarity::ActiveLow)) != self.invert)
     }
 }

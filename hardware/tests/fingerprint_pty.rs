@@ -120,6 +120,65 @@ async fn an_abandoned_wait_stops_between_polls_and_leaves_the_line_clean() {
     );
 }
 
+/// Starts a verification through the `Biometric` seam, as the controller does.
+async fn verify_through_the_seam<B: Biometric>(
+    module: &mut B,
+    slot: u16,
+    deadline: Instant,
+    cancel: tokio::sync::oneshot::Receiver<()>,
+) -> Result<Option<VerifyOutcome>, BiometricError> {
+    module
+        .verify_cancellable(slot, deadline, async {
+            let _ = cancel.await;
+        })
+        .await
+}
+
+#[tokio::test]
+async fn a_cancelled_verify_stops_waiting_and_the_module_serves_the_next_one() {
+    let m = module(SimConfig {
+        enrolled: vec![2, 5],
+        ..SimConfig::default()
+    });
+    let mut d = open(&m, DriverConfig::default()).await.unwrap();
+    let (cancel, cancelled) = tokio::sync::oneshot::channel();
+    let started = Instant::now();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = cancel.send(());
+    });
+    let outcome = verify_through_the_seam(&mut d, 2, started + Duration::from_secs(60), cancelled)
+        .await
+        .unwrap();
+    canceller.await.unwrap();
+    assert_eq!(outcome, None, "a cancelled wait has no outcome");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "ran on towards the deadline"
+    );
+    // The module answers the next person at once, through the same seam.
+    m.present(Presentation::EnrolledIn(5), 1).unwrap();
+    let (_keep, never) = tokio::sync::oneshot::channel();
+    let outcome = verify_through_the_seam(&mut d, 5, Instant::now() + DEADLINE, never)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, Some(VerifyOutcome::Matched { .. })),
+        "{outcome:?}"
+    );
+    // A cancellation that never comes lets the deadline end the wait.
+    let (_keep, never) = tokio::sync::oneshot::channel();
+    let outcome = verify_through_the_seam(
+        &mut d,
+        5,
+        Instant::now() + Duration::from_millis(300),
+        never,
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome, Some(VerifyOutcome::NoFinger));
+}
+
 #[tokio::test]
 async fn finger_arriving_late_is_still_captured() {
     let m = module(SimConfig {

@@ -171,3 +171,50 @@ fn malformed_and_refused_lines_get_errors_and_the_connection_survives() {
     );
     assert!(controller.pin(28).is_err());
 }
+
+#[test]
+fn backend_neutral_lines_drive_and_read_the_virtual_board() {
+    use tobira_hardware::gpio::{Gpio, GpioBackend, GpioError, Pull};
+    let dir = tempfile::tempdir().unwrap();
+    let (_rt, path) = start_board(dir.path(), &[(22, 1)]);
+    let gpio = Gpio::open(&GpioBackend::Virtual(path.clone())).unwrap();
+    let mut obs = Observer::connect(&path, r#"{"op":"hello","role":"observer"}"#);
+    obs.send(r#"{"op":"subscribe"}"#);
+    assert_eq!(obs.read(17), 0);
+
+    // Claimed at the level asked for: an active-low relay starts released (high).
+    let mut relay = gpio.output(17, true).unwrap();
+    let e = obs.next();
+    assert_eq!((&e["pin"], &e["level"]), (&json!(17), &json!(1)));
+    relay.set_low().unwrap();
+    assert_eq!(obs.next()["level"], 0);
+
+    let mut rex = gpio.input(22, Pull::Up).unwrap();
+    assert!(rex.is_high().unwrap());
+    obs.send(r#"{"op":"drive","pin":22,"level":0}"#);
+    assert_eq!(obs.next()["pin"], 22);
+    // The client's mirror follows the edge a moment later.
+    let deadline = Instant::now() + WAIT;
+    while !rex.is_low().unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "the pressed button never read low"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    assert!(matches!(
+        gpio.output(28, false),
+        Err(GpioError::NoSuchPin(28))
+    ));
+    let missing = dir.path().join("no-board.sock");
+    assert!(matches!(
+        Gpio::open(&GpioBackend::Virtual(missing)),
+        Err(GpioError::Board(_))
+    ));
+    #[cfg(not(feature = "rpi"))]
+    assert!(matches!(
+        Gpio::open(&GpioBackend::Rpi),
+        Err(GpioError::NoRpiSupport)
+    ));
+}

@@ -1,12 +1,14 @@
-//! IC card readers: the `CardReader` seam, card identifiers, the PC/SC driver and the virtual card.
+//! IC card readers: the `CardReader` seam, card identifiers, the PC/SC driver, the simulated reader and the virtual card.
 
 use std::future::Future;
 use std::time::SystemTime;
 
 pub mod pcsc_reader;
+pub mod sim_reader;
 pub mod vicc;
 
 pub use pcsc_reader::{PcscCardReader, PcscConfig};
+pub use sim_reader::SimCardReader;
 pub use vicc::{CardMisbehaviour, VirtualCard, VirtualCardConfig};
 
 /// The PC/SC pseudo-APDU that asks a contactless reader for the card's

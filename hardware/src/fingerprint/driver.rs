@@ -547,6 +547,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Biometric for Ef01Driver<S> {
         Ok(self.verify_slot(slot, deadline).await?)
     }
 
+    async fn verify_cancellable<C: Future<Output = ()> + Send>(
+        &mut self,
+        slot: u16,
+        deadline: Instant,
+        cancel: C,
+    ) -> Result<Option<VerifyOutcome>, BiometricError> {
+        // The EF01 protocol has no cancel command: the driver stops between
+        // two GenImg polls, when the module has answered everything it was asked.
+        Ok(self.verify_slot_unless(slot, deadline, cancel).await?)
+    }
+
     async fn enroll(&mut self, slot: u16, deadline: Instant) -> Result<bool, BiometricError> {
         Ok(self.enroll_slot(slot, deadline).await?)
     }

@@ -65,6 +65,18 @@ pub trait Biometric {
         deadline: Instant,
     ) -> impl Future<Output = Result<VerifyOutcome, BiometricError>> + Send;
 
+    /// [`Self::verify`] that can be cancelled: once `cancel` completes while
+    /// the reader is still waiting for a finger, it stops waiting and answers
+    /// `Ok(None)`, leaving the reader ready for the next command. A finger
+    /// already captured is compared to the end (a few hundred ms), so the
+    /// answer is never cut off mid-exchange with the device.
+    fn verify_cancellable<C: Future<Output = ()> + Send>(
+        &mut self,
+        slot: u16,
+        deadline: Instant,
+        cancel: C,
+    ) -> impl Future<Output = Result<Option<VerifyOutcome>, BiometricError>> + Send;
+
     /// Captures a finger (twice) and stores its template in `slot`.
     /// `Ok(false)` means no usable finger before `deadline`.
     fn enroll(

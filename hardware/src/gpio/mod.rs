@@ -1,10 +1,11 @@
-//! GPIO: pin polarity, input debouncing, and the pin backends (virtual board, `rppal`).
+//! GPIO: pin polarity, input debouncing, the pin backends (virtual board, `rppal`) and the backend-neutral lines over them.
 //!
 //! Every backend hands out `embedded-hal` 1.0 pins, so door and gate logic is
 //! written once against the traits and runs on a Pi, on the virtual board
 //! and in unit tests alike.
 
 pub mod debounce;
+pub mod line;
 pub mod polarity;
 pub mod protocol;
 #[cfg(feature = "rpi")]
@@ -13,6 +14,7 @@ pub mod virtual_board;
 pub mod virtual_pin;
 
 pub use debounce::{DebouncedInput, Debouncer};
+pub use line::{Gpio, GpioBackend, InputLine, OutputLine};
 pub use polarity::{LogicalPin, Polarity};
 pub use virtual_board::VirtualBoard;
 pub use virtual_pin::{VirtualBoardClient, VirtualPin};
@@ -35,6 +37,9 @@ pub enum GpioError {
     /// The virtual board refused a line.
     #[error("virtual board refused: {0}")]
     Refused(String),
+    /// The Raspberry Pi GPIO was asked for, but this build has no `rpi` feature.
+    #[error("this build has no Raspberry Pi GPIO: build with `--features rpi`, or use the virtual board")]
+    NoRpiSupport,
     /// The Raspberry Pi GPIO driver failed.
     #[cfg(feature = "rpi")]
     #[error("rppal: {0}")]
