@@ -708,8 +708,14 @@ async fn events_arrive_exactly_once_and_the_outbox_empties(store: Store) {
             .count()
             >= 3
     );
+    // The status board is updated just after the outbox rows are deleted.
+    eventually(
+        "the acknowledgement on the status board",
+        PATIENCE,
+        async || door.status().sync.events_acknowledged == total as u64,
+    )
+    .await;
     let status = door.status();
-    assert_eq!(status.sync.events_acknowledged, total as u64);
     assert_eq!(status.outbox_depth, 0);
     assert!(status.sync.online);
 
@@ -848,7 +854,13 @@ async fn events_wait_while_central_is_down_and_arrive_in_order_once_it_is_up(sto
         .collect();
     assert_eq!(central.events().await, expected);
     assert_eq!(central.chain_breaks().await, 0);
-    assert_eq!(door.status().sync.events_acknowledged, 5);
+    // The status board is updated just after the outbox rows are deleted.
+    eventually(
+        "the acknowledgement on the status board",
+        PATIENCE,
+        async || door.status().sync.events_acknowledged == 5,
+    )
+    .await;
     eventually("the policy", PATIENCE, async || {
         door.policy.version() == central.version()
     })
