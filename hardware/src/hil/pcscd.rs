@@ -72,16 +72,25 @@ pub struct PrivatePcscd {
     _lock: Flock<File>,
 }
 
+/// Where vpcd's ports are chosen: below Linux's ephemeral range (32768 and
+/// up by default), so that no `bind(0)` elsewhere - a test's free port for
+/// its own server, an outgoing connection - can be handed one of them in the
+/// moment between this check and pcscd binding it.
+const VPCD_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
 /// Two consecutive free TCP ports (vpcd listens on `port` and `port + 1`,
 /// one per slot of a reader entry).
 fn free_port_pair() -> Result<u16, PcscdError> {
-    for _ in 0..50 {
-        let first = TcpListener::bind(("127.0.0.1", 0)).map_err(io("finding a free port"))?;
-        let port = first
-            .local_addr()
-            .map_err(io("finding a free port"))?
-            .port();
-        if port < u16::MAX && TcpListener::bind(("0.0.0.0", port + 1)).is_ok() {
+    use std::hash::{BuildHasher, RandomState};
+    let span = u64::from(VPCD_PORTS.end - VPCD_PORTS.start - 1);
+    let random = RandomState::new();
+    for attempt in 0..200u64 {
+        let offset = random.hash_one((std::process::id(), attempt)) % span;
+        let port = VPCD_PORTS.start + u16::try_from(offset).unwrap_or(0);
+        let free = |p: u16| {
+            TcpListener::bind(("0.0.0.0", p)).is_ok() && TcpListener::bind(("127.0.0.1", p)).is_ok()
+        };
+        if free(port) && free(port + 1) {
             return Ok(port);
         }
     }
