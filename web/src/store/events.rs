@@ -418,21 +418,19 @@ impl Store {
         };
         let epoch_column = this.epoch_column()?;
         let mut tx = self.begin().await?;
-        let known_controller: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM controllers WHERE id = $1")
-                .bind(cid)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if known_controller.is_none() {
-            return Err(StoreError::NotFound(format!("controller {controller}")));
-        }
-        let head: Option<(i64, String)> = sqlx::query_as(
-            "SELECT next_seq, last_link FROM event_chains WHERE controller_id = $1 AND epoch = $2",
+        // One lookup: the controller must exist; its chain of this epoch may not yet.
+        let found: Option<(i64, Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT c.id, h.next_seq, h.last_link FROM controllers c \
+             LEFT JOIN event_chains h ON h.controller_id = c.id AND h.epoch = $1 WHERE c.id = $2",
         )
-        .bind(cid)
         .bind(epoch_column)
+        .bind(cid)
         .fetch_optional(&mut *tx)
         .await?;
+        let Some((_, next, last)) = found else {
+            return Err(StoreError::NotFound(format!("controller {controller}")));
+        };
+        let head = next.zip(last);
         let genesis = this.genesis()?;
         let (next_seq, last_link, new_epoch) = match head {
             Some((next, last)) => {
