@@ -1,6 +1,9 @@
 //! The page languages: Japanese by default, English by `Accept-Language` or
 //! the remembered switch, and the catalog of every page text in both.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
@@ -40,11 +43,12 @@ impl Lang {
         }
     }
 
-    /// The text of `key`; the key itself if the catalog lacks it (a unit
-    /// test keeps every key the templates use in the catalog).
+    /// The text of `key`; `??` if the catalog lacks it (a unit test keeps
+    /// every key the templates use in the catalog, and the page tests look
+    /// for `??` on every page).
     pub fn t(self, key: &str) -> &'static str {
-        match CATALOG.iter().find(|(k, _, _)| *k == key) {
-            Some((_, ja, en)) => match self {
+        match catalog_index().get(key) {
+            Some((ja, en)) => match self {
                 Self::Ja => ja,
                 Self::En => en,
             },
@@ -118,95 +122,22 @@ pub fn role_key(role: Role) -> &'static str {
     }
 }
 
-/// Every page text: key, Japanese, English.
-pub const CATALOG: &[(&str, &str, &str)] = &[
-    ("site.name", "Tobira 入退室管理", "Tobira access control"),
-    ("skip.content", "本文へ移動", "Skip to content"),
-    ("nav.label", "メニュー", "Menu"),
-    ("nav.home", "ホーム", "Home"),
-    ("nav.account", "パスワード変更", "Change password"),
-    ("nav.logout", "ログアウト", "Log out"),
-    ("nav.signed_in_as", "ログイン中のユーザー", "Signed in as"),
-    ("lang.label", "表示言語", "Language"),
-    ("lang.ja", "日本語", "日本語"),
-    ("lang.en", "English", "English"),
-    ("login.title", "ログイン", "Log in"),
-    ("login.username", "ユーザー名", "User name"),
-    ("login.password", "パスワード", "Password"),
-    ("login.submit", "ログイン", "Log in"),
-    (
-        "login.failed",
-        "ユーザー名またはパスワードが違います。",
-        "The user name or password is wrong.",
-    ),
-    (
-        "login.throttled",
-        "ログインの失敗が続いたため、しばらくログインできません。次に試せる時刻:",
-        "Too many failed logins: logins wait for now. You can try again at",
-    ),
-    (
-        "login.expired",
-        "セッションが終了しました。もう一度ログインしてください。",
-        "Your session has ended. Please log in again.",
-    ),
-    ("login.logged_out", "ログアウトしました。", "You are logged out."),
-    ("home.title", "ホーム", "Home"),
-    ("home.user", "ユーザー", "User"),
-    ("home.role", "ロール", "Role"),
-    ("home.since", "ログイン時刻", "Logged in at"),
-    ("home.you_may", "利用できる機能", "What you can use"),
-    ("role.admin", "管理者", "Administrator"),
-    ("role.facilities", "施設管理者", "Facilities admin"),
-    ("role.operator", "オペレーター", "Operator"),
-    (
-        "role.security",
-        "セキュリティ監査者（閲覧のみ）",
-        "Security reviewer (read-only)",
-    ),
-    ("password.title", "パスワード変更", "Change password"),
-    ("password.current", "現在のパスワード", "Current password"),
-    ("password.new", "新しいパスワード", "New password"),
-    ("password.repeat", "新しいパスワード（確認）", "New password again"),
-    ("password.submit", "変更する", "Change"),
-    (
-        "password.rules",
-        "12 文字以上で、推測されにくいものにしてください（ユーザー名や単純な並びは使えません）。",
-        "At least 12 characters and hard to guess (not your user name, no simple patterns).",
-    ),
-    (
-        "password.mismatch",
-        "新しいパスワードが確認欄と一致しません。",
-        "The new password and its repetition differ.",
-    ),
-    (
-        "password.refused",
-        "パスワードを変更できませんでした:",
-        "The password was not changed:",
-    ),
-    (
-        "password.changed",
-        "パスワードを変更しました。ほかの端末のセッションは終了しました。",
-        "Your password is changed. Your sessions elsewhere have ended.",
-    ),
-    ("error.title", "エラー", "Error"),
-    (
-        "error.forbidden",
-        "あなたのロールではこの操作はできません。",
-        "Your role does not allow this.",
-    ),
-    (
-        "error.csrf",
-        "このフォームは無効です（期限切れ、または別のサイトから送信されました）。ページを読み込み直してください。",
-        "This form is not valid (expired, or sent from another site). Reload the page and try again.",
-    ),
-    ("error.not_found", "ページが見つかりません。", "Page not found."),
-    (
-        "error.internal",
-        "サーバーでエラーが発生しました。",
-        "Something went wrong on the server.",
-    ),
-    ("error.back", "ホームへ戻る", "Back to the start page"),
-];
+mod base;
+
+/// Every page text: key, Japanese, English; one part per group of pages, so
+/// that work on different pages does not meet in one list.
+pub const CATALOG_PARTS: &[&[(&str, &str, &str)]] = &[base::TEXTS];
+
+/// Every catalog entry, all parts.
+pub fn catalog() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+    CATALOG_PARTS.iter().flat_map(|part| part.iter())
+}
+
+/// The catalog by key (built once; pages look up hundreds of texts).
+fn catalog_index() -> &'static HashMap<&'static str, (&'static str, &'static str)> {
+    static INDEX: OnceLock<HashMap<&'static str, (&'static str, &'static str)>> = OnceLock::new();
+    INDEX.get_or_init(|| catalog().map(|(k, ja, en)| (*k, (*ja, *en))).collect())
+}
 
 #[cfg(test)]
 mod tests {
@@ -244,7 +175,7 @@ mod tests {
             used.push(("role_key".into(), role_key(role).into()));
         }
         for (file, key) in &used {
-            let entry = CATALOG.iter().find(|(k, _, _)| k == key);
+            let entry = catalog().find(|(k, _, _)| k == key);
             let Some((_, ja, en)) = entry else {
                 panic!("{file} uses {key}, which the catalog lacks");
             };
@@ -255,11 +186,9 @@ mod tests {
 
     #[test]
     fn catalog_keys_are_unique() {
-        for (i, (key, _, _)) in CATALOG.iter().enumerate() {
-            assert!(
-                CATALOG[i + 1..].iter().all(|(k, _, _)| k != key),
-                "{key} twice"
-            );
+        let all: Vec<_> = catalog().collect();
+        for (i, (key, _, _)) in all.iter().enumerate() {
+            assert!(all[i + 1..].iter().all(|(k, _, _)| k != key), "{key} twice");
         }
     }
 
