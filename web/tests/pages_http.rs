@@ -51,7 +51,17 @@ async fn start() -> Pages {
         .await
         .unwrap();
     });
-    for (name, role) in [("tanaka", Role::Facilities), ("kenji", Role::Security)] {
+    support::seed(&store).await;
+    let booking: tobira_web::store::resources::access::BookingInput = serde_json::from_value(
+        serde_json::json!({"person_id": 101, "room_zone_id": 13, "path": [22], "start_at": T0, "end_at": T0 + 3_600_000}),
+    )
+    .unwrap();
+    store.create_booking("seed", &booking).await.unwrap();
+    for (name, role) in [
+        ("tanaka", Role::Facilities),
+        ("kenji", Role::Security),
+        ("aiko", Role::Admin),
+    ] {
         store
             .create_user("cli", name, PASSWORD, role)
             .await
@@ -171,19 +181,77 @@ impl Pages {
     }
 }
 
+/// A route pattern with the seeded city hall's rows put in for `{key}`.
+fn concrete(pattern: &str) -> String {
+    let key = match pattern.split('/').nth(1).unwrap_or("") {
+        "sites" => "1".to_string(),
+        "zones" => "13".into(),
+        "schedules" => "40".into(),
+        "doors" => "22".into(),
+        "controllers" => "2".into(),
+        "people" => "102".into(),
+        "enrollments" => "9-1".into(),
+        "cards" => support::uid_of(102),
+        "groups" => "32".into(),
+        "grants" => "52".into(),
+        "bookings" => "1".into(),
+        _ => String::new(),
+    };
+    pattern.replace("{key}", &key)
+}
+
 /// A valid form for each page POST route, token included.
 fn valid_form<'a>(path: &str, csrf: &'a str) -> Vec<(&'static str, &'a str)> {
-    match path {
-        "/login" => vec![("username", "tanaka"), ("password", PASSWORD)],
-        "/logout" => vec![("csrf", csrf)],
+    let mut form = match path {
+        "/login" => return vec![("username", "tanaka"), ("password", PASSWORD)],
+        "/logout" => vec![],
         "/account/password" => vec![
-            ("csrf", csrf),
             ("current", PASSWORD),
             ("new", "Another-Long-Passphrase-77"),
             ("repeat", "Another-Long-Passphrase-77"),
         ],
+        p if p.ends_with("/delete") && !p.contains("holidays") => vec![("confirm", "on")],
+        "/sites/new" | "/sites/{key}" => {
+            vec![("name", "Annex building"), ("time_zone", "Asia/Tokyo")]
+        }
+        "/sites/{key}/holidays" => vec![("date", "2027-01-01"), ("name", "元日")],
+        "/sites/{key}/holidays/delete" => vec![("date", "2026-11-23")],
+        "/zones/new" | "/zones/{key}" => {
+            vec![("site_id", "1"), ("name", "Store room"), ("level", "2")]
+        }
+        "/schedules/new" | "/schedules/{key}" => vec![
+            ("name", "weekend"),
+            ("windows.0.days", "32"),
+            ("windows.0.start", "09:00"),
+            ("windows.0.end", "12:00"),
+        ],
+        "/doors/new" | "/doors/{key}" => vec![
+            ("name", "Back door"),
+            ("kind", "door"),
+            ("outside_zone_id", "10"),
+            ("inside_zone_id", "13"),
+            ("entry_reader.present", "on"),
+        ],
+        "/controllers/new" => vec![("site_id", "1"), ("name", "3F")],
+        "/controllers/{key}/disabled" => vec![("disabled", "on")],
+        "/people/new" | "/people/{key}" => vec![("name", "Kato"), ("kind", "contractor")],
+        "/enrollments/new" => vec![("person_id", "101"), ("module_id", "7"), ("slot", "9")],
+        "/cards/new" => vec![("uid", "04 B0 00 01"), ("person_id", "101")],
+        "/cards/{key}" => vec![("valid_until", "2030-01-01T00:00")],
+        "/cards/{key}/action" => vec![("action", "suspend"), ("note", "test"), ("confirm", "on")],
+        "/groups/new" | "/groups/{key}" => vec![("name", "cleaners")],
+        "/groups/{key}/members" | "/groups/{key}/members/remove" => vec![("person_id", "100")],
+        "/grants/new" | "/grants/{key}" => vec![("group_id", "32"), ("zones", "13")],
+        "/bookings/new" | "/bookings/{key}" => vec![
+            ("person_id", "101"),
+            ("room_zone_id", "13"),
+            ("start_at", "2027-02-01T10:00"),
+            ("end_at", "2027-02-01T11:00"),
+        ],
         other => panic!("the test has no form for the page POST route {other}; add one"),
-    }
+    };
+    form.push(("csrf", csrf));
+    form
 }
 
 #[tokio::test]
@@ -191,9 +259,14 @@ async fn every_page_form_refuses_a_missing_or_wrong_token_and_changes_nothing() 
     let pages = start().await;
     let browser = pages.login("kenji").await;
     let posts = tobira_web::ui::page_post_paths();
-    assert!(posts.contains(&"/account/password") && posts.contains(&"/logout"));
-    for path in posts.into_iter().filter(|p| *p != "/login") {
-        let form = valid_form(path, &browser.csrf);
+    assert!(posts.iter().any(|p| p == "/account/password") && posts.iter().any(|p| p == "/logout"));
+    assert!(
+        posts.len() > 30,
+        "the resource forms are in the list: {posts:?}"
+    );
+    for pattern in posts.iter().filter(|p| *p != "/login") {
+        let form = valid_form(pattern, &browser.csrf);
+        let path = &concrete(pattern);
         let without: Vec<_> = form.iter().filter(|(k, _)| *k != "csrf").cloned().collect();
         let wrong: Vec<_> = form
             .iter()
@@ -229,8 +302,9 @@ async fn every_page_form_refuses_a_missing_or_wrong_token_and_changes_nothing() 
 async fn every_page_form_from_another_origin_is_refused() {
     let pages = start().await;
     let browser = pages.login("kenji").await;
-    for path in tobira_web::ui::page_post_paths() {
-        let form = valid_form(path, &browser.csrf);
+    for pattern in tobira_web::ui::page_post_paths() {
+        let form = valid_form(&pattern, &browser.csrf);
+        let path = &concrete(&pattern);
         for origin in ["http://evil.example", "null"] {
             let before = pages.audit_len().await;
             let response = pages.post(path, &browser.cookie, Some(origin), &form).await;
@@ -547,4 +621,384 @@ async fn a_security_reviewer_sees_their_role_and_the_api_ignores_session_cookies
     // The JSON API takes Bearer tokens only: a session cookie opens nothing there.
     let api = pages.get("/api/v1/zones", Some(&browser.cookie)).await;
     assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+}
+
+impl Pages {
+    async fn page_as(&self, browser: &Browser, path: &str, lang: &str) -> (StatusCode, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(COOKIE, &browser.cookie)
+            .header(ACCEPT_LANGUAGE, lang)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
+    async fn submit(
+        &self,
+        browser: &Browser,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, String, String) {
+        let mut form = form.to_vec();
+        form.push(("csrf", &browser.csrf));
+        let response = self
+            .post(path, &browser.cookie, Some(self.own_origin()), &form)
+            .await;
+        let status = response.status();
+        let to = response
+            .headers()
+            .get(LOCATION)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, to, response.text().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn every_page_shows_in_both_languages_with_every_text_translated() {
+    let pages = start().await;
+    for user in ["tanaka", "kenji", "aiko"] {
+        let browser = pages.login(user).await;
+        let paths = tobira_web::ui::page_get_paths();
+        assert!(paths.len() > 30, "{paths:?}");
+        for pattern in paths.iter().filter(|p| *p != "/login") {
+            let path = concrete(pattern);
+            for lang in ["ja", "en"] {
+                let (status, html) = pages.page_as(&browser, &path, lang).await;
+                let allowed = status == StatusCode::OK
+                    || (user == "kenji"
+                        && path.ends_with("/new")
+                        && status == StatusCode::FORBIDDEN)
+                    || (user == "tanaka"
+                        && path == "/controllers/new"
+                        && status == StatusCode::FORBIDDEN);
+                assert!(allowed, "{user} {path} {lang}: {status}");
+                assert!(
+                    !html.contains("??"),
+                    "{user} {path} {lang} has a text missing from the catalog"
+                );
+                assert!(
+                    html.contains(&format!("<html lang=\"{lang}\"")),
+                    "{path} {lang}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_zone_form_shows_each_error_beside_its_field_and_keeps_what_was_typed() {
+    let pages = start().await;
+    let browser = pages.login("tanaka").await;
+    let (status, _, html) = pages
+        .submit(
+            &browser,
+            "/zones/new",
+            &[("name", "書庫"), ("level", "2"), ("site_id", "")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("id=\"f-site_id-error\""), "{html}");
+    assert!(html.contains("入力してください"), "{html}");
+    assert!(html.contains("value=\"書庫\""), "what was typed is kept");
+    // Settings of its own, with a value out of range: the error is on that field.
+    let (status, _, html) = pages
+        .submit(
+            &browser,
+            "/zones/new",
+            &[
+                ("name", "書庫"),
+                ("level", "2"),
+                ("site_id", "1"),
+                ("custom_settings", "on"),
+                ("settings.anti_passback", "off"),
+                ("settings.escort_window_ms", "5"),
+                ("settings.dual_custody_window_ms", "60000"),
+                ("settings.biometric_timeout_ms", "10000"),
+                ("settings.kinds.staff", "alone"),
+                ("settings.kinds.contractor", "alone"),
+                ("settings.kinds.visitor", "escorted"),
+                ("settings.kinds.citizen", "refused"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(
+        html.contains("id=\"f-settings-escort_window_ms-error\""),
+        "{html}"
+    );
+    assert!(
+        pages
+            .store
+            .list_zones(None, Some(100), None)
+            .await
+            .unwrap()
+            .items
+            .len()
+            == 4
+    );
+    // Right, it is added with its level's defaults and the page says so.
+    let (status, to, _) = pages
+        .submit(
+            &browser,
+            "/zones/new",
+            &[("name", "書庫"), ("level", "2"), ("site_id", "1")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let id: i64 = to
+        .trim_start_matches("/zones/")
+        .split('?')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let zone = pages
+        .store
+        .zone(tobira_web::store::resources::Id::new(id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(zone.name, "書庫");
+    let (_, html) = pages.page_as(&browser, &to, "ja").await;
+    assert!(html.contains("保存しました"));
+}
+
+#[tokio::test]
+async fn deleting_a_zone_still_in_use_explains_what_uses_it_and_keeps_it() {
+    let pages = start().await;
+    let browser = pages.login("tanaka").await;
+    let (_, html) = pages.page_as(&browser, "/zones/11", "en").await;
+    assert!(
+        html.contains("Office gate") && html.contains("Machine room"),
+        "the page lists the doors: {html}"
+    );
+    let (status, _, html) = pages.submit(&browser, "/zones/11/delete", &[]).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "no confirmation, no deletion"
+    );
+    assert!(html.contains("削除することを確認"));
+    let (status, _, html) = pages
+        .submit(&browser, "/zones/11/delete", &[("confirm", "on")])
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        html.contains("まだ参照されている") && html.contains("Office gate"),
+        "{html}"
+    );
+    assert!(pages
+        .store
+        .zone(tobira_web::store::resources::Id::new(11).unwrap())
+        .await
+        .is_ok());
+    // A zone nothing refers to goes.
+    let (status, to, _) = pages
+        .submit(
+            &browser,
+            "/zones/new",
+            &[("name", "空き部屋"), ("level", "1"), ("site_id", "1")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let path = to.split('?').next().unwrap().to_string();
+    let (status, to, _) = pages
+        .submit(&browser, &format!("{path}/delete"), &[("confirm", "on")])
+        .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/zones?deleted=1")
+    );
+    assert_eq!(
+        pages.get(&path, Some(&browser.cookie)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_card_reported_lost_on_its_page_stops_with_the_reason_recorded() {
+    let pages = start().await;
+    let browser = pages.login("tanaka").await;
+    let uid = support::uid_of(100);
+    let (_, html) = pages
+        .page_as(&browser, &format!("/cards/{uid}"), "ja")
+        .await;
+    assert!(
+        html.contains("value=\"report_lost\"") && !html.contains("value=\"reactivate\""),
+        "{html}"
+    );
+    // Without a reason or the confirmation nothing happens.
+    for form in [
+        vec![("action", "report_lost"), ("confirm", "on")],
+        vec![("action", "report_lost"), ("note", "受付で届出")],
+    ] {
+        let (status, _, _) = pages
+            .submit(&browser, &format!("/cards/{uid}/action"), &form)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    let uid_value = tobira_web::store::resources::Uid::parse(&uid).unwrap();
+    assert_eq!(
+        pages.store.card(&uid_value).await.unwrap().state.as_str(),
+        "active"
+    );
+    let (status, to, _) = pages
+        .submit(
+            &browser,
+            &format!("/cards/{uid}/action"),
+            &[
+                ("action", "report_lost"),
+                ("note", "受付で 9:12 に届出"),
+                ("confirm", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let detail = pages.store.card_detail(&uid_value).await.unwrap();
+    assert_eq!(detail.state.as_str(), "lost");
+    assert_eq!(
+        detail.history.last().unwrap().note.as_deref(),
+        Some("受付で 9:12 に届出")
+    );
+    let (_, html) = pages.page_as(&browser, &to, "ja").await;
+    assert!(html.contains("class=\"card-state\">紛失"), "{html}");
+    assert!(html.contains("value=\"reactivate\""));
+}
+
+#[tokio::test]
+async fn a_security_reviewer_sees_no_edit_controls_and_a_forged_post_is_refused() {
+    let pages = start().await;
+    let browser = pages.login("kenji").await;
+    for path in [
+        "/zones",
+        "/zones/11",
+        "/cards",
+        &format!("/cards/{}", support::uid_of(100)),
+        "/people/100",
+        "/groups/30",
+        "/sites/1",
+    ] {
+        let (status, html) = pages.page_as(&browser, path, "en").await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(
+            !html.contains("method=\"post\" action=\"/zones") && !html.contains("/new\""),
+            "{path}: {html}"
+        );
+        let posts = html.matches("method=\"post\"").count();
+        assert_eq!(posts, 1, "{path}: only the logout form");
+    }
+    for pattern in tobira_web::ui::page_post_paths() {
+        if ["/login", "/logout", "/account/password"].contains(&pattern.as_str()) {
+            continue;
+        }
+        let before = pages.audit_len().await;
+        let form = valid_form(&pattern, &browser.csrf);
+        let response = pages
+            .post(
+                &concrete(&pattern),
+                &browser.cookie,
+                Some(pages.own_origin()),
+                &form,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{pattern}");
+        assert_eq!(pages.audit_len().await, before, "{pattern} changed nothing");
+    }
+}
+
+#[tokio::test]
+async fn every_page_form_with_its_token_does_what_it_says() {
+    let pages = start().await;
+    let facilities = pages.login("tanaka").await;
+    let admin = pages.login("aiko").await;
+    // Deletions last, so that every other form still finds its row, and in
+    // the reverse order (a grant before its group, which takes it along).
+    let (mut deletes, mut patterns): (Vec<String>, Vec<String>) = tobira_web::ui::page_post_paths()
+        .into_iter()
+        .partition(|p| p.ends_with("/delete") && !p.contains("holidays"));
+    deletes.reverse();
+    patterns.extend(deletes);
+    for pattern in patterns {
+        if ["/login", "/logout", "/account/password"].contains(&pattern.as_str()) {
+            continue;
+        }
+        let browser = if pattern.starts_with("/controllers") {
+            &admin
+        } else {
+            &facilities
+        };
+        let before = pages.audit_len().await;
+        let form: Vec<(&str, &str)> = valid_form(&pattern, &browser.csrf)
+            .into_iter()
+            .filter(|(k, _)| *k != "csrf")
+            .collect();
+        let (status, _, html) = pages.submit(browser, &concrete(&pattern), &form).await;
+        if status == StatusCode::CONFLICT {
+            // The seeded row is still in use: refused with the reason, unchanged.
+            assert!(
+                pattern.ends_with("/delete") && html.contains("まだ参照されている"),
+                "{pattern}: {html}"
+            );
+            assert_eq!(pages.audit_len().await, before, "{pattern}");
+            continue;
+        }
+        assert!(
+            status == StatusCode::SEE_OTHER || status == StatusCode::CREATED,
+            "{pattern}: {status} {html}"
+        );
+        assert!(
+            pages.audit_len().await > before,
+            "{pattern} is in the audit log"
+        );
+    }
+}
+
+#[tokio::test]
+async fn lists_filter_search_sort_and_page() {
+    let pages = start().await;
+    let browser = pages.login("kenji").await;
+    let (_, html) = pages.page_as(&browser, "/people?kind=visitor", "en").await;
+    assert!(html.contains("Yamada") && !html.contains("Sato"), "{html}");
+    let (_, html) = pages.page_as(&browser, "/people?q=on", "en").await;
+    assert!(html.contains("Ono") && !html.contains("Yamada"), "{html}");
+    let (_, html) = pages
+        .page_as(&browser, "/people?sort=name&dir=desc", "en")
+        .await;
+    let (y, s) = (html.find("Yamada").unwrap(), html.find("Sato").unwrap());
+    assert!(y < s, "descending by name");
+    assert!(html.contains("aria-sort=\"descending\""));
+    for n in 0..60 {
+        let input: tobira_web::store::resources::people::PersonInput = serde_json::from_value(
+            serde_json::json!({"kind": "citizen", "name": format!("市民 {n:02}")}),
+        )
+        .unwrap();
+        pages.store.create_person("seed", &input).await.unwrap();
+    }
+    let (_, html) = pages
+        .page_as(&browser, "/people?kind=citizen&sort=name", "en")
+        .await;
+    assert!(
+        html.contains("1–50 / 60") && html.contains("rel=\"next\""),
+        "{html}"
+    );
+    assert!(html.contains("市民 00") && !html.contains("市民 59"));
+    let (_, html) = pages
+        .page_as(
+            &browser,
+            "/people?kind=citizen&sort=name&dir=asc&page=2",
+            "en",
+        )
+        .await;
+    assert!(
+        html.contains("51–60 / 60") && html.contains("市民 59") && !html.contains("市民 00"),
+        "{html}"
+    );
+    // Unknown sort columns and filter values are ignored, never put in SQL.
+    let (status, _) = pages
+        .page_as(&browser, "/people?sort=name;DROP&kind=x'--&page=-4", "en")
+        .await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod browse;
 pub mod chain;
 pub mod chains;
 pub mod checkpoints;

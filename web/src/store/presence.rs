@@ -15,6 +15,17 @@ pub struct OfflineController {
 }
 
 impl Store {
+    /// When controller `id`'s current outage was noticed (its offline alarm),
+    /// or `None` while it checks in.
+    pub async fn offline_since(&self, id: super::resources::Id) -> StoreResult<Option<i64>> {
+        let at: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT offline_alarm_at FROM controllers WHERE id = $1")
+                .bind(id.get())
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(at.flatten())
+    }
+
     /// Raises a `controller_offline` alarm for every enabled controller whose
     /// last contact is `after_ms` or more before `now`, once per outage (its
     /// next contact ends the outage). A controller that never checked in was

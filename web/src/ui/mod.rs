@@ -4,9 +4,11 @@
 pub mod account;
 pub mod assets;
 pub mod csrf;
+pub mod forms;
 pub mod i18n;
 pub mod login;
 pub mod page;
+pub mod resources;
 pub mod session;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -58,29 +60,71 @@ impl Clock {
 /// no inline script or style, no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+use resources::Routes;
+
+/// The resource pages' routes: (GETs, POSTs).
+fn resource_routes() -> (Routes, Routes) {
+    use resources::{access, cards, doors, people, routes, structure};
+    let mut gets = Vec::new();
+    let mut posts = Vec::new();
+    for (g, p) in [
+        routes::<structure::Sites>(),
+        routes::<structure::Zones>(),
+        routes::<structure::Schedules>(),
+        routes::<doors::Doors>(),
+        routes::<doors::Controllers>(),
+        routes::<people::People>(),
+        routes::<people::Enrollments>(),
+        routes::<cards::Cards>(),
+        routes::<access::Groups>(),
+        routes::<access::Grants>(),
+        routes::<access::Bookings>(),
+    ] {
+        gets.extend(g);
+        posts.extend(p);
+    }
+    (gets, posts)
+}
+
 /// Every state-changing page route, in one place: each goes through the CSRF
 /// guard, and the tests walk this list.
-pub fn page_posts() -> Vec<(&'static str, MethodRouter<AppState>)> {
-    vec![
-        ("/login", post(login::submit)),
-        ("/logout", post(login::logout)),
-        ("/account/password", post(account::change_password)),
-    ]
+pub fn page_posts() -> Vec<(String, MethodRouter<AppState>)> {
+    let mut posts: Routes = vec![
+        ("/login".into(), post(login::submit)),
+        ("/logout".into(), post(login::logout)),
+        ("/account/password".into(), post(account::change_password)),
+    ];
+    posts.extend(resource_routes().1);
+    posts
 }
 
 /// The paths of [`page_posts`].
-pub fn page_post_paths() -> Vec<&'static str> {
+pub fn page_post_paths() -> Vec<String> {
     page_posts().into_iter().map(|(path, _)| path).collect()
+}
+
+/// The paths of every page that shows something (GET), resources included.
+pub fn page_get_paths() -> Vec<String> {
+    let mut paths: Vec<String> = ["/", "/login", "/account/password"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    paths.extend(resource_routes().0.into_iter().map(|(p, _)| p));
+    paths
 }
 
 /// The page routes (the JSON API and sync routes are elsewhere).
 pub fn router(state: AppState, options: UiOptions) -> Router<AppState> {
     let mut posts = Router::new();
     for (path, route) in page_posts() {
-        posts = posts.route(path, route);
+        posts = posts.route(&path, route);
     }
     let posts = posts.route_layer(axum::middleware::from_fn_with_state(state, csrf::guard));
-    Router::new()
+    let mut pages = Router::new();
+    for (path, route) in resource_routes().0 {
+        pages = pages.route(&path, route);
+    }
+    pages
         .route("/", get(account::start))
         .route("/login", get(login::form))
         .route("/account/password", get(account::password_form))

@@ -27,6 +27,8 @@ pub struct PageContext {
     pub csrf: String,
     /// The role may manage configuration.
     pub may_manage: bool,
+    /// The role may act on cards and alarms.
+    pub may_operate: bool,
 }
 
 impl PageContext {
@@ -41,6 +43,7 @@ impl PageContext {
             role_key: "",
             csrf: String::new(),
             may_manage: false,
+            may_operate: false,
         }
     }
 
@@ -52,6 +55,7 @@ impl PageContext {
             role_key: role_key(principal.role),
             csrf: csrf.to_string(),
             may_manage: principal.role.can_manage(),
+            may_operate: principal.role.can_operate(),
             ..Self::anonymous(lang, path)
         }
     }

@@ -385,6 +385,20 @@ impl Store {
         }))
     }
 
+    /// The enrollment in one module's slot.
+    pub async fn enrollment(&self, module: Id, slot: u16) -> StoreResult<Enrollment> {
+        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT person_id, module_id, slot, enrolled_at FROM enrollments WHERE module_id = $1 AND slot = $2",
+        )
+        .bind(module.get())
+        .bind(i64::from(slot))
+        .fetch_optional(self.pool())
+        .await?;
+        enrollment(row.ok_or_else(|| {
+            StoreError::NotFound(format!("no enrollment in module {module} slot {slot}"))
+        })?)
+    }
+
     /// Records that a person's template is in a module's slot.
     pub async fn create_enrollment(
         &self,

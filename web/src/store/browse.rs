@@ -1,0 +1,336 @@
+//! What the admin's list pages read: a table sorted by a chosen column,
+//! filtered and searched, counted and cut into numbered pages; the names of
+//! the small tables for choosers; and what still refers to a row before it
+//! is deleted. (The JSON API pages by id cursor instead.)
+
+use crate::store::{Store, StoreError, StoreResult};
+
+/// A table as a list page sees it. Every column named here is a fixed
+/// identifier from the code, never from a request: requests choose among them
+/// by position.
+#[derive(Debug, Clone, Copy)]
+pub struct BrowseTable {
+    /// The table.
+    pub table: &'static str,
+    /// Its key column (`id`, or `uid` for cards).
+    pub key: &'static str,
+    /// Columns a page may sort by.
+    pub sortable: &'static [&'static str],
+    /// Columns a page may filter on by equality.
+    pub filterable: &'static [&'static str],
+    /// Text columns the search box looks in.
+    pub searchable: &'static [&'static str],
+}
+
+/// What a list page asks for.
+#[derive(Debug, Clone, Default)]
+pub struct BrowseQuery {
+    /// Sort by this column (one of the table's sortable ones); the key breaks ties.
+    pub sort: Option<String>,
+    /// Largest first.
+    pub descending: bool,
+    /// Column = value filters (columns among the filterable ones).
+    pub filters: Vec<(String, FilterValue)>,
+    /// Text every searchable column is searched for (case-insensitive part).
+    pub search: Option<String>,
+    /// Rows to skip.
+    pub offset: i64,
+    /// Rows to return (1 to 200).
+    pub limit: i64,
+}
+
+/// A filter's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterValue {
+    /// A number column (ids, levels).
+    Number(i64),
+    /// A text column (kinds, states).
+    Text(String),
+}
+
+/// One page of keys and how many rows match in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Browsed {
+    /// The rows' keys, in order, as text.
+    pub keys: Vec<String>,
+    /// Rows matching the filters and search.
+    pub total: i64,
+}
+
+/// Something that still refers to a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// What kind of thing (`door`, `grant`, `booking`, `card`, …).
+    pub kind: &'static str,
+    /// Its key, as text.
+    pub key: String,
+    /// Its name or a short description.
+    pub label: String,
+}
+
+/// The tables with an `id` and a `name` that choosers list in full.
+const NAMED_TABLES: &[&str] = &[
+    "sites",
+    "zones",
+    "schedules",
+    "controllers",
+    "access_groups",
+    "doors",
+];
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+fn like_pattern(text: &str) -> String {
+    let mut out = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+impl Store {
+    /// A sorted, filtered page of `spec`'s keys and the count of all matches.
+    pub async fn browse(&self, spec: &BrowseTable, query: &BrowseQuery) -> StoreResult<Browsed> {
+        let limit = query.limit.clamp(1, 200);
+        let offset = query.offset.max(0);
+        let sort = match &query.sort {
+            Some(s) => *spec
+                .sortable
+                .iter()
+                .find(|c| **c == s.as_str())
+                .ok_or_else(|| StoreError::Invalid(format!("cannot sort by {s:?}")))?,
+            None => spec.key,
+        };
+        let mut clauses = Vec::new();
+        let mut binds: Vec<FilterValue> = Vec::new();
+        for (column, value) in &query.filters {
+            let column = spec
+                .filterable
+                .iter()
+                .find(|c| **c == column.as_str())
+                .ok_or_else(|| StoreError::Invalid(format!("cannot filter on {column:?}")))?;
+            binds.push(value.clone());
+            clauses.push(format!("{column} = ${}", binds.len()));
+        }
+        if let Some(text) = query
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            if !spec.searchable.is_empty() {
+                binds.push(FilterValue::Text(like_pattern(text)));
+                let n = binds.len();
+                let any: Vec<String> = spec
+                    .searchable
+                    .iter()
+                    .map(|c| format!("LOWER(COALESCE({c}, '')) LIKE ${n} ESCAPE '\\'"))
+                    .collect();
+                clauses.push(format!("({})", any.join(" OR ")));
+            }
+        }
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", clauses.join(" AND "))
+        };
+        let direction = if query.descending { "DESC" } else { "ASC" };
+        let key = spec.key;
+        let table = spec.table;
+        let page_sql = format!(
+            "SELECT CAST({key} AS TEXT) FROM {table}{filter} ORDER BY {sort} {direction}, {key} {direction} LIMIT {limit} OFFSET {offset}"
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM {table}{filter}");
+        let mut page = sqlx::query_scalar::<_, String>(&page_sql);
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        for value in &binds {
+            match value {
+                FilterValue::Number(n) => {
+                    page = page.bind(*n);
+                    count = count.bind(*n);
+                }
+                FilterValue::Text(t) => {
+                    page = page.bind(t.clone());
+                    count = count.bind(t.clone());
+                }
+            }
+        }
+        let keys = page.fetch_all(self.pool()).await?;
+        let total = count.fetch_one(self.pool()).await?;
+        Ok(Browsed { keys, total })
+    }
+
+    /// Every row of a small named table (`sites`, `zones`, `schedules`,
+    /// `controllers`, `access_groups`, `doors`) as (id, name), by name.
+    pub async fn names(&self, table: &str) -> StoreResult<Vec<(i64, String)>> {
+        let table = NAMED_TABLES
+            .iter()
+            .find(|t| **t == table)
+            .ok_or_else(|| StoreError::Invalid(format!("no name list for {table:?}")))?;
+        Ok(
+            sqlx::query_as(&format!("SELECT id, name FROM {table} ORDER BY name, id"))
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    /// The names of some people, by id (a list page's people, not all 10,000).
+    pub async fn people_names(&self, ids: &[i64]) -> StoreResult<Vec<(i64, String)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+        // The ids are numbers formatted here, never request text.
+        Ok(sqlx::query_as(&format!(
+            "SELECT id, name FROM people WHERE id IN ({})",
+            list.join(",")
+        ))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// What still refers to row `id` of `kind` (`site`, `zone`, `schedule`,
+    /// `controller`, `door`, `person`, `group`): what blocks its deletion, or
+    /// goes with it (a group's grants, a person's bookings), for the page to
+    /// show before anyone presses delete.
+    pub async fn references(&self, kind: &str, id: i64) -> StoreResult<Vec<Reference>> {
+        let mut found = Vec::new();
+        let mut add = |kind: &'static str, rows: Vec<(i64, String)>| {
+            found.extend(rows.into_iter().map(|(key, label)| Reference {
+                kind,
+                key: key.to_string(),
+                label,
+            }));
+        };
+        let rows = |sql: &'static str| {
+            let pool = self.pool();
+            async move {
+                sqlx::query_as::<_, (i64, String)>(sql)
+                    .bind(id)
+                    .fetch_all(pool)
+                    .await
+            }
+        };
+        match kind {
+            "site" => {
+                add(
+                    "zone",
+                    rows("SELECT id, name FROM zones WHERE site_id = $1 ORDER BY id").await?,
+                );
+                add(
+                    "controller",
+                    rows("SELECT id, name FROM controllers WHERE site_id = $1 ORDER BY id").await?,
+                );
+            }
+            "zone" => {
+                add(
+                    "door",
+                    rows("SELECT id, name FROM doors WHERE inside_zone_id = $1 OR outside_zone_id = $1 ORDER BY id")
+                        .await?,
+                );
+                add(
+                    "booking",
+                    rows("SELECT b.id, p.name FROM bookings b JOIN people p ON p.id = b.person_id WHERE b.room_zone_id = $1 ORDER BY b.id")
+                        .await?,
+                );
+                add("grant", self.grants_naming_zone(id).await?);
+            }
+            "schedule" => {
+                add(
+                    "zone",
+                    rows("SELECT id, name FROM zones WHERE opening_schedule_id = $1 ORDER BY id")
+                        .await?,
+                );
+                add(
+                    "grant",
+                    rows("SELECT g.id, a.name FROM grants g JOIN access_groups a ON a.id = g.group_id WHERE g.schedule_id = $1 ORDER BY g.id")
+                        .await?,
+                );
+            }
+            "controller" => {
+                add(
+                    "door",
+                    rows("SELECT id, name FROM doors WHERE controller_id = $1 ORDER BY id").await?,
+                );
+            }
+            "door" => {
+                add("booking", self.bookings_through_door(id).await?);
+            }
+            "person" => {
+                add("card", rows("SELECT CAST(0 AS BIGINT), uid FROM cards WHERE person_id = $1 ORDER BY uid").await?);
+                add(
+                    "booking",
+                    rows("SELECT b.id, z.name FROM bookings b JOIN zones z ON z.id = b.room_zone_id WHERE b.person_id = $1 ORDER BY b.id")
+                        .await?,
+                );
+                add(
+                    "group",
+                    rows("SELECT a.id, a.name FROM group_members m JOIN access_groups a ON a.id = m.group_id WHERE m.person_id = $1 ORDER BY a.id")
+                        .await?,
+                );
+            }
+            "group" => {
+                add(
+                    "grant",
+                    rows("SELECT id, CAST(id AS TEXT) FROM grants WHERE group_id = $1 ORDER BY id")
+                        .await?,
+                );
+            }
+            other => return Err(StoreError::Invalid(format!("no references for {other:?}"))),
+        }
+        // A card's key is its uid: the label carries it.
+        for r in &mut found {
+            if r.kind == "card" {
+                r.key = r.label.clone();
+            }
+        }
+        Ok(found)
+    }
+
+    /// Grants whose zone list names `zone` (the list is stored as JSON text;
+    /// grants are few, so they are read and parsed here).
+    async fn grants_naming_zone(&self, zone: i64) -> StoreResult<Vec<(i64, String)>> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT g.id, g.zones, a.name FROM grants g JOIN access_groups a ON a.id = g.group_id ORDER BY g.id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, zones, _)| {
+                serde_json::from_str::<Vec<i64>>(zones).is_ok_and(|z| z.contains(&zone))
+            })
+            .map(|(id, _, group)| (id, group))
+            .collect())
+    }
+
+    /// Bookings whose path goes through `door`.
+    async fn bookings_through_door(&self, door: i64) -> StoreResult<Vec<(i64, String)>> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT b.id, b.path, p.name FROM bookings b JOIN people p ON p.id = b.person_id ORDER BY b.id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, path, _)| {
+                serde_json::from_str::<Vec<i64>>(path).is_ok_and(|p| p.contains(&door))
+            })
+            .map(|(id, _, who)| (id, who))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_text_cannot_widen_the_pattern() {
+        assert_eq!(like_pattern("Tanaka"), "%tanaka%");
+        assert_eq!(like_pattern("50%_\\"), "%50\\%\\_\\\\%");
+    }
+}

@@ -1,0 +1,646 @@
+//! The building's structure as pages: sites (time zone, holiday calendar),
+//! zones (level, opening schedule, the level's settings and their defaults)
+//! and weekly schedules.
+
+use askama::Template;
+use axum::extract::{Path, RawForm, State};
+use axum::response::Response;
+use axum::routing::post;
+use serde_json::Value;
+
+use super::{id_key, submit, Column, Extra, Filter, FilterChoices, Resource, Show};
+use crate::auth::Manage;
+use crate::store::browse::BrowseTable;
+use crate::store::resources::sites::{HolidayInput, Site, SiteInput};
+use crate::store::resources::zones::{Schedule, ScheduleInput, Zone, ZoneInput};
+use crate::store::resources::{Level, ZoneSettings};
+use crate::store::{Store, StoreError};
+use crate::ui::forms::{Field, Refusal, Submitted, Widget};
+use crate::ui::page::{see_other, PageContext, PageError};
+use crate::ui::session::PageAuthorized;
+use crate::AppState;
+
+/// Security levels and their labels.
+pub const LEVELS: &[(&str, &str)] = &[
+    ("0", "level.0"),
+    ("1", "level.1"),
+    ("2", "level.2"),
+    ("3", "level.3"),
+    ("4", "level.4"),
+];
+
+const LEVEL_NUMBERS: &[(i64, &str)] = &[
+    (0, "level.0"),
+    (1, "level.1"),
+    (2, "level.2"),
+    (3, "level.3"),
+    (4, "level.4"),
+];
+
+const ANTI_PASSBACK: &[(&str, &str)] = &[
+    ("off", "apb.off"),
+    ("soft", "apb.soft"),
+    ("hard", "apb.hard"),
+];
+
+const KIND_RULES: &[(&str, &str)] = &[
+    ("alone", "rule.alone"),
+    ("escorted", "rule.escorted"),
+    ("refused", "rule.refused"),
+];
+
+const THREATS: &[(&str, &str)] = &[
+    ("normal", "threat.normal"),
+    ("elevated", "threat.elevated"),
+    ("high", "threat.high"),
+    ("lockdown", "threat.lockdown"),
+];
+
+/// Sites.
+#[derive(Debug)]
+pub struct Sites;
+
+impl Resource for Sites {
+    const SLUG: &'static str = "sites";
+    const KIND: &'static str = "site";
+    type Writer = Manage;
+    type Item = Site;
+
+    fn table() -> BrowseTable {
+        BrowseTable {
+            table: "sites",
+            key: "id",
+            sortable: &["id", "name", "time_zone"],
+            filterable: &[],
+            searchable: &["name"],
+        }
+    }
+
+    fn columns() -> &'static [Column] {
+        &[
+            Column {
+                key: "id",
+                label: "field.id",
+                sort: Some("id"),
+                show: Show::Link,
+            },
+            Column {
+                key: "name",
+                label: "field.name",
+                sort: Some("name"),
+                show: Show::Link,
+            },
+            Column {
+                key: "time_zone",
+                label: "field.time_zone",
+                sort: Some("time_zone"),
+                show: Show::Text,
+            },
+            Column {
+                key: "threat",
+                label: "field.threat",
+                sort: None,
+                show: Show::Choice(THREATS),
+            },
+        ]
+    }
+
+    fn fields(_editing: bool) -> Vec<Field> {
+        vec![
+            Field::required("name", "field.name", Widget::Text(200)),
+            Field::optional("time_zone", "field.time_zone", Widget::Text(92))
+                .hint("hint.time_zone"),
+        ]
+    }
+
+    fn key(item: &Site) -> String {
+        item.id.to_string()
+    }
+
+    fn title(item: &Site) -> String {
+        item.name.clone()
+    }
+
+    fn blank(_: &Submitted) -> Value {
+        serde_json::json!({"time_zone": "Asia/Tokyo"})
+    }
+
+    async fn get(store: &Store, key: &str) -> Result<Site, StoreError> {
+        store.site(id_key(key)?).await
+    }
+
+    async fn create(
+        store: &Store,
+        actor: &str,
+        form: &Submitted,
+        tz: &str,
+    ) -> Result<Site, Refusal> {
+        submit(form, &Self::fields(false), tz, |i: SiteInput| async move {
+            store.create_site(actor, &i).await
+        })
+        .await
+    }
+
+    async fn update(
+        store: &Store,
+        actor: &str,
+        key: &str,
+        form: &Submitted,
+        tz: &str,
+    ) -> Result<Site, Refusal> {
+        let id = id_key(key).map_err(|e| super::refused(e, &[]))?;
+        submit(form, &Self::fields(true), tz, |i: SiteInput| async move {
+            store.update_site(actor, id, &i).await
+        })
+        .await
+    }
+
+    async fn delete(store: &Store, actor: &str, key: &str) -> Result<(), StoreError> {
+        store.delete_site(actor, id_key(key)?).await
+    }
+
+    async fn extra(state: &AppState, item: &Site, ctx: &PageContext) -> Extra {
+        let holidays = state
+            .store
+            .list_holidays(item.id, Some(500), None)
+            .await
+            .map_err(|e| PageError::internal(ctx.lang, e))?;
+        HolidaysSection {
+            ctx: ctx.clone(),
+            site: item.id.to_string(),
+            holidays: holidays
+                .items
+                .into_iter()
+                .map(|h| (h.date, h.name))
+                .collect(),
+        }
+        .render()
+        .map_err(|e| PageError::internal(ctx.lang, e))
+    }
+
+    fn extra_posts() -> Vec<(String, axum::routing::MethodRouter<AppState>)> {
+        vec![
+            ("/sites/{key}/holidays".into(), post(put_holiday)),
+            ("/sites/{key}/holidays/delete".into(), post(delete_holiday)),
+        ]
+    }
+}
+
+#[derive(Template)]
+#[template(path = "resources/holidays.html")]
+struct HolidaysSection {
+    ctx: PageContext,
+    site: String,
+    holidays: Vec<(String, String)>,
+}
+
+fn form_of(raw: &RawForm) -> Submitted {
+    Submitted::new(serde_urlencoded::from_bytes(&raw.0).unwrap_or_default())
+}
+
+/// `POST /sites/{key}/holidays`: adds (or renames) a holiday.
+async fn put_holiday(
+    State(state): State<AppState>,
+    page: PageAuthorized<Manage>,
+    Path(key): Path<String>,
+    raw: RawForm,
+) -> Result<Response, PageError> {
+    let form = form_of(&raw);
+    let id = id_key(&key).map_err(|_| PageError::NotFound(page.lang))?;
+    let name = crate::store::resources::Name::new(form.one("name"));
+    let result = match name {
+        Some(name) => state
+            .store
+            .put_holiday(
+                &page.principal.actor,
+                id,
+                form.one("date"),
+                &HolidayInput { name },
+            )
+            .await
+            .map(drop),
+        None => Err(StoreError::Invalid("name: a holiday needs a name".into())),
+    };
+    finish_site_action(&key, page.lang, result)
+}
+
+/// `POST /sites/{key}/holidays/delete`.
+async fn delete_holiday(
+    State(state): State<AppState>,
+    page: PageAuthorized<Manage>,
+    Path(key): Path<String>,
+    raw: RawForm,
+) -> Result<Response, PageError> {
+    let form = form_of(&raw);
+    let id = id_key(&key).map_err(|_| PageError::NotFound(page.lang))?;
+    let result = state
+        .store
+        .delete_holiday(&page.principal.actor, id, form.one("date"))
+        .await;
+    finish_site_action(&key, page.lang, result)
+}
+
+fn finish_site_action(
+    key: &str,
+    lang: crate::ui::i18n::Lang,
+    result: Result<(), StoreError>,
+) -> Result<Response, PageError> {
+    match result {
+        Ok(()) => Ok(see_other(&format!("/sites/{key}?saved=1"))),
+        Err(StoreError::Invalid(_) | StoreError::Conflict(_)) => Err(PageError::BadRequest(lang)),
+        Err(StoreError::NotFound(_)) => Err(PageError::NotFound(lang)),
+        Err(e) => Err(PageError::internal(lang, e)),
+    }
+}
+
+/// Zones.
+#[derive(Debug)]
+pub struct Zones;
+
+/// The settings fields of a zone form (shown when the level's defaults are
+/// not used).
+const SETTINGS: &[Field] = &[
+    Field::required(
+        "settings.anti_passback",
+        "field.anti_passback",
+        Widget::Choice(ANTI_PASSBACK),
+    ),
+    Field::optional("settings.dual_custody", "field.dual_custody", Widget::Check),
+    Field::required(
+        "settings.escort_window_ms",
+        "field.escort_window_ms",
+        Widget::Number(1000, 300_000),
+    ),
+    Field::required(
+        "settings.dual_custody_window_ms",
+        "field.dual_custody_window_ms",
+        Widget::Number(1000, 300_000),
+    ),
+    Field::required(
+        "settings.biometric_timeout_ms",
+        "field.biometric_timeout_ms",
+        Widget::Number(1000, 120_000),
+    ),
+    Field::optional(
+        "settings.max_offline_age_ms",
+        "field.max_offline_age_ms",
+        Widget::Number(60_000, 31_536_000_000),
+    )
+    .hint("hint.max_offline_age"),
+    Field::required(
+        "settings.kinds.staff",
+        "kind.staff",
+        Widget::Choice(KIND_RULES),
+    ),
+    Field::required(
+        "settings.kinds.contractor",
+        "kind.contractor",
+        Widget::Choice(KIND_RULES),
+    ),
+    Field::required(
+        "settings.kinds.visitor",
+        "kind.visitor",
+        Widget::Choice(KIND_RULES),
+    ),
+    Field::required(
+        "settings.kinds.citizen",
+        "kind.citizen",
+        Widget::Choice(KIND_RULES),
+    ),
+];
+
+/// The field that says whether the zone has its own settings.
+const CUSTOM: &str = "custom_settings";
+
+fn zone_fields(custom: bool) -> Vec<Field> {
+    let mut fields = vec![
+        Field::required("site_id", "field.site", Widget::Ref("sites")),
+        Field::required("name", "field.name", Widget::Text(200)),
+        Field::required("level", "field.level", Widget::Choice(LEVELS)),
+        Field::optional(
+            "opening_schedule_id",
+            "field.opening_schedule",
+            Widget::Ref("schedules"),
+        )
+        .hint("hint.opening_schedule"),
+        Field::optional(CUSTOM, "field.custom_settings", Widget::Check)
+            .hint("hint.custom_settings"),
+    ];
+    if custom {
+        fields.extend_from_slice(SETTINGS);
+    }
+    fields
+}
+
+async fn save_zone(
+    store: &Store,
+    actor: &str,
+    id: Option<crate::store::resources::Id>,
+    form: &Submitted,
+    tz: &str,
+) -> Result<Zone, Refusal> {
+    let custom = form.has(CUSTOM);
+    let fields = zone_fields(custom);
+    let mut object: Value = crate::ui::forms::parse(form, &fields, tz)?;
+    if let Some(map) = object.as_object_mut() {
+        map.remove(CUSTOM);
+        // The level is chosen from a list, which sends text; the input reads a number.
+        if let Some(level) = map
+            .get("level")
+            .and_then(Value::as_str)
+            .and_then(|l| l.parse::<i64>().ok())
+        {
+            map.insert("level".into(), Value::from(level));
+        }
+        if !custom {
+            map.remove("settings");
+        }
+    }
+    let input: ZoneInput = crate::store::resources::from_object(object)
+        .map_err(|m| Refusal::from_store(&m, &fields))?;
+    let result = match id {
+        None => store.create_zone(actor, &input).await,
+        Some(id) => store.update_zone(actor, id, &input).await,
+    };
+    result.map_err(|e| super::refused(e, &fields))
+}
+
+impl Resource for Zones {
+    const SLUG: &'static str = "zones";
+    const KIND: &'static str = "zone";
+    type Writer = Manage;
+    type Item = Zone;
+
+    fn table() -> BrowseTable {
+        BrowseTable {
+            table: "zones",
+            key: "id",
+            sortable: &["id", "name", "level", "site_id"],
+            filterable: &["site_id", "level"],
+            searchable: &["name"],
+        }
+    }
+
+    fn columns() -> &'static [Column] {
+        &[
+            Column {
+                key: "id",
+                label: "field.id",
+                sort: Some("id"),
+                show: Show::Link,
+            },
+            Column {
+                key: "name",
+                label: "field.name",
+                sort: Some("name"),
+                show: Show::Link,
+            },
+            Column {
+                key: "level",
+                label: "field.level",
+                sort: Some("level"),
+                show: Show::Choice(LEVELS),
+            },
+            Column {
+                key: "site_id",
+                label: "field.site",
+                sort: Some("site_id"),
+                show: Show::Ref("sites"),
+            },
+            Column {
+                key: "opening_schedule_id",
+                label: "field.opening_schedule",
+                sort: None,
+                show: Show::Ref("schedules"),
+            },
+        ]
+    }
+
+    fn filters() -> &'static [Filter] {
+        &[
+            Filter {
+                column: "site_id",
+                label: "field.site",
+                choices: FilterChoices::Table("sites"),
+            },
+            Filter {
+                column: "level",
+                label: "field.level",
+                choices: FilterChoices::Numbers(LEVEL_NUMBERS),
+            },
+        ]
+    }
+
+    fn fields(_editing: bool) -> Vec<Field> {
+        zone_fields(true)
+    }
+
+    fn key(item: &Zone) -> String {
+        item.id.to_string()
+    }
+
+    fn title(item: &Zone) -> String {
+        item.name.clone()
+    }
+
+    fn to_form(item: &Zone) -> Value {
+        let mut v = serde_json::to_value(item).unwrap_or_default();
+        let mut defaults = ZoneSettings::for_level(item.level);
+        defaults.threat = item.settings.threat;
+        if let Some(map) = v.as_object_mut() {
+            map.insert(CUSTOM.into(), Value::Bool(defaults != item.settings));
+        }
+        v
+    }
+
+    fn blank(given: &Submitted) -> Value {
+        let level = given
+            .one("level")
+            .parse::<i64>()
+            .ok()
+            .and_then(Level::new)
+            .or_else(|| Level::new(2));
+        let settings = level.map(ZoneSettings::for_level);
+        serde_json::json!({"level": level, "settings": settings})
+    }
+
+    async fn get(store: &Store, key: &str) -> Result<Zone, StoreError> {
+        store.zone(id_key(key)?).await
+    }
+
+    async fn create(
+        store: &Store,
+        actor: &str,
+        form: &Submitted,
+        tz: &str,
+    ) -> Result<Zone, Refusal> {
+        save_zone(store, actor, None, form, tz).await
+    }
+
+    async fn update(
+        store: &Store,
+        actor: &str,
+        key: &str,
+        form: &Submitted,
+        tz: &str,
+    ) -> Result<Zone, Refusal> {
+        let id = id_key(key).map_err(|e| super::refused(e, &[]))?;
+        save_zone(store, actor, Some(id), form, tz).await
+    }
+
+    async fn delete(store: &Store, actor: &str, key: &str) -> Result<(), StoreError> {
+        store.delete_zone(actor, id_key(key)?).await
+    }
+
+    async fn extra(_state: &AppState, _item: &Zone, ctx: &PageContext) -> Extra {
+        level_defaults(ctx)
+    }
+}
+
+/// The table of each level's default settings, under a zone's form.
+fn level_defaults(ctx: &PageContext) -> Extra {
+    let rows = (0..=4)
+        .filter_map(Level::new)
+        .map(|level| {
+            let s = ZoneSettings::for_level(level);
+            let rule = |r: crate::store::resources::KindRule| {
+                ctx.lang.t(match r.as_str() {
+                    "alone" => "rule.alone",
+                    "escorted" => "rule.escorted",
+                    _ => "rule.refused",
+                })
+            };
+            vec![
+                ctx.lang
+                    .t(LEVELS[usize::try_from(level.get()).unwrap_or(0)].1)
+                    .to_string(),
+                ctx.lang
+                    .t(match s.anti_passback.as_str() {
+                        "soft" => "apb.soft",
+                        "hard" => "apb.hard",
+                        _ => "apb.off",
+                    })
+                    .to_string(),
+                ctx.lang
+                    .t(if s.dual_custody {
+                        "form.yes"
+                    } else {
+                        "form.no"
+                    })
+                    .to_string(),
+                s.max_offline_age_ms
+                    .map_or_else(|| "—".to_string(), |ms| format!("{} h", ms / 3_600_000)),
+                rule(s.kinds.staff).to_string(),
+                rule(s.kinds.contractor).to_string(),
+                rule(s.kinds.visitor).to_string(),
+                rule(s.kinds.citizen).to_string(),
+            ]
+        })
+        .collect();
+    LevelDefaults {
+        ctx: ctx.clone(),
+        rows,
+    }
+    .render()
+    .map_err(|e| PageError::internal(ctx.lang, e))
+}
+
+#[derive(Template)]
+#[template(path = "resources/level_defaults.html")]
+struct LevelDefaults {
+    ctx: PageContext,
+    rows: Vec<Vec<String>>,
+}
+
+/// Weekly schedules.
+#[derive(Debug)]
+pub struct Schedules;
+
+impl Resource for Schedules {
+    const SLUG: &'static str = "schedules";
+    const KIND: &'static str = "schedule";
+    type Writer = Manage;
+    type Item = Schedule;
+
+    fn table() -> BrowseTable {
+        BrowseTable {
+            table: "schedules",
+            key: "id",
+            sortable: &["id", "name"],
+            filterable: &[],
+            searchable: &["name"],
+        }
+    }
+
+    fn columns() -> &'static [Column] {
+        &[
+            Column {
+                key: "id",
+                label: "field.id",
+                sort: Some("id"),
+                show: Show::Link,
+            },
+            Column {
+                key: "name",
+                label: "field.name",
+                sort: Some("name"),
+                show: Show::Link,
+            },
+        ]
+    }
+
+    fn fields(_editing: bool) -> Vec<Field> {
+        vec![
+            Field::required("name", "field.name", Widget::Text(200)),
+            Field::optional("windows", "field.windows", Widget::Windows).hint("hint.windows"),
+        ]
+    }
+
+    fn key(item: &Schedule) -> String {
+        item.id.to_string()
+    }
+
+    fn title(item: &Schedule) -> String {
+        item.name.clone()
+    }
+
+    async fn get(store: &Store, key: &str) -> Result<Schedule, StoreError> {
+        store.schedule(id_key(key)?).await
+    }
+
+    async fn create(
+        store: &Store,
+        actor: &str,
+        form: &Submitted,
+        tz: &str,
+    ) -> Result<Schedule, Refusal> {
+        submit(
+            form,
+            &Self::fields(false),
+            tz,
+            |i: ScheduleInput| async move { store.create_schedule(actor, &i).await },
+        )
+        .await
+    }
+
+    async fn update(
+        store: &Store,
+        actor: &str,
+        key: &str,
+        form: &Submitted,
+        tz: &str,
+    ) -> Result<Schedule, Refusal> {
+        let id = id_key(key).map_err(|e| super::refused(e, &[]))?;
+        submit(
+            form,
+            &Self::fields(true),
+            tz,
+            |i: ScheduleInput| async move { store.update_schedule(actor, id, &i).await },
+        )
+        .await
+    }
+
+    async fn delete(store: &Store, actor: &str, key: &str) -> Result<(), StoreError> {
+        store.delete_schedule(actor, id_key(key)?).await
+    }
+}
