@@ -189,19 +189,58 @@ async fn logout(client: &Client) {
         .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_web_admin_works_in_a_real_browser() {
+/// A fresh database for one browser run: a SQLite file in `dir`, or a new
+/// database in the throwaway PostgreSQL cluster of `scripts/with-postgres`
+/// (mandatory in CI; outside it, skipped loudly without the cluster).
+async fn database(backend: &str, dir: &Path) -> Option<String> {
+    if backend == "sqlite" {
+        return Some(format!("sqlite://{}/central.db", dir.display()));
+    }
+    let Ok(base) = std::env::var("TOBIRA_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none()
+                && std::env::var("TOBIRA_TEST_SKIP_POSTGRES").is_ok_and(|v| v == "1"),
+            "the browser test has a PostgreSQL part and TOBIRA_TEST_POSTGRES_URL is not set: run it \
+             through scripts/with-postgres or scripts/test (TOBIRA_TEST_SKIP_POSTGRES=1 skips it, not in CI)"
+        );
+        eprintln!("*** WARNING: the PostgreSQL browser run was SKIPPED ***");
+        return None;
+    };
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&base).await.unwrap();
+    let name = format!("browser_{}_{}", std::process::id(), free_port());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let cut = base.rfind('/').unwrap();
+    Some(format!("{}/{name}", &base[..cut]))
+}
+
+/// Runs `steps` in a real Chromium against a real `tobira central` on
+/// `backend` with the users tanaka (facilities), kenji (security) and aiko
+/// (admin).
+async fn in_browser<F, Fut>(test: &str, backend: &str, steps: F)
+where
+    F: FnOnce(Client, String) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     assert!(
         Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
         "the browser tests need Debian's chromium and chromium-driver: run scripts/deps test as root \
          (or apt-get install chromium chromium-driver)"
     );
-    let dir = Scratch::new("browser");
-    let db = format!("sqlite://{}/central.db", dir.path().display());
+    let dir = Scratch::new(test);
+    let Some(db) = database(backend, dir.path()).await else {
+        return;
+    };
     create_user(&db, "tanaka", "facilities");
     create_user(&db, "kenji", "security");
+    create_user(&db, "aiko", "admin");
     let central_port = free_port();
     let central_addr: SocketAddr = format!("127.0.0.1:{central_port}").parse().unwrap();
+    let archive = dir.path().join("archive");
     let _central = Proc(
         Command::new(BIN)
             .args([
@@ -211,6 +250,8 @@ async fn the_web_admin_works_in_a_real_browser() {
                 "--listen",
                 &central_addr.to_string(),
             ])
+            // PostgreSQL has no file beside which to keep retired events.
+            .args(["--archive-dir", archive.to_str().unwrap()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -236,12 +277,32 @@ async fn the_web_admin_works_in_a_real_browser() {
     let client = browser(driver_port, &dir.path().join("chromium")).await;
     // The steps run in their own task, so that the browser is closed (and
     // its processes end) whether they pass or fail.
-    let steps = tokio::spawn(steps(client.clone(), base));
-    let outcome = steps.await;
+    let outcome = tokio::spawn(steps(client.clone(), base)).await;
     client.close().await.unwrap();
     if let Err(failed) = outcome {
         std::panic::resume_unwind(failed.into_panic());
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_admin_works_in_a_real_browser() {
+    in_browser("browser", "sqlite", steps).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn structure_people_and_cards_are_managed_in_a_real_browser_on_sqlite() {
+    in_browser("browser-resources", "sqlite", |c, b| {
+        resource_steps(c, b, true)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn structure_people_and_cards_are_managed_in_a_real_browser_on_postgres() {
+    in_browser("browser-resources-pg", "postgres", |c, b| {
+        resource_steps(c, b, false)
+    })
+    .await;
 }
 
 async fn steps(client: Client, base: String) {
@@ -362,4 +423,208 @@ async fn steps(client: Client, base: String) {
     until_path(&client, "/login?out=1").await;
     submit_login(&client, "kenji", PASSWORD).await;
     until_path(&client, "/").await;
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn choose(client: &Client, id: &str, value: &str) {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .select_by_value(value)
+        .await
+        .unwrap();
+}
+
+/// Submits the page's first form in `main` and waits for a page whose path
+/// starts with `prefix` and that says it saved; returns that path.
+async fn save(client: &Client, prefix: &str) -> String {
+    click(client, "main form.fields button[type=submit]").await;
+    until_text(client, "保存しました").await;
+    let path = path_of(client).await;
+    assert!(path.starts_with(prefix), "{path}");
+    path.split('?').next().unwrap().to_string()
+}
+
+fn id_of(path: &str) -> String {
+    path.rsplit('/').next().unwrap().to_string()
+}
+
+async fn resource_steps(client: Client, base: String, screenshots: bool) {
+    client.goto(&format!("{base}/login")).await.unwrap();
+    submit_login(&client, "tanaka", PASSWORD).await;
+    until_path(&client, "/").await;
+
+    // A site, then a zone with its level's defaults.
+    client.goto(&format!("{base}/sites/new")).await.unwrap();
+    fill(&client, "f-name", "本庁舎").await;
+    let site = id_of(&save(&client, "/sites/").await);
+    client.goto(&format!("{base}/zones/new")).await.unwrap();
+    // A mistake first: no name. The error sits beside the field, the rest is kept.
+    choose(&client, "f-site_id", &site).await;
+    choose(&client, "f-level", "4").await;
+    click(&client, "main form.fields button[type=submit]").await;
+    until_text(&client, "入力してください").await;
+    let error = client
+        .find(Locator::Id("f-name-error"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(error.contains("入力してください"), "{error}");
+    let level = client
+        .find(Locator::Id("f-level"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(level.as_deref(), Some("4"), "the level chosen is kept");
+    if screenshots {
+        shot(&client, "zone-error-ja").await;
+    }
+    fill(&client, "f-name", "サーバー室").await;
+    let machine = id_of(&save(&client, "/zones/").await);
+    client.goto(&format!("{base}/zones/new")).await.unwrap();
+    choose(&client, "f-site_id", &site).await;
+    choose(&client, "f-level", "3").await;
+    fill(&client, "f-name", "執務室").await;
+    let office = id_of(&save(&client, "/zones/").await);
+
+    // A door from the office into the machine room.
+    client.goto(&format!("{base}/doors/new")).await.unwrap();
+    fill(&client, "f-name", "サーバー室 入口").await;
+    choose(&client, "f-outside_zone_id", &office).await;
+    choose(&client, "f-inside_zone_id", &machine).await;
+    fill(&client, "f-entry_reader-biometric", "7").await;
+    let door = save(&client, "/doors/").await;
+
+    // The machine room now refers to the door: deleting it is refused and says why.
+    client
+        .goto(&format!("{base}/zones/{machine}"))
+        .await
+        .unwrap();
+    until_text(&client, "サーバー室 入口").await;
+    click(&client, "#confirm-delete").await;
+    click(&client, "form.danger button").await;
+    until_text(&client, "まだ参照されている").await;
+
+    // A person, and a card issued from their page.
+    client.goto(&format!("{base}/people/new")).await.unwrap();
+    fill(&client, "f-name", "佐藤 花子").await;
+    fill(&client, "f-organisation", "情報政策課").await;
+    let person = save(&client, "/people/").await;
+    client
+        .find(Locator::LinkText("カードを発行"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_text(&client, "カード ID").await;
+    fill(&client, "f-uid", "04 A1 B2 C3").await;
+    let card = save(&client, "/cards/").await;
+    assert_eq!(card, "/cards/04A1B2C3");
+
+    // Report it lost, with a reason and the confirmation.
+    click(&client, "input[name=action][value=report_lost]").await;
+    fill(&client, "card-note", "受付で 9:12 に届出").await;
+    click(&client, "#card-confirm").await;
+    click(&client, "form.card-actions button[type=submit]").await;
+    until_text(&client, "保存しました").await;
+    let state = client
+        .find(Locator::Css(".card-state"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(state, "紛失");
+    until_text(&client, "受付で 9:12 に届出").await;
+
+    if screenshots {
+        for lang in ["ja", "en"] {
+            client
+                .goto(&format!("{base}/lang/{lang}?next=/"))
+                .await
+                .unwrap();
+            for (page, name) in [
+                ("/zones".to_string(), "zones"),
+                (format!("/zones/{machine}"), "zone"),
+                (door.clone(), "door"),
+                ("/people".to_string(), "people"),
+                (person.clone(), "person"),
+                (card.clone(), "card"),
+            ] {
+                client.goto(&format!("{base}{page}")).await.unwrap();
+                until_path(&client, &page).await;
+                if name == "card" {
+                    // The state, the lifecycle buttons and the history.
+                    client
+                        .execute(
+                            "document.querySelector('.card-state').scrollIntoView();",
+                            vec![],
+                        )
+                        .await
+                        .unwrap();
+                }
+                shot(&client, &format!("{name}-{lang}")).await;
+            }
+        }
+        client
+            .goto(&format!("{base}/lang/ja?next=/"))
+            .await
+            .unwrap();
+    }
+    logout(&client).await;
+    until_path(&client, "/login?out=1").await;
+
+    // A security reviewer sees the same pages without a control to change them…
+    submit_login(&client, "kenji", PASSWORD).await;
+    until_path(&client, "/").await;
+    client
+        .goto(&format!("{base}/zones/{machine}"))
+        .await
+        .unwrap();
+    until_text(&client, "サーバー室").await;
+    let forms = client.find_all(Locator::Css("main form")).await.unwrap();
+    assert!(forms.is_empty(), "no forms for a reviewer");
+    client.goto(&format!("{base}/zones")).await.unwrap();
+    until_text(&client, "サーバー室").await;
+    assert!(
+        client.find(Locator::Css("a.button")).await.is_err(),
+        "no add button"
+    );
+    // …and a forged form with the reviewer's own valid token is refused.
+    client
+        .execute(
+            "const token = document.querySelector('header input[name=csrf]').value;
+             const f = document.createElement('form');
+             f.method = 'post'; f.action = '/zones/new';
+             for (const [k, v] of [['csrf', token], ['name', 'Forged'], ['level', '0'], ['site_id', arguments[0]]]) {
+               const i = document.createElement('input'); i.name = k; i.value = v; f.appendChild(i);
+             }
+             document.body.appendChild(f); f.submit();",
+            vec![serde_json::json!(site)],
+        )
+        .await
+        .unwrap();
+    until_text(&client, "この操作はできません").await;
+    client
+        .goto(&format!("{base}/zones?q=Forged"))
+        .await
+        .unwrap();
+    until_text(&client, "該当するものはありません").await;
+    logout(&client).await;
+    until_path(&client, "/login?out=1").await;
 }
