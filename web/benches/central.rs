@@ -12,6 +12,12 @@
 //!   and the next by cursor), and the same through `GET /api/v1/events` with an
 //!   API token, JSON parsed by the client.
 //!
+//! - pages: every web admin page (each list, sorted, filtered, searched and
+//!   deep in its pages; each add and edit form) through the real router
+//!   in-process with a logged-in session (`tobira_web::server::router_with_ui`,
+//!   `tower::ServiceExt::oneshot`, the whole HTML body), with 100k cards, 10k
+//!   people and 200 doors in the store: server time per page.
+//!
 //! SQLite always; PostgreSQL when TOBIRA_TEST_POSTGRES_URL is set
 //! (`scripts/with-postgres`). `cargo bench -p tobira-web --bench central` for
 //! the real sizes; under `cargo test` it runs a small smoke size so that CI
@@ -616,7 +622,113 @@ async fn bench_history(store: &Store, base: &str, s: &Sizes, label: &str) {
     );
 }
 
-/// `TOBIRA_BENCH_PARTS=ingest,snapshot,history` (default: all) picks what runs;
+/// The rows the page bench shows beside the seeded ones: a schedule, an
+/// enrollment and a booking.
+async fn seed_pages(store: &Store) {
+    exec(store, "INSERT INTO schedules (id, name, windows) VALUES (1, 'office hours', '[{\"days\":31,\"start\":510,\"end\":1035}]')").await;
+    exec(
+        store,
+        "INSERT INTO enrollments (person_id, module_id, slot, enrolled_at) VALUES (1, 1, 1, 0)",
+    )
+    .await;
+    exec(store, "INSERT INTO bookings (id, person_id, room_zone_id, path, start_at, end_at) VALUES (1, 2, 2, '[1]', 0, 3600000)").await;
+}
+
+/// Server time of every page, as a logged-in facilities admin sees it.
+async fn bench_pages(store: &Store, s: &Sizes, label: &str) {
+    use tower::ServiceExt;
+    seed_pages(store).await;
+    let password = "Kasumigaseki-Blue-Heron-42";
+    store
+        .create_user("bench", "bench-admin", password, Role::Admin)
+        .await
+        .unwrap();
+    let policy = tobira_web::store::sessions::SessionPolicy::default();
+    let now = tobira_web::store::now_ms();
+    let session = match store
+        .login("bench-admin", password, "127.0.0.1", None, policy, now)
+        .await
+        .unwrap()
+    {
+        tobira_web::store::sessions::LoginOutcome::Opened(s) => s.id,
+        other => panic!("login: {other:?}"),
+    };
+    let state = AppState {
+        store: store.clone(),
+        signer: Arc::new(PolicySigner::generate()),
+    };
+    let router = tobira_web::server::router_with_ui(state, tobira_web::ui::UiOptions::default());
+    let key = |pattern: &str| -> String {
+        let key = match pattern.split('/').nth(1).unwrap_or("") {
+            "sites" | "controllers" | "schedules" | "bookings" => "1".to_string(),
+            "zones" => "4".into(),
+            "doors" => "17".into(),
+            "people" => (s.people / 2).to_string(),
+            "enrollments" => "1-1".into(),
+            "cards" => "80000000".into(),
+            "groups" => "7".into(),
+            "grants" => "10".into(),
+            _ => String::new(),
+        };
+        pattern.replace("{key}", &key)
+    };
+    let deep = s.people * s.cards_per_person / 100;
+    let mut paths: Vec<String> = tobira_web::ui::page_get_paths()
+        .iter()
+        .filter(|p| *p != "/login")
+        .map(|p| key(p))
+        .collect();
+    paths.extend([
+        "/cards?sort=state&dir=desc".to_string(),
+        "/cards?sort=person_id&dir=asc".to_string(),
+        format!("/cards?state=active&page={deep}"),
+        "/cards?q=8000".to_string(),
+        "/people?sort=name&dir=desc".to_string(),
+        format!("/people?kind=staff&page={}", (s.people / 250).max(1)),
+        "/people?q=person%2099".to_string(),
+        "/doors?sort=name&inside_zone_id=4".to_string(),
+    ]);
+    let rounds = s.history_rounds;
+    let mut worst: Vec<(Duration, String)> = Vec::new();
+    for path in &paths {
+        let mut times = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let request = axum::http::Request::get(path.as_str())
+                .header("cookie", format!("tobira_session={session}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let started = Instant::now();
+            let response = router.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024)
+                .await
+                .unwrap();
+            times.push(started.elapsed());
+            assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        }
+        times.sort();
+        println!(
+            "{label} pages: GET {path} (server time, {rounds} rounds): p50 {:?} p95 {:?} max {:?}",
+            percentile(&times, 50),
+            percentile(&times, 95),
+            times[times.len() - 1]
+        );
+        worst.push((percentile(&times, 95), path.clone()));
+    }
+    worst.sort();
+    let (p95, path) = worst.last().unwrap();
+    println!(
+        "{label} pages: {} pages, slowest p95 {p95:?} ({path}); target p95 <= 30 ms: {}",
+        paths.len(),
+        if *p95 <= Duration::from_millis(30) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}
+
+/// `TOBIRA_BENCH_PARTS=ingest,snapshot,history,pages` (default: all) picks what runs;
 /// the 10M-event history fill alone takes minutes.
 fn wanted(part: &str) -> bool {
     listed("TOBIRA_BENCH_PARTS", part)
@@ -645,6 +757,9 @@ async fn run(url: &str, s: &Sizes, label: &str) {
     }
     if wanted("history") {
         bench_history(&store, &base, s, label).await;
+    }
+    if wanted("pages") {
+        bench_pages(&store, s, label).await;
     }
     store.close().await;
 }

@@ -234,6 +234,7 @@ fn valid_form<'a>(path: &str, csrf: &'a str) -> Vec<(&'static str, &'a str)> {
         ],
         "/controllers/new" => vec![("site_id", "1"), ("name", "3F")],
         "/controllers/{key}/disabled" => vec![("disabled", "on")],
+        "/sites/{key}/threat" | "/zones/{key}/threat" => vec![("threat", "elevated")],
         "/people/new" | "/people/{key}" => vec![("name", "Kato"), ("kind", "contractor")],
         "/enrollments/new" => vec![("person_id", "101"), ("module_id", "7"), ("slot", "9")],
         "/cards/new" => vec![("uid", "04 B0 00 01"), ("person_id", "101")],
@@ -1001,4 +1002,62 @@ async fn lists_filter_search_sort_and_page() {
         .page_as(&browser, "/people?sort=name;DROP&kind=x'--&page=-4", "en")
         .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn threat_levels_and_controllers_are_for_admins_only() {
+    let pages = start().await;
+    let facilities = pages.login("tanaka").await;
+    let (_, html) = pages.page_as(&facilities, "/sites/1", "en").await;
+    assert!(
+        html.contains("Threat level") && !html.contains("action=\"/sites/1/threat\""),
+        "{html}"
+    );
+    let (_, html) = pages.page_as(&facilities, "/controllers/1", "en").await;
+    assert!(!html.contains("/disabled\""), "{html}");
+    for (path, form) in [
+        ("/sites/1/threat", vec![("threat", "lockdown")]),
+        ("/zones/12/threat", vec![("threat", "lockdown")]),
+        (
+            "/controllers/new",
+            vec![("site_id", "1"), ("name", "rogue")],
+        ),
+        ("/controllers/1/disabled", vec![("disabled", "on")]),
+    ] {
+        let before = pages.audit_len().await;
+        let (status, _, _) = pages.submit(&facilities, path, &form).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(pages.audit_len().await, before, "{path}");
+    }
+    let admin = pages.login("aiko").await;
+    let (_, html) = pages.page_as(&admin, "/zones/12", "en").await;
+    assert!(html.contains("action=\"/zones/12/threat\""));
+    let (status, _, _) = pages
+        .submit(&admin, "/zones/12/threat", &[("threat", "high")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let zone = pages
+        .store
+        .zone(tobira_web::store::resources::Id::new(12).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(zone.settings.threat.as_str(), "high");
+    let (status, _, _) = pages
+        .submit(&admin, "/zones/12/threat", &[("threat", "apocalypse")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Registering shows the secret once; the controller's page never again.
+    let (status, _, html) = pages
+        .submit(
+            &admin,
+            "/controllers/new",
+            &[("site_id", "1"), ("name", "3F")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let secret_at = html.find("class=\"secret\">").unwrap() + 15;
+    let secret = &html[secret_at..secret_at + 64];
+    assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()), "{secret}");
+    let (_, page) = pages.page_as(&admin, "/controllers/3", "en").await;
+    assert!(!page.contains(secret));
 }

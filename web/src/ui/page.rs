@@ -29,6 +29,8 @@ pub struct PageContext {
     pub may_manage: bool,
     /// The role may act on cards and alarms.
     pub may_operate: bool,
+    /// The role administers (users, controllers, threat levels).
+    pub is_admin: bool,
 }
 
 impl PageContext {
@@ -44,6 +46,7 @@ impl PageContext {
             csrf: String::new(),
             may_manage: false,
             may_operate: false,
+            is_admin: false,
         }
     }
 
@@ -56,6 +59,7 @@ impl PageContext {
             csrf: csrf.to_string(),
             may_manage: principal.role.can_manage(),
             may_operate: principal.role.can_operate(),
+            is_admin: principal.role.is_admin(),
             ..Self::anonymous(lang, path)
         }
     }

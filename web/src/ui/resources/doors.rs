@@ -446,7 +446,7 @@ impl Resource for Controllers {
                 .unwrap_or_default(),
             policy_version: c.policy_version,
             disabled: c.disabled,
-            may_admin: ctx.role_key == "role.admin",
+            may_admin: ctx.is_admin,
         }
         .render()
         .map_err(|e| PageError::internal(ctx.lang, e))

@@ -9,11 +9,11 @@ use axum::routing::post;
 use serde_json::Value;
 
 use super::{id_key, submit, Column, Extra, Filter, FilterChoices, Resource, Show};
-use crate::auth::Manage;
+use crate::auth::{Administer, Manage};
 use crate::store::browse::BrowseTable;
 use crate::store::resources::sites::{HolidayInput, Site, SiteInput};
 use crate::store::resources::zones::{Schedule, ScheduleInput, Zone, ZoneInput};
-use crate::store::resources::{Level, ZoneSettings};
+use crate::store::resources::{Level, ThreatLevel, ZoneSettings};
 use crate::store::{Store, StoreError};
 use crate::ui::forms::{Field, Refusal, Submitted, Widget};
 use crate::ui::page::{see_other, PageContext, PageError};
@@ -182,8 +182,85 @@ impl Resource for Sites {
         vec![
             ("/sites/{key}/holidays".into(), post(put_holiday)),
             ("/sites/{key}/holidays/delete".into(), post(delete_holiday)),
+            ("/sites/{key}/threat".into(), post(set_site_threat)),
         ]
     }
+}
+
+#[derive(Template)]
+#[template(path = "resources/threat.html")]
+struct ThreatSection {
+    ctx: PageContext,
+    action: String,
+    current: &'static str,
+    may_admin: bool,
+    /// value, label, chosen now.
+    options: Vec<(&'static str, &'static str, bool)>,
+}
+
+/// The threat level of a site or zone, and (for admins) the form that sets it.
+fn threat_section(ctx: &PageContext, action: String, now: ThreatLevel) -> Extra {
+    let label = |v: &str| {
+        THREATS
+            .iter()
+            .find(|(k, _)| *k == v)
+            .map_or("", |(_, key)| ctx.lang.t(key))
+    };
+    ThreatSection {
+        ctx: ctx.clone(),
+        action,
+        current: label(now.as_str()),
+        may_admin: ctx.is_admin,
+        options: THREATS
+            .iter()
+            .map(|(v, key)| (*v, ctx.lang.t(key), *v == now.as_str()))
+            .collect(),
+    }
+    .render()
+    .map_err(|e| PageError::internal(ctx.lang, e))
+}
+
+/// The threat level a form names.
+fn threat_of(raw: &RawForm) -> Option<ThreatLevel> {
+    let form = form_of(raw);
+    ThreatLevel::ALL
+        .iter()
+        .copied()
+        .find(|t| t.as_str() == form.one("threat"))
+}
+
+/// `POST /sites/{key}/threat` (admins): controllers hear of it at once.
+async fn set_site_threat(
+    State(state): State<AppState>,
+    page: PageAuthorized<Administer>,
+    Path(key): Path<String>,
+    raw: RawForm,
+) -> Result<Response, PageError> {
+    let id = id_key(&key).map_err(|_| PageError::NotFound(page.lang))?;
+    let threat = threat_of(&raw).ok_or(PageError::BadRequest(page.lang))?;
+    let result = state
+        .store
+        .set_site_threat(&page.principal.actor, id, threat)
+        .await
+        .map(drop);
+    finish_action(&format!("/sites/{key}"), page.lang, result)
+}
+
+/// `POST /zones/{key}/threat` (admins).
+async fn set_zone_threat(
+    State(state): State<AppState>,
+    page: PageAuthorized<Administer>,
+    Path(key): Path<String>,
+    raw: RawForm,
+) -> Result<Response, PageError> {
+    let id = id_key(&key).map_err(|_| PageError::NotFound(page.lang))?;
+    let threat = threat_of(&raw).ok_or(PageError::BadRequest(page.lang))?;
+    let result = state
+        .store
+        .set_zone_threat(&page.principal.actor, id, threat)
+        .await
+        .map(drop);
+    finish_action(&format!("/zones/{key}"), page.lang, result)
 }
 
 #[derive(Template)]
@@ -221,7 +298,7 @@ async fn put_holiday(
             .map(drop),
         None => Err(StoreError::Invalid("name: a holiday needs a name".into())),
     };
-    finish_site_action(&key, page.lang, result)
+    finish_action(&format!("/sites/{key}"), page.lang, result)
 }
 
 /// `POST /sites/{key}/holidays/delete`.
@@ -237,16 +314,17 @@ async fn delete_holiday(
         .store
         .delete_holiday(&page.principal.actor, id, form.one("date"))
         .await;
-    finish_site_action(&key, page.lang, result)
+    finish_action(&format!("/sites/{key}"), page.lang, result)
 }
 
-fn finish_site_action(
-    key: &str,
+/// After an action on a row's page: back to it, or why not.
+fn finish_action(
+    page: &str,
     lang: crate::ui::i18n::Lang,
     result: Result<(), StoreError>,
 ) -> Result<Response, PageError> {
     match result {
-        Ok(()) => Ok(see_other(&format!("/sites/{key}?saved=1"))),
+        Ok(()) => Ok(see_other(&format!("{page}?saved=1"))),
         Err(StoreError::Invalid(_) | StoreError::Conflict(_)) => Err(PageError::BadRequest(lang)),
         Err(StoreError::NotFound(_)) => Err(PageError::NotFound(lang)),
         Err(e) => Err(PageError::internal(lang, e)),
@@ -492,8 +570,17 @@ impl Resource for Zones {
         store.delete_zone(actor, id_key(key)?).await
     }
 
-    async fn extra(_state: &AppState, _item: &Zone, ctx: &PageContext) -> Extra {
-        level_defaults(ctx)
+    async fn extra(_state: &AppState, item: &Zone, ctx: &PageContext) -> Extra {
+        let threat = threat_section(
+            ctx,
+            format!("/zones/{}/threat", item.id),
+            item.settings.threat,
+        )?;
+        Ok(threat + &level_defaults(ctx)?)
+    }
+
+    fn extra_posts() -> Vec<(String, axum::routing::MethodRouter<AppState>)> {
+        vec![("/zones/{key}/threat".into(), post(set_zone_threat))]
     }
 }
 
