@@ -559,7 +559,10 @@ async fn an_admin_resets_a_password_and_the_users_sessions_end(store: Store) {
         .iter()
         .find(|e| e.action == "user.password_reset")
         .unwrap();
-    assert_eq!((reset.actor.as_str(), reset.target.as_str()), ("admin", "user:tanaka"));
+    assert_eq!(
+        (reset.actor.as_str(), reset.target.as_str()),
+        ("admin", "user:tanaka")
+    );
     assert!(!reset.detail.contains("Another"), "never the password");
 }
 
@@ -598,7 +601,10 @@ async fn an_enabled_admin_always_remains(store: Store) {
         "last enabled admin",
     );
     // A disabled admin does not count as the one that remains.
-    store.set_user_role("admin", sato, Role::Admin).await.unwrap();
+    store
+        .set_user_role("admin", sato, Role::Admin)
+        .await
+        .unwrap();
     store.set_user_disabled("admin", sato, true).await.unwrap();
     conflict(
         store.set_user_disabled("tanaka", admin, true).await,

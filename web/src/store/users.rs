@@ -74,10 +74,7 @@ impl Store {
         user_info(row.ok_or_else(|| StoreError::NotFound(format!("user {id}")))?)
     }
 
-    async fn user_in(
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        id: i64,
-    ) -> StoreResult<UserInfo> {
+    async fn user_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> StoreResult<UserInfo> {
         let row: Option<UserRow> = sqlx::query_as(&format!("{USER_COLUMNS} WHERE id = $1"))
             .bind(id)
             .fetch_optional(&mut **tx)

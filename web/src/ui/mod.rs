@@ -4,15 +4,18 @@
 pub mod account;
 pub mod assets;
 pub mod csrf;
+pub mod form_data;
 pub mod i18n;
+pub mod import;
 pub mod login;
 pub mod page;
 pub mod session;
+pub mod users;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -65,6 +68,18 @@ pub fn page_posts() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/login", post(login::submit)),
         ("/logout", post(login::logout)),
         ("/account/password", post(account::change_password)),
+        ("/users/new", post(users::create)),
+        ("/users/{id}/role", post(users::set_role)),
+        ("/users/{id}/disabled", post(users::set_disabled)),
+        ("/users/{id}/password", post(users::reset_password)),
+        (
+            "/import/preview",
+            post(import::preview).layer(DefaultBodyLimit::max(import::MAX_UPLOAD_FORM)),
+        ),
+        (
+            "/import/apply",
+            post(import::apply).layer(DefaultBodyLimit::max(import::MAX_UPLOAD_FORM)),
+        ),
     ]
 }
 
@@ -85,6 +100,10 @@ pub fn router(state: AppState, options: UiOptions) -> Router<AppState> {
         .route("/login", get(login::form))
         .route("/account/password", get(account::password_form))
         .route("/lang/{code}", get(login::switch_language))
+        .route("/users", get(users::list))
+        .route("/users/new", get(users::new_form))
+        .route("/users/{id}", get(users::show))
+        .route("/import", get(import::form))
         .route("/assets/{name}", get(assets::serve))
         .merge(posts)
         .layer(axum::middleware::from_fn(page_headers))

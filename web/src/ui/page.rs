@@ -27,6 +27,8 @@ pub struct PageContext {
     pub csrf: String,
     /// The role may manage configuration.
     pub may_manage: bool,
+    /// The role is admin (the menu shows user administration).
+    pub is_admin: bool,
 }
 
 impl PageContext {
@@ -41,6 +43,7 @@ impl PageContext {
             role_key: "",
             csrf: String::new(),
             may_manage: false,
+            is_admin: false,
         }
     }
 
@@ -52,6 +55,7 @@ impl PageContext {
             role_key: role_key(principal.role),
             csrf: csrf.to_string(),
             may_manage: principal.role.can_manage(),
+            is_admin: principal.role.is_admin(),
             ..Self::anonymous(lang, path)
         }
     }
