@@ -882,7 +882,10 @@ async fn an_admin_cannot_disable_or_demote_themselves_nor_the_last_admin() {
 /// A file with two good lines and one bad one (line 3: an unknown kind).
 const IMPORT_CSV: &str = "external_id,name,kind,organisation,card_uid\nE001,佐藤 花子,staff,総務課,04A23B1C\nE002,鈴木 一郎,boss,営業部,\nE003,高橋 次郎,contractor,,0A0B0C0D\n";
 
-fn multipart(fields: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+/// A multipart field: name, file name (for a file), value.
+type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
+fn multipart(fields: &[Part]) -> (String, Vec<u8>) {
     let boundary = "tobira-test-boundary-7f3a";
     let mut body = Vec::new();
     for (name, file_name, value) in fields {
@@ -908,7 +911,7 @@ impl Pages {
         path: &str,
         cookie: &str,
         origin: Option<&str>,
-        fields: &[(&str, Option<&str>, &[u8])],
+        fields: &[Part<'_>],
     ) -> reqwest::Response {
         let (ctype, body) = multipart(fields);
         let mut request = self
@@ -1045,7 +1048,7 @@ async fn a_multipart_form_without_the_token_or_from_another_site_is_refused() {
     let tanaka = pages.login("tanaka").await;
     let wrong = "0".repeat(64);
     for path in ["/import/preview", "/import/apply"] {
-        let cases: [(&str, Option<&str>, Vec<(&str, Option<&str>, &[u8])>); 3] = [
+        let cases: [(&str, Option<&str>, Vec<Part>); 3] = [
             (
                 "without a token",
                 Some(pages.own_origin()),

@@ -149,13 +149,10 @@ fn report_page(
     }
     let s = report.summary;
     let anything = s.created + s.changed + s.cards_issued > 0;
-    let path = if report.applied {
-        "/import/apply"
-    } else {
-        "/import/preview"
-    };
     ReportPage {
-        ctx: PageContext::signed_in(lang, path, &page.principal, &page.csrf_token),
+        // The language switch leads back to the upload form: the preview and
+        // the result are answers to a POST, which a link cannot repeat.
+        ctx: PageContext::signed_in(lang, "/import", &page.principal, &page.csrf_token),
         applied: report.applied,
         lines: s.lines,
         created_count: s.created,
