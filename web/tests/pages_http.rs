@@ -1143,3 +1143,76 @@ fn sha256_of(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// Every `id` of an input or select that is not hidden.
+fn field_ids(html: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for tag in ["<input ", "<select "] {
+        for (at, _) in html.match_indices(tag) {
+            let element = &html[at..at + html[at..].find('>').unwrap()];
+            if element.contains("type=\"hidden\"") {
+                continue;
+            }
+            let id = element.split("id=\"").nth(1).expect("a field with an id");
+            ids.push(id[..id.find('"').unwrap()].to_string());
+        }
+    }
+    ids
+}
+
+#[tokio::test]
+async fn the_user_and_import_pages_have_every_text_and_a_label_for_every_field() {
+    let pages = start().await;
+    let admin = with_admin(&pages).await;
+    let tanaka = id_of(&pages, "tanaka").await;
+    for lang in ["ja", "en"] {
+        let mut seen = Vec::new();
+        for path in [
+            "/users".to_string(),
+            "/users/new".to_string(),
+            format!("/users/{tanaka}"),
+            "/import".to_string(),
+        ] {
+            let response = pages
+                .http
+                .get(format!("{}{path}", pages.base))
+                .header(COOKIE, &admin.cookie)
+                .header(ACCEPT_LANGUAGE, lang)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            seen.push((path, response.text().await.unwrap()));
+        }
+        let (ctype, body) = multipart(&[
+            ("csrf", None, admin.csrf.as_bytes()),
+            ("file", Some("p.csv"), IMPORT_CSV.as_bytes()),
+        ]);
+        let preview = pages
+            .http
+            .post(format!("{}/import/preview", pages.base))
+            .header(COOKIE, &admin.cookie)
+            .header(ORIGIN, pages.own_origin())
+            .header(ACCEPT_LANGUAGE, lang)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preview.status(), StatusCode::OK);
+        seen.push(("/import/preview".into(), preview.text().await.unwrap()));
+        for (path, html) in &seen {
+            assert!(html.contains(&format!("<html lang=\"{lang}\">")), "{path}");
+            assert!(
+                !html.contains("??"),
+                "{path} in {lang} lacks a text: {html}"
+            );
+            for id in field_ids(html) {
+                assert!(
+                    html.contains(&format!("<label for=\"{id}\">")),
+                    "{path}: the field {id} has no label"
+                );
+            }
+        }
+    }
+}
