@@ -425,6 +425,29 @@ async fn steps(client: Client, base: String) {
     until_path(&client, "/").await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_csv_import_and_the_user_pages_work_in_a_real_browser_on_sqlite() {
+    in_browser("browser-import", "sqlite", |c, b| {
+        import_and_user_steps(c, b, true)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_csv_import_and_the_user_pages_work_in_a_real_browser_on_postgres() {
+    in_browser("browser-import-pg", "postgres", |c, b| {
+        import_and_user_steps(c, b, false)
+    })
+    .await;
+}
+
+/// Writes a CSV file for the upload and returns its path.
+fn csv_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
 async fn click(client: &Client, css: &str) {
     client
         .find(Locator::Css(css))
@@ -627,4 +650,140 @@ async fn resource_steps(client: Client, base: String, screenshots: bool) {
     until_text(&client, "該当するものはありません").await;
     logout(&client).await;
     until_path(&client, "/login?out=1").await;
+}
+
+async fn upload(client: &Client, file: &str) {
+    client
+        .find(Locator::Id("file"))
+        .await
+        .unwrap()
+        .send_keys(file)
+        .await
+        .unwrap();
+    click(client, "main form button[type=submit]").await;
+}
+
+async fn import_and_user_steps(client: Client, base: String, screenshots: bool) {
+    let scratch = tempfile::tempdir().unwrap();
+    let files = scratch.path();
+    // A facilities admin uploads the HR export; line 3 has an unknown kind.
+    let first = csv_file(
+        files,
+        "people-ja.csv",
+        "external_id,name,kind,organisation,card_uid\n\
+         E001,佐藤 花子,staff,総務課,04A23B1C\n\
+         E002,鈴木 一郎,boss,営業部,\n\
+         E003,高橋 次郎,contractor,施設管理,0A0B0C0D\n",
+    );
+    client.goto(&format!("{base}/")).await.unwrap();
+    until_path(&client, "/login?next=/").await;
+    submit_login(&client, "tanaka", PASSWORD).await;
+    until_path(&client, "/").await;
+    click(&client, "header nav.menu a[href='/import']").await;
+    until_path(&client, "/import").await;
+    until_text(&client, "external_id").await;
+    upload(&client, &first).await;
+    until_text(&client, "取り込み内容の確認").await;
+    let preview = main_text(&client).await;
+    let refused = client
+        .find(Locator::Css("table.refused tbody tr"))
+        .await
+        .unwrap();
+    let cells = refused.find_all(Locator::Css("td")).await.unwrap();
+    let mut row = Vec::new();
+    for cell in cells {
+        row.push(cell.text().await.unwrap());
+    }
+    assert_eq!(row[..2], ["3", "E002"], "the refused line: {preview}");
+    assert!(
+        row[2].starts_with("kind（区分）が"),
+        "and why, in Japanese: {row:?}"
+    );
+    assert!(
+        preview.contains("E001") && preview.contains("04A23B1C (発行)"),
+        "{preview}"
+    );
+    if screenshots {
+        shot(&client, "import-ja").await;
+    }
+    click(&client, "#apply").await;
+    until_text(&client, "取り込みました").await;
+    let result = main_text(&client).await;
+    assert!(result.contains("新しく登録: 2"), "{result}");
+
+    // The same in English, with a second file: one change, one new person,
+    // one line whose card is on an earlier line.
+    client
+        .find(Locator::LinkText("English"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_path(&client, "/import").await;
+    until_text(&client, "Choose the CSV file").await;
+    let second = csv_file(
+        files,
+        "people-en.csv",
+        "external_id,name,kind,organisation,card_uid\n\
+         E001,佐藤 花子,staff,人事課,04A23B1C\n\
+         E004,伊藤 美咲,visitor,,1A2B3C4D\n\
+         E005,渡辺 健,staff,総務課,1A2B3C4D\n",
+    );
+    upload(&client, &second).await;
+    until_text(&client, "Import preview").await;
+    let preview = main_text(&client).await;
+    assert!(
+        preview.contains("card_uid is on line 3 already"),
+        "{preview}"
+    );
+    assert!(
+        preview.contains("organisation: 総務課 → 人事課"),
+        "{preview}"
+    );
+    if screenshots {
+        shot(&client, "import-en").await;
+    }
+    click(&client, "#apply").await;
+    until_text(&client, "The import is applied").await;
+    logout(&client).await;
+    until_path(&client, "/login?out=1").await;
+
+    // An admin's user list, in both languages.
+    submit_login(&client, "aiko", PASSWORD).await;
+    until_path(&client, "/").await;
+    click(&client, "header nav.menu a[href='/users']").await;
+    until_path(&client, "/users").await;
+    until_text(&client, "kenji").await;
+    if screenshots {
+        shot(&client, "users-en").await;
+    }
+    client
+        .find(Locator::LinkText("日本語"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_path(&client, "/users").await;
+    until_text(&client, "施設管理者").await;
+    if screenshots {
+        shot(&client, "users-ja").await;
+    }
+    // Disable the security reviewer, with the confirmation.
+    client
+        .find(Locator::LinkText("kenji"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_text(&client, "利用の停止・再開").await;
+    click(&client, "#confirm").await;
+    click(&client, "form[action$='/disabled'] button[type=submit]").await;
+    until_text(&client, "ユーザーを無効にしました").await;
+    logout(&client).await;
+    until_path(&client, "/login?out=1").await;
+    submit_login(&client, "kenji", PASSWORD).await;
+    until_text(&client, "ユーザー名またはパスワードが違います").await;
 }

@@ -197,7 +197,8 @@ fn concrete(pattern: &str) -> String {
         "bookings" => "1".into(),
         _ => String::new(),
     };
-    pattern.replace("{key}", &key)
+    // Users: tanaka, the first one created.
+    pattern.replace("{key}", &key).replace("{id}", "1")
 }
 
 /// A valid form for each page POST route, token included.
@@ -249,6 +250,20 @@ fn valid_form<'a>(path: &str, csrf: &'a str) -> Vec<(&'static str, &'a str)> {
             ("start_at", "2027-02-01T10:00"),
             ("end_at", "2027-02-01T11:00"),
         ],
+        "/users/new" => vec![
+            ("username", "suzuki"),
+            ("role", "operator"),
+            ("password", "Another-Long-Passphrase-77"),
+            ("repeat", "Another-Long-Passphrase-77"),
+        ],
+        "/users/{id}/role" => vec![("role", "security")],
+        "/users/{id}/disabled" => vec![("disabled", "1"), ("confirm", "1")],
+        "/users/{id}/password" => vec![
+            ("new", "Another-Long-Passphrase-77"),
+            ("repeat", "Another-Long-Passphrase-77"),
+        ],
+        "/import/preview" => vec![("file", IMPORT_CSV)],
+        "/import/apply" => vec![("file", IMPORT_CSV)],
         other => panic!("the test has no form for the page POST route {other}; add one"),
     };
     form.push(("csrf", csrf));
@@ -923,10 +938,15 @@ async fn every_page_form_with_its_token_does_what_it_says() {
     deletes.reverse();
     patterns.extend(deletes);
     for pattern in patterns {
-        if ["/login", "/logout", "/account/password"].contains(&pattern.as_str()) {
+        // The user and import forms have tests of their own (their guard
+        // rails and the multipart upload).
+        if ["/login", "/logout", "/account/password"].contains(&pattern.as_str())
+            || pattern.starts_with("/users")
+            || pattern.starts_with("/import")
+        {
             continue;
         }
-        let browser = if pattern.starts_with("/controllers") {
+        let browser = if pattern.starts_with("/controllers") || pattern.ends_with("/threat") {
             &admin
         } else {
             &facilities
@@ -1060,4 +1080,666 @@ async fn threat_levels_and_controllers_are_for_admins_only() {
     assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()), "{secret}");
     let (_, page) = pages.page_as(&admin, "/controllers/3", "en").await;
     assert!(!page.contains(secret));
+}
+
+// ---- User administration (admins only) ----
+
+const ADMIN: &str = "yamada";
+
+async fn with_admin(pages: &Pages) -> Browser {
+    pages
+        .store
+        .create_user("cli", ADMIN, PASSWORD, Role::Admin)
+        .await
+        .unwrap();
+    pages.login(ADMIN).await
+}
+
+async fn id_of(pages: &Pages, name: &str) -> i64 {
+    pages
+        .store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.username == name)
+        .unwrap()
+        .id
+}
+
+async fn page_text(pages: &Pages, path: &str, browser: &Browser) -> (StatusCode, String) {
+    let response = pages.get(path, Some(&browser.cookie)).await;
+    (response.status(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_admin_creates_a_user_who_can_then_log_in() {
+    let pages = start().await;
+    let admin = with_admin(&pages).await;
+    let (status, html) = page_text(&pages, "/users", &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("href=\"/users\""),
+        "the menu shows Users to an admin"
+    );
+    assert!(
+        html.contains("tanaka") && html.contains("施設管理者"),
+        "{html}"
+    );
+    let (status, html) = page_text(&pages, "/users/new", &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<label for=\"username\">"));
+    // Field errors next to the field; the typed name and role kept, never the password.
+    let response = pages
+        .post(
+            "/users/new",
+            &admin.cookie,
+            Some(pages.own_origin()),
+            &[
+                ("csrf", &admin.csrf),
+                ("username", "suzuki"),
+                ("role", "operator"),
+                ("password", "Another-Long-Passphrase-77"),
+                ("repeat", "Another-Long-Passphrase-78"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("id=\"password-error\""), "{html}");
+    assert!(html.contains("パスワードが確認欄と一致しません"), "{html}");
+    assert!(html.contains("value=\"suzuki\""), "{html}");
+    assert!(html.contains("value=\"operator\" selected"), "{html}");
+    assert!(!html.contains("Another-Long-Passphrase"), "{html}");
+    let response = pages
+        .post(
+            "/users/new",
+            &admin.cookie,
+            Some(pages.own_origin()),
+            &[
+                ("csrf", &admin.csrf),
+                ("username", "tanaka"),
+                ("role", "operator"),
+                ("password", "Another-Long-Passphrase-77"),
+                ("repeat", "Another-Long-Passphrase-77"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("この名前のユーザーは既にいます"));
+    let response = pages
+        .post(
+            "/users/new",
+            &admin.cookie,
+            Some(pages.own_origin()),
+            &valid_form("/users/new", &admin.csrf),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let id = id_of(&pages, "suzuki").await;
+    assert_eq!(
+        response.headers()[LOCATION],
+        format!("/users/{id}?done=created").as_str()
+    );
+    let (status, html) = page_text(&pages, &format!("/users/{id}?done=created"), &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("ユーザーを追加しました") && html.contains("オペレーター"));
+    let login = pages
+        .login_form("suzuki", "Another-Long-Passphrase-77", None)
+        .await;
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        pages.get("/users/9999", Some(&admin.cookie)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        pages.get("/users/abc", Some(&admin.cookie)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn disabling_a_user_ends_their_live_session() {
+    let pages = start().await;
+    let admin = with_admin(&pages).await;
+    let tanaka = pages.login("tanaka").await;
+    let id = id_of(&pages, "tanaka").await;
+    let path = format!("/users/{id}/disabled");
+    // Without the confirmation nothing happens.
+    let response = pages
+        .post(
+            &path,
+            &admin.cookie,
+            Some(pages.own_origin()),
+            &[("csrf", &admin.csrf), ("disabled", "1")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("id=\"state-error\""));
+    assert!(pages.logged_in(&tanaka).await);
+    let (_, html) = page_text(&pages, &format!("/users/{id}"), &admin).await;
+    assert!(
+        html.contains("セッションはすぐに終了"),
+        "the form says so: {html}"
+    );
+    let response = pages
+        .post(
+            &path,
+            &admin.cookie,
+            Some(pages.own_origin()),
+            &valid_form("/users/{id}/disabled", &admin.csrf),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(!pages.logged_in(&tanaka).await, "the session ended at once");
+    assert_eq!(
+        pages.login_form("tanaka", PASSWORD, None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, html) = page_text(&pages, "/users", &admin).await;
+    assert!(html.contains("無効"), "{html}");
+    let response = pages
+        .post(
+            &path,
+            &admin.cookie,
+            Some(pages.own_origin()),
+            &[("csrf", &admin.csrf), ("disabled", "0")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        pages.login_form("tanaka", PASSWORD, None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn a_role_change_takes_effect_at_the_users_next_request() {
+    let pages = start().await;
+    let admin = with_admin(&pages).await;
+    let tanaka = pages.login("tanaka").await;
+    assert_eq!(
+        pages.get("/import", Some(&tanaka.cookie)).await.status(),
+        StatusCode::OK
+    );
+    let id = id_of(&pages, "tanaka").await;
+    let response = pages
+        .post(
+            &format!("/users/{id}/role"),
+            &admin.cookie,
+            Some(pages.own_origin()),
+            &valid_form("/users/{id}/role", &admin.csrf),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    // The same session, now a security reviewer.
+    assert_eq!(
+        pages.get("/import", Some(&tanaka.cookie)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let (_, html) = page_text(&pages, "/", &tanaka).await;
+    assert!(html.contains("セキュリティ監査者"), "{html}");
+    assert!(!html.contains("href=\"/import\""), "{html}");
+    // An admin's password reset ends the user's sessions too.
+    let response = pages
+        .post(
+            &format!("/users/{id}/password"),
+            &admin.cookie,
+            Some(pages.own_origin()),
+            &valid_form("/users/{id}/password", &admin.csrf),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(!pages.logged_in(&tanaka).await);
+    assert!(
+        pages
+            .password_is("tanaka", "Another-Long-Passphrase-77")
+            .await
+    );
+}
+
+#[tokio::test]
+async fn a_facilities_user_gets_403_on_every_users_route_and_nothing_changes() {
+    let pages = start().await;
+    let tanaka = pages.login("tanaka").await;
+    let kenji = id_of(&pages, "kenji").await;
+    let (_, home) = page_text(&pages, "/", &tanaka).await;
+    assert!(!home.contains("href=\"/users\""), "no Users link: {home}");
+    for path in ["/users", "/users/new", &format!("/users/{kenji}")] {
+        assert_eq!(
+            pages.get(path, Some(&tanaka.cookie)).await.status(),
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    let users_before = pages.store.list_users().await.unwrap();
+    let audit_before = pages.audit_len().await;
+    for route in tobira_web::ui::page_post_paths()
+        .into_iter()
+        .filter(|p| p.starts_with("/users"))
+    {
+        let path = route.replace("{id}", &kenji.to_string());
+        let response = pages
+            .post(
+                &path,
+                &tanaka.cookie,
+                Some(pages.own_origin()),
+                &valid_form(&route, &tanaka.csrf),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    assert_eq!(pages.store.list_users().await.unwrap(), users_before);
+    assert_eq!(pages.audit_len().await, audit_before);
+    assert!(pages.logged_in(&tanaka).await);
+    assert!(pages.password_is("kenji", PASSWORD).await);
+}
+
+#[tokio::test]
+async fn an_admin_cannot_disable_or_demote_themselves_nor_the_last_admin() {
+    let pages = start().await;
+    let admin = with_admin(&pages).await;
+    let me = id_of(&pages, ADMIN).await;
+    let response = pages
+        .post(
+            &format!("/users/{me}/disabled"),
+            &admin.cookie,
+            Some(pages.own_origin()),
+            &valid_form("/users/{id}/disabled", &admin.csrf),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("自分自身に対してこの変更はできません"),
+        "{html}"
+    );
+    let response = pages
+        .post(
+            &format!("/users/{me}/role"),
+            &admin.cookie,
+            Some(pages.own_origin()),
+            &[("csrf", &admin.csrf), ("role", "facilities")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(pages.logged_in(&admin).await);
+    // The last admin, seen from another admin whom this one then disables.
+    pages
+        .store
+        .create_user("cli", "sato", PASSWORD, Role::Admin)
+        .await
+        .unwrap();
+    let sato = pages.login("sato").await;
+    let sato_id = id_of(&pages, "sato").await;
+    let response = pages
+        .post(
+            &format!("/users/{sato_id}/disabled"),
+            &admin.cookie,
+            Some(pages.own_origin()),
+            &valid_form("/users/{id}/disabled", &admin.csrf),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(!pages.logged_in(&sato).await);
+    let user = pages.store.user(me).await.unwrap();
+    assert!(user.role == Role::Admin && !user.disabled);
+}
+
+// ---- CSV import ----
+
+/// A file with two good lines and one bad one (line 3: an unknown kind).
+const IMPORT_CSV: &str = "external_id,name,kind,organisation,card_uid\nE001,佐藤 花子,staff,総務課,04A23B1C\nE002,鈴木 一郎,boss,営業部,\nE003,高橋 次郎,contractor,,0A0B0C0D\n";
+
+/// A multipart field: name, file name (for a file), value.
+type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
+fn multipart(fields: &[Part]) -> (String, Vec<u8>) {
+    let boundary = "tobira-test-boundary-7f3a";
+    let mut body = Vec::new();
+    for (name, file_name, value) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file_name {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: text/csv\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl Pages {
+    async fn post_multipart(
+        &self,
+        path: &str,
+        cookie: &str,
+        origin: Option<&str>,
+        fields: &[Part<'_>],
+    ) -> reqwest::Response {
+        let (ctype, body) = multipart(fields);
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(COOKIE, cookie)
+            .header("content-type", ctype)
+            .body(body);
+        if let Some(origin) = origin {
+            request = request.header(ORIGIN, origin);
+        }
+        request.send().await.unwrap()
+    }
+
+    async fn people(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM people")
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn cards(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM cards")
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap()
+    }
+}
+
+/// The value of hidden field `name` (HTML entities the templates write undone).
+fn hidden(html: &str, name: &str) -> String {
+    let needle = format!("name=\"{name}\" value=\"");
+    let at = html.find(&needle).expect("the hidden field") + needle.len();
+    let rest = &html[at..];
+    rest[..rest.find('"').unwrap()]
+        .replace("&#43;", "+")
+        .replace("&#47;", "/")
+        .replace("&#x2f;", "/")
+        .replace("&#61;", "=")
+}
+
+#[tokio::test]
+async fn an_import_preview_shows_the_bad_line_and_creates_nothing_and_apply_creates() {
+    let pages = start().await;
+    // The seeded city hall is there before the import.
+    let (people0, cards0) = (pages.people().await, pages.cards().await);
+    let tanaka = pages.login("tanaka").await;
+    let (status, html) = page_text(&pages, "/import", &tanaka).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("enctype=\"multipart/form-data\"") && html.contains("<label for=\"file\">")
+    );
+    assert!(html.contains("href=\"/import\""), "the menu shows Import");
+    let response = pages
+        .post_multipart(
+            "/import/preview",
+            &tanaka.cookie,
+            Some(pages.own_origin()),
+            &[
+                ("csrf", None, tanaka.csrf.as_bytes()),
+                ("file", Some("people.csv"), IMPORT_CSV.as_bytes()),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("取り込み内容の確認"), "{html}");
+    assert!(
+        html.contains("<tr><td>3</td><td>E002</td><td class=\"reason\">kind（区分）が"),
+        "the bad line with its number and why: {html}"
+    );
+    assert!(
+        html.contains("<td>E001</td>") && html.contains("04A23B1C"),
+        "{html}"
+    );
+    assert_eq!(
+        pages.people().await - people0,
+        0,
+        "a preview creates nothing"
+    );
+    let file = hidden(&html, "file");
+    let digest = hidden(&html, "sha256");
+    // A file changed on the way to the apply is refused, and nothing is imported.
+    let response = pages
+        .post_multipart(
+            "/import/apply",
+            &tanaka.cookie,
+            Some(pages.own_origin()),
+            &[
+                ("csrf", None, tanaka.csrf.as_bytes()),
+                ("sha256", None, digest.as_bytes()),
+                ("file", None, format!("{file}AAAA").as_bytes()),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("確認したファイルと内容が一致しません"));
+    assert_eq!(pages.people().await - people0, 0);
+    let response = pages
+        .post_multipart(
+            "/import/apply",
+            &tanaka.cookie,
+            Some(pages.own_origin()),
+            &[
+                ("csrf", None, tanaka.csrf.as_bytes()),
+                ("sha256", None, digest.as_bytes()),
+                ("file", None, file.as_bytes()),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("取り込みました"), "{html}");
+    assert!(html.contains(&digest));
+    assert_eq!(pages.people().await - people0, 2);
+    assert_eq!(pages.cards().await - cards0, 2);
+    // A file that cannot be read at all is said next to the file input.
+    let response = pages
+        .post_multipart(
+            "/import/preview",
+            &tanaka.cookie,
+            Some(pages.own_origin()),
+            &[
+                ("csrf", None, tanaka.csrf.as_bytes()),
+                ("file", Some("x.csv"), b"who,what\n1,2\n"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.text().await.unwrap().contains("id=\"file-error\""));
+}
+
+#[tokio::test]
+async fn a_multipart_form_without_the_token_or_from_another_site_is_refused() {
+    let pages = start().await;
+    // The seeded city hall is there before the import.
+    let people0 = pages.people().await;
+    let tanaka = pages.login("tanaka").await;
+    let wrong = "0".repeat(64);
+    for path in ["/import/preview", "/import/apply"] {
+        let cases: [(&str, Option<&str>, Vec<Part>); 3] = [
+            (
+                "without a token",
+                Some(pages.own_origin()),
+                vec![("file", Some("p.csv"), IMPORT_CSV.as_bytes())],
+            ),
+            (
+                "with a wrong token",
+                Some(pages.own_origin()),
+                vec![
+                    ("csrf", None, wrong.as_bytes()),
+                    ("file", Some("p.csv"), IMPORT_CSV.as_bytes()),
+                ],
+            ),
+            (
+                "from another site",
+                Some("http://evil.example"),
+                vec![
+                    ("csrf", None, tanaka.csrf.as_bytes()),
+                    ("file", Some("p.csv"), IMPORT_CSV.as_bytes()),
+                ],
+            ),
+        ];
+        for (what, origin, fields) in cases {
+            let before = pages.audit_len().await;
+            let response = pages
+                .post_multipart(path, &tanaka.cookie, origin, &fields)
+                .await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path} {what}");
+            assert_eq!(pages.audit_len().await, before, "{path} {what}");
+        }
+    }
+    // An ordinary form may not send an upload's size.
+    let big = "x".repeat(100 * 1024);
+    let response = pages
+        .post(
+            "/account/password",
+            &tanaka.cookie,
+            Some(pages.own_origin()),
+            &[("csrf", &tanaka.csrf), ("current", &big)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(pages.people().await - people0, 0);
+}
+
+#[tokio::test]
+async fn a_security_reviewer_cannot_import() {
+    let pages = start().await;
+    // The seeded city hall is there before the import.
+    let people0 = pages.people().await;
+    let kenji = pages.login("kenji").await;
+    assert_eq!(
+        pages.get("/import", Some(&kenji.cookie)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let (_, home) = page_text(&pages, "/", &kenji).await;
+    assert!(!home.contains("href=\"/import\""));
+    let response = pages
+        .post_multipart(
+            "/import/preview",
+            &kenji.cookie,
+            Some(pages.own_origin()),
+            &[
+                ("csrf", None, kenji.csrf.as_bytes()),
+                ("file", Some("p.csv"), IMPORT_CSV.as_bytes()),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let file = base64_of(IMPORT_CSV.as_bytes());
+    let digest = sha256_of(IMPORT_CSV.as_bytes());
+    let response = pages
+        .post_multipart(
+            "/import/apply",
+            &kenji.cookie,
+            Some(pages.own_origin()),
+            &[
+                ("csrf", None, kenji.csrf.as_bytes()),
+                ("sha256", None, digest.as_bytes()),
+                ("file", None, file.as_bytes()),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(pages.people().await - people0, 0);
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn sha256_of(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Every `id` of an input or select that is not hidden.
+fn field_ids(html: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for tag in ["<input ", "<select "] {
+        for (at, _) in html.match_indices(tag) {
+            let element = &html[at..at + html[at..].find('>').unwrap()];
+            if element.contains("type=\"hidden\"") {
+                continue;
+            }
+            let id = element.split("id=\"").nth(1).expect("a field with an id");
+            ids.push(id[..id.find('"').unwrap()].to_string());
+        }
+    }
+    ids
+}
+
+#[tokio::test]
+async fn the_user_and_import_pages_have_every_text_and_a_label_for_every_field() {
+    let pages = start().await;
+    let admin = with_admin(&pages).await;
+    let tanaka = id_of(&pages, "tanaka").await;
+    for lang in ["ja", "en"] {
+        let mut seen = Vec::new();
+        for path in [
+            "/users".to_string(),
+            "/users/new".to_string(),
+            format!("/users/{tanaka}"),
+            "/import".to_string(),
+        ] {
+            let response = pages
+                .http
+                .get(format!("{}{path}", pages.base))
+                .header(COOKIE, &admin.cookie)
+                .header(ACCEPT_LANGUAGE, lang)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            seen.push((path, response.text().await.unwrap()));
+        }
+        let (ctype, body) = multipart(&[
+            ("csrf", None, admin.csrf.as_bytes()),
+            ("file", Some("p.csv"), IMPORT_CSV.as_bytes()),
+        ]);
+        let preview = pages
+            .http
+            .post(format!("{}/import/preview", pages.base))
+            .header(COOKIE, &admin.cookie)
+            .header(ORIGIN, pages.own_origin())
+            .header(ACCEPT_LANGUAGE, lang)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preview.status(), StatusCode::OK);
+        seen.push(("/import/preview".into(), preview.text().await.unwrap()));
+        for (path, html) in &seen {
+            assert!(html.contains(&format!("<html lang=\"{lang}\">")), "{path}");
+            assert!(
+                !html.contains("??"),
+                "{path} in {lang} lacks a text: {html}"
+            );
+            for id in field_ids(html) {
+                assert!(
+                    html.contains(&format!("<label for=\"{id}\">")),
+                    "{path}: the field {id} has no label"
+                );
+            }
+        }
+    }
 }

@@ -414,6 +414,209 @@ async fn a_user_changes_their_own_password_and_other_sessions_end(store: Store) 
         .any(|(a, _)| a == "user.password_change"));
 }
 
+async fn user_id(store: &Store, name: &str) -> i64 {
+    store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.username == name)
+        .unwrap()
+        .id
+}
+
+async fn last_audit(store: &Store) -> (String, String, String, String) {
+    let e = store.audit_entries(None, 1).await.unwrap().remove(0);
+    (e.actor, e.action, e.target, e.detail)
+}
+
+async fn an_admin_lists_users_and_changes_a_role_audited_old_to_new(store: Store) {
+    user(&store, "admin", Role::Admin).await;
+    user(&store, "tanaka", Role::Facilities).await;
+    let users = store.list_users().await.unwrap();
+    assert_eq!(
+        users
+            .iter()
+            .map(|u| (u.username.as_str(), u.role, u.disabled))
+            .collect::<Vec<_>>(),
+        [
+            ("admin", Role::Admin, false),
+            ("tanaka", Role::Facilities, false)
+        ]
+    );
+    let id = user_id(&store, "tanaka").await;
+    assert_eq!(store.user(id).await.unwrap(), users[1]);
+    let s = opened(login_at(&store, "tanaka", PASSWORD, "a", T0).await);
+    let changed = store
+        .set_user_role("admin", id, Role::Operator)
+        .await
+        .unwrap();
+    assert_eq!(changed.role, Role::Operator);
+    let (actor, action, target, detail) = last_audit(&store).await;
+    assert_eq!(
+        (actor.as_str(), action.as_str(), target.as_str()),
+        ("admin", "user.role", "user:tanaka")
+    );
+    let detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(
+        detail,
+        serde_json::json!({"old": "facilities", "new": "operator"})
+    );
+    // The open session has the new role at its next request.
+    let SessionState::Active(session) = store
+        .session(&s.id, SessionPolicy::default(), T0 + MIN)
+        .await
+        .unwrap()
+    else {
+        panic!("the session stays")
+    };
+    assert_eq!(session.principal.role, Role::Operator);
+    // The same role again changes and audits nothing.
+    let before = store.audit_entries(None, 1000).await.unwrap().len();
+    store
+        .set_user_role("admin", id, Role::Operator)
+        .await
+        .unwrap();
+    assert_eq!(store.audit_entries(None, 1000).await.unwrap().len(), before);
+    assert!(matches!(
+        store.user(9999).await,
+        Err(tobira_web::store::StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.set_user_role("admin", 9999, Role::Admin).await,
+        Err(tobira_web::store::StoreError::NotFound(_))
+    ));
+}
+
+async fn disabling_a_user_ends_their_sessions_and_refuses_logins(store: Store) {
+    user(&store, "admin", Role::Admin).await;
+    user(&store, "tanaka", Role::Facilities).await;
+    let id = user_id(&store, "tanaka").await;
+    let s = opened(login_at(&store, "tanaka", PASSWORD, "a", T0).await);
+    store.set_user_disabled("admin", id, true).await.unwrap();
+    let (_, action, _, detail) = last_audit(&store).await;
+    assert_eq!(action, "user.disable");
+    assert!(detail.contains("\"old\":{\"disabled\":false}"), "{detail}");
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ui_sessions WHERE user_id = $1")
+        .bind(id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the sessions are deleted, not only refused");
+    assert_eq!(
+        store
+            .session(&s.id, SessionPolicy::default(), T0)
+            .await
+            .unwrap(),
+        SessionState::Unknown
+    );
+    assert!(matches!(
+        login_at(&store, "tanaka", PASSWORD, "a", T0).await,
+        LoginOutcome::Refused {
+            class: FailureClass::Disabled,
+            ..
+        }
+    ));
+    assert!(store.user(id).await.unwrap().disabled);
+    store.set_user_disabled("admin", id, false).await.unwrap();
+    assert_eq!(last_audit(&store).await.1, "user.enable");
+    opened(login_at(&store, "tanaka", PASSWORD, "a", T0 + 1).await);
+}
+
+async fn an_admin_resets_a_password_and_the_users_sessions_end(store: Store) {
+    user(&store, "admin", Role::Admin).await;
+    user(&store, "tanaka", Role::Facilities).await;
+    let id = user_id(&store, "tanaka").await;
+    let s = opened(login_at(&store, "tanaka", PASSWORD, "a", T0).await);
+    let weak = store
+        .reset_user_password("admin", id, "password1234")
+        .await
+        .unwrap_err();
+    assert!(weak.to_string().contains("too easy to guess"), "{weak}");
+    let short = store
+        .reset_user_password("admin", id, "short")
+        .await
+        .unwrap_err();
+    assert!(short.to_string().contains("12 characters"), "{short}");
+    store
+        .reset_user_password("admin", id, "Another-Long-Passphrase-77")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .session(&s.id, SessionPolicy::default(), T0)
+            .await
+            .unwrap(),
+        SessionState::Unknown
+    );
+    assert!(matches!(
+        login_at(&store, "tanaka", PASSWORD, "a", T0).await,
+        LoginOutcome::Refused { .. }
+    ));
+    opened(login_at(&store, "tanaka", "Another-Long-Passphrase-77", "a", T0).await);
+    let entries = store.audit_entries(None, 1000).await.unwrap();
+    let reset = entries
+        .iter()
+        .find(|e| e.action == "user.password_reset")
+        .unwrap();
+    assert_eq!(
+        (reset.actor.as_str(), reset.target.as_str()),
+        ("admin", "user:tanaka")
+    );
+    assert!(!reset.detail.contains("Another"), "never the password");
+}
+
+async fn an_enabled_admin_always_remains(store: Store) {
+    use tobira_web::store::StoreError;
+    user(&store, "admin", Role::Admin).await;
+    user(&store, "sato", Role::Admin).await;
+    user(&store, "tanaka", Role::Facilities).await;
+    let admin = user_id(&store, "admin").await;
+    let sato = user_id(&store, "sato").await;
+    let conflict = |r: Result<_, StoreError>, needle: &str| match r {
+        Err(StoreError::Conflict(why)) => assert!(why.contains(needle), "{why}"),
+        other => panic!("expected a conflict about {needle}, got {other:?}"),
+    };
+    // Not oneself, even with another admin there.
+    conflict(
+        store.set_user_disabled("admin", admin, true).await,
+        "yourself",
+    );
+    conflict(
+        store.set_user_role("admin", admin, Role::Facilities).await,
+        "your own admin role",
+    );
+    // Another admin may be demoted while one stays ...
+    store
+        .set_user_role("admin", sato, Role::Facilities)
+        .await
+        .unwrap();
+    // ... but the last enabled admin cannot be demoted or disabled, by anyone.
+    conflict(
+        store.set_user_role("sato", admin, Role::Security).await,
+        "last enabled admin",
+    );
+    conflict(
+        store.set_user_disabled("sato", admin, true).await,
+        "last enabled admin",
+    );
+    // A disabled admin does not count as the one that remains.
+    store
+        .set_user_role("admin", sato, Role::Admin)
+        .await
+        .unwrap();
+    store.set_user_disabled("admin", sato, true).await.unwrap();
+    conflict(
+        store.set_user_disabled("tanaka", admin, true).await,
+        "last enabled admin",
+    );
+    let users = store.list_users().await.unwrap();
+    assert!(users
+        .iter()
+        .any(|u| u.username == "admin" && u.role == Role::Admin && !u.disabled));
+    assert!(store.verify_audit().await.unwrap().is_ok());
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -449,4 +652,8 @@ suite!(
     the_wait_grows_to_fifteen_minutes_and_no_further,
     logins_failures_and_logouts_are_audited_without_the_password,
     a_user_changes_their_own_password_and_other_sessions_end,
+    an_admin_lists_users_and_changes_a_role_audited_old_to_new,
+    disabling_a_user_ends_their_sessions_and_refuses_logins,
+    an_admin_resets_a_password_and_the_users_sessions_end,
+    an_enabled_admin_always_remains,
 );

@@ -24,6 +24,7 @@ pub mod retention;
 pub mod sessions;
 pub mod siem;
 pub mod trust;
+pub mod users;
 pub mod verify;
 
 use std::str::FromStr;

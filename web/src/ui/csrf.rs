@@ -1,6 +1,7 @@
 //! The CSRF guard in front of every page POST: the form must come from this
-//! site (`Origin`, else `Referer`) and carry the session's token; otherwise
-//! 403 before the handler runs, so nothing changes.
+//! site (`Origin`, else `Referer`) and carry the session's token (in an
+//! urlencoded or a multipart form); otherwise 403 before the handler runs, so
+//! nothing changes.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -86,15 +87,27 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         Err(e) => return PageError::internal(lang, e).into_response(),
     };
     let (mut parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
+    // A file upload comes as multipart/form-data, and only the upload routes
+    // may send more than an ordinary form.
+    let multipart = super::form_data::boundary(&parts.headers);
+    let limit = match multipart {
+        Some(_) => super::import::upload_limit(parts.uri.path()).unwrap_or(MAX_FORM),
+        None => MAX_FORM,
+    };
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
         return PageError::BadRequest(lang).into_response();
     };
-    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
-    let sent = fields
-        .iter()
-        .find(|(k, _)| k == CSRF_FIELD)
-        .map(|(_, v)| v.as_str());
-    if !sent.is_some_and(|t| same_token(t, &active.session.csrf_token)) {
+    let sent = match &multipart {
+        Some(boundary) => super::form_data::fields(boundary, bytes.clone())
+            .await
+            .map(|fields| super::form_data::text(&fields, CSRF_FIELD).to_string()),
+        None => serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|(k, _)| k == CSRF_FIELD)
+            .map(|(_, v)| v),
+    };
+    if !sent.is_some_and(|t| same_token(&t, &active.session.csrf_token)) {
         tracing::warn!(path = %parts.uri.path(), "page form without the session's CSRF token refused");
         return PageError::Csrf(lang).into_response();
     }

@@ -4,17 +4,20 @@
 pub mod account;
 pub mod assets;
 pub mod csrf;
+pub mod form_data;
 pub mod forms;
 pub mod i18n;
+pub mod import;
 pub mod login;
 pub mod page;
 pub mod resources;
 pub mod session;
+pub mod users;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -93,6 +96,18 @@ pub fn page_posts() -> Vec<(String, MethodRouter<AppState>)> {
         ("/login".into(), post(login::submit)),
         ("/logout".into(), post(login::logout)),
         ("/account/password".into(), post(account::change_password)),
+        ("/users/new".into(), post(users::create)),
+        ("/users/{id}/role".into(), post(users::set_role)),
+        ("/users/{id}/disabled".into(), post(users::set_disabled)),
+        ("/users/{id}/password".into(), post(users::reset_password)),
+        (
+            "/import/preview".into(),
+            post(import::preview).layer(DefaultBodyLimit::max(import::MAX_UPLOAD_FORM)),
+        ),
+        (
+            "/import/apply".into(),
+            post(import::apply).layer(DefaultBodyLimit::max(import::MAX_UPLOAD_FORM)),
+        ),
     ];
     posts.extend(resource_routes().1);
     posts
@@ -129,6 +144,10 @@ pub fn router(state: AppState, options: UiOptions) -> Router<AppState> {
         .route("/login", get(login::form))
         .route("/account/password", get(account::password_form))
         .route("/lang/{code}", get(login::switch_language))
+        .route("/users", get(users::list))
+        .route("/users/new", get(users::new_form))
+        .route("/users/{id}", get(users::show))
+        .route("/import", get(import::form))
         .route("/assets/{name}", get(assets::serve))
         .merge(posts)
         .layer(axum::middleware::from_fn(page_headers))

@@ -29,7 +29,8 @@ pub struct PageContext {
     pub may_manage: bool,
     /// The role may act on cards and alarms.
     pub may_operate: bool,
-    /// The role administers (users, controllers, threat levels).
+    /// The role administers (users, controllers, threat levels); the menu
+    /// shows user administration.
     pub is_admin: bool,
 }
 

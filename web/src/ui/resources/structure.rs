@@ -165,7 +165,7 @@ impl Resource for Sites {
             .list_holidays(item.id, Some(500), None)
             .await
             .map_err(|e| PageError::internal(ctx.lang, e))?;
-        HolidaysSection {
+        let holidays = HolidaysSection {
             ctx: ctx.clone(),
             site: item.id.to_string(),
             holidays: holidays
@@ -175,7 +175,9 @@ impl Resource for Sites {
                 .collect(),
         }
         .render()
-        .map_err(|e| PageError::internal(ctx.lang, e))
+        .map_err(|e| PageError::internal(ctx.lang, e))?;
+        let threat = threat_section(ctx, format!("/sites/{}/threat", item.id), item.threat)?;
+        Ok(threat + &holidays)
     }
 
     fn extra_posts() -> Vec<(String, axum::routing::MethodRouter<AppState>)> {

@@ -1,0 +1,96 @@
+//! Texts of the user administration pages.
+
+/// Key, Japanese, English.
+pub const TEXTS: &[(&str, &str, &str)] = &[
+    ("nav.users", "ユーザー管理", "Users"),
+    ("users.title", "ユーザー", "Users"),
+    ("users.new", "ユーザーを追加", "Add a user"),
+    ("users.name", "ユーザー名", "User name"),
+    ("users.role", "ロール", "Role"),
+    ("users.state", "状態", "State"),
+    ("users.created", "作成日時", "Created"),
+    ("users.enabled", "有効", "Enabled"),
+    ("users.disabled", "無効", "Disabled"),
+    ("users.none", "ユーザーはいません。", "There are no users."),
+    ("users.password", "パスワード", "Password"),
+    ("users.repeat", "パスワード（確認）", "Password again"),
+    ("users.create", "追加する", "Add"),
+    ("users.back", "ユーザー一覧へ戻る", "Back to the users"),
+    ("users.set_role", "ロールを変更", "Change the role"),
+    (
+        "users.role_hint",
+        "新しいロールはそのユーザーの次の操作から有効になります。",
+        "The new role applies from the user's next request.",
+    ),
+    ("users.save_role", "ロールを変更する", "Change role"),
+    ("users.access", "利用の停止・再開", "Disable or enable"),
+    (
+        "users.disable_hint",
+        "無効にすると、そのユーザーのログイン中のセッションはすぐに終了し、ログインできなくなります。",
+        "Disabling ends the user's open sessions at once, and they cannot log in.",
+    ),
+    (
+        "users.confirm_disable",
+        "セッションが終了することを確認しました",
+        "I understand that their sessions end",
+    ),
+    ("users.disable", "無効にする", "Disable"),
+    ("users.enable", "有効にする", "Enable"),
+    ("users.reset", "パスワードを再設定", "Reset the password"),
+    (
+        "users.reset_hint",
+        "再設定すると、そのユーザーのログイン中のセッションはすべて終了します。",
+        "A reset ends all of the user's open sessions.",
+    ),
+    ("users.new_password", "新しいパスワード", "New password"),
+    ("users.reset_submit", "再設定する", "Reset"),
+    ("users.done.created", "ユーザーを追加しました。", "The user is added."),
+    ("users.done.role", "ロールを変更しました。", "The role is changed."),
+    (
+        "users.done.disabled",
+        "ユーザーを無効にしました。セッションは終了しました。",
+        "The user is disabled; their sessions have ended.",
+    ),
+    ("users.done.enabled", "ユーザーを有効にしました。", "The user is enabled."),
+    (
+        "users.done.password",
+        "パスワードを再設定しました。セッションは終了しました。",
+        "The password is reset; the user's sessions have ended.",
+    ),
+    (
+        "users.error.name",
+        "ユーザー名を確認してください:",
+        "Check the user name:",
+    ),
+    (
+        "users.error.taken",
+        "この名前のユーザーは既にいます。",
+        "A user with this name exists already.",
+    ),
+    ("users.error.role", "ロールを選んでください。", "Choose a role."),
+    (
+        "users.error.mismatch",
+        "パスワードが確認欄と一致しません。",
+        "The password and its repetition differ.",
+    ),
+    (
+        "users.error.password",
+        "このパスワードは使えません:",
+        "This password cannot be used:",
+    ),
+    (
+        "users.error.confirm",
+        "無効にするには確認欄にチェックを入れてください。",
+        "Tick the confirmation to disable the user.",
+    ),
+    (
+        "users.error.self",
+        "自分自身に対してこの変更はできません（ほかの管理者なら可能です）。",
+        "You cannot make this change to yourself (another admin can).",
+    ),
+    (
+        "users.error.last_admin",
+        "有効な管理者が一人もいなくなるため、この変更はできません。先に別のユーザーを管理者にしてください。",
+        "This would leave no enabled admin; make another user admin first.",
+    ),
+];
