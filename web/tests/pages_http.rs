@@ -1017,6 +1017,17 @@ async fn lists_filter_search_sort_and_page() {
         html.contains("51–60 / 60") && html.contains("市民 59") && !html.contains("市民 00"),
         "{html}"
     );
+    // A card is found by the start of its UID, typed as a reader shows it.
+    let (_, html) = pages.page_as(&browser, "/cards?q=04a0%3A0065", "en").await;
+    assert!(
+        html.contains("04A00065") && !html.contains("04A00064"),
+        "{html}"
+    );
+    assert!(html.contains("1–1 / 1"), "{html}");
+    let (_, html) = pages.page_as(&browser, "/cards?q=04A0", "en").await;
+    assert!(html.contains("1–3 / 3"), "{html}");
+    let (_, html) = pages.page_as(&browser, "/cards?q=Sato", "en").await;
+    assert!(html.contains("0–0 / 0"), "not hex, no card: {html}");
     // Unknown sort columns and filter values are ignored, never put in SQL.
     let (status, _) = pages
         .page_as(&browser, "/people?sort=name;DROP&kind=x'--&page=-4", "en")

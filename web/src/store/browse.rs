@@ -3,6 +3,8 @@
 //! the small tables for choosers; and what still refers to a row before it
 //! is deleted. (The JSON API pages by id cursor instead.)
 
+use sqlx::Row;
+
 use crate::store::{Store, StoreError, StoreResult};
 
 /// A table as a list page sees it. Every column named here is a fixed
@@ -18,8 +20,19 @@ pub struct BrowseTable {
     pub sortable: &'static [&'static str],
     /// Columns a page may filter on by equality.
     pub filterable: &'static [&'static str],
-    /// Text columns the search box looks in.
-    pub searchable: &'static [&'static str],
+    /// Columns the search box looks in, and how.
+    pub searchable: &'static [Search],
+}
+
+/// How the search box looks in a column.
+#[derive(Debug, Clone, Copy)]
+pub enum Search {
+    /// Any part of the text, case-insensitively (a full scan: small tables
+    /// and names).
+    Contains(&'static str),
+    /// The start of an upper-case hexadecimal key (card UIDs), through the
+    /// column's index; what is typed is read as hex, spaces and colons dropped.
+    HexPrefix(&'static str),
 }
 
 /// What a list page asks for.
@@ -91,6 +104,39 @@ fn like_pattern(text: &str) -> String {
     out
 }
 
+/// The range of upper-case hex keys that start with the hex digits of
+/// `text` (spaces and colons between bytes dropped).
+fn hex_prefix_range(text: &str) -> Option<(String, String)> {
+    let digits: String = text
+        .chars()
+        .filter(|c| !matches!(c, ' ' | ':' | '-'))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    // Every key with this prefix continues with hex digits only, so all sort
+    // before the prefix followed by `G` (after `F` and the digits in the C
+    // collation and in the usual locales' alike), and no other key falls between.
+    let high = format!("{digits}G");
+    Some((digits, high))
+}
+
+/// `sql` with the filter values bound in order.
+fn bound<'q>(
+    sql: &'q str,
+    binds: &[FilterValue],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let mut q = sqlx::query(sql);
+    for value in binds {
+        q = match value {
+            FilterValue::Number(n) => q.bind(*n),
+            FilterValue::Text(t) => q.bind(t.clone()),
+        };
+    }
+    q
+}
+
 impl Store {
     /// A sorted, filtered page of `spec`'s keys and the count of all matches.
     pub async fn browse(&self, spec: &BrowseTable, query: &BrowseQuery) -> StoreResult<Browsed> {
@@ -121,16 +167,33 @@ impl Store {
             .map(str::trim)
             .filter(|t| !t.is_empty())
         {
-            if !spec.searchable.is_empty() {
-                binds.push(FilterValue::Text(like_pattern(text)));
-                let n = binds.len();
-                let any: Vec<String> = spec
-                    .searchable
-                    .iter()
-                    .map(|c| format!("LOWER(COALESCE({c}, '')) LIKE ${n} ESCAPE '\\'"))
-                    .collect();
-                clauses.push(format!("({})", any.join(" OR ")));
+            let mut any = Vec::new();
+            for search in spec.searchable {
+                match search {
+                    Search::Contains(column) => {
+                        binds.push(FilterValue::Text(like_pattern(text)));
+                        any.push(format!(
+                            "LOWER(COALESCE({column}, '')) LIKE ${} ESCAPE '\\'",
+                            binds.len()
+                        ));
+                    }
+                    Search::HexPrefix(column) => {
+                        let Some((low, high)) = hex_prefix_range(text) else {
+                            continue;
+                        };
+                        binds.push(FilterValue::Text(low));
+                        binds.push(FilterValue::Text(high));
+                        let n = binds.len();
+                        any.push(format!("({column} >= ${} AND {column} < ${n})", n - 1));
+                    }
+                }
             }
+            // Text no column can match matches nothing.
+            clauses.push(if any.is_empty() {
+                "1 = 0".to_string()
+            } else {
+                format!("({})", any.join(" OR "))
+            });
         }
         let filter = if clauses.is_empty() {
             String::new()
@@ -140,26 +203,54 @@ impl Store {
         let direction = if query.descending { "DESC" } else { "ASC" };
         let key = spec.key;
         let table = spec.table;
-        let page_sql = format!(
-            "SELECT CAST({key} AS TEXT) FROM {table}{filter} ORDER BY {sort} {direction}, {key} {direction} LIMIT {limit} OFFSET {offset}"
-        );
+        // The key breaks ties; named twice (`ORDER BY uid, uid`) it made
+        // SQLite sort 100,000 rows instead of reading its index in order.
+        let order = if sort == key {
+            format!("{key} {direction}")
+        } else {
+            format!("{sort} {direction}, {key} {direction}")
+        };
         let count_sql = format!("SELECT COUNT(*) FROM {table}{filter}");
-        let mut page = sqlx::query_scalar::<_, String>(&page_sql);
-        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
-        for value in &binds {
-            match value {
-                FilterValue::Number(n) => {
-                    page = page.bind(*n);
-                    count = count.bind(*n);
-                }
-                FilterValue::Text(t) => {
-                    page = page.bind(t.clone());
-                    count = count.bind(t.clone());
-                }
+        let searching = query
+            .search
+            .as_deref()
+            .is_some_and(|t| !t.trim().is_empty());
+        if searching {
+            // A search reads every row once; the count rides along with the
+            // page instead of a second scan.
+            let sql = format!(
+                "SELECT CAST({key} AS TEXT), COUNT(*) OVER () FROM {table}{filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+            );
+            let rows = bound(&sql, &binds).fetch_all(self.pool()).await?;
+            let mut keys = Vec::with_capacity(rows.len());
+            let mut total = None;
+            for row in rows {
+                keys.push(row.try_get::<String, _>(0)?);
+                total = Some(row.try_get::<i64, _>(1)?);
             }
+            let total = match total {
+                Some(t) => t,
+                // Past the last page: no row carried the count.
+                None => bound(&count_sql, &binds)
+                    .fetch_one(self.pool())
+                    .await?
+                    .try_get::<i64, _>(0)?,
+            };
+            return Ok(Browsed { keys, total });
         }
-        let keys = page.fetch_all(self.pool()).await?;
-        let total = count.fetch_one(self.pool()).await?;
+        let sql = format!(
+            "SELECT CAST({key} AS TEXT) FROM {table}{filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+        );
+        let keys = bound(&sql, &binds)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let total = bound(&count_sql, &binds)
+            .fetch_one(self.pool())
+            .await?
+            .try_get::<i64, _>(0)?;
         Ok(Browsed { keys, total })
     }
 
@@ -327,6 +418,15 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hex_prefix_is_a_key_range() {
+        let range = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
+        assert_eq!(hex_prefix_range("04 a1:b2"), range("04A1B2", "04A1B2G"));
+        assert_eq!(hex_prefix_range("0F"), range("0F", "0FG"));
+        assert_eq!(hex_prefix_range("Tanaka"), None);
+        assert_eq!(hex_prefix_range(" "), None);
+    }
 
     #[test]
     fn search_text_cannot_widen_the_pattern() {

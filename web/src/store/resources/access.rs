@@ -346,18 +346,21 @@ impl Store {
     ) -> StoreResult<Page<Person>> {
         self.group(group).await?;
         let limit = page_size(limit)?;
-        let rows: Vec<i64> = sqlx::query_scalar(
-            "SELECT person_id FROM group_members WHERE group_id = $1 AND person_id > $2 ORDER BY person_id LIMIT $3",
+        // One query for the page (a group may have thousands of members).
+        let rows: Vec<super::people::PersonRow> = sqlx::query_as(
+            "SELECT p.id, p.kind, p.name, p.organisation, p.external_id, p.created_at \
+             FROM group_members m JOIN people p ON p.id = m.person_id \
+             WHERE m.group_id = $1 AND m.person_id > $2 ORDER BY m.person_id LIMIT $3",
         )
         .bind(group.get())
         .bind(id_cursor(cursor)?)
         .bind(limit + 1)
         .fetch_all(self.pool())
         .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for p in rows {
-            items.push(self.person(stored_id(p)?).await?);
-        }
+        let items = rows
+            .into_iter()
+            .map(super::people::person)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(paged(items, limit, |p| p.id.to_string()))
     }
 

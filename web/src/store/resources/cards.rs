@@ -229,8 +229,15 @@ impl Store {
                 .text(),
             None => String::new(),
         };
+        // One person's cards by the person index: `($2 = 0 OR person_id = $2)`
+        // would read all 100,000 cards for the ten of one person.
+        let by_person = if person.is_some() {
+            "person_id = $2"
+        } else {
+            "$2 = 0"
+        };
         let rows: Vec<CardRow> = sqlx::query_as(&format!(
-            "{CARD_COLUMNS} WHERE uid > $1 AND ($2 = 0 OR person_id = $2) AND ($3 = '' OR state = $3) ORDER BY uid LIMIT $4"
+            "{CARD_COLUMNS} WHERE uid > $1 AND {by_person} AND ($3 = '' OR state = $3) ORDER BY uid LIMIT $4"
         ))
         .bind(after)
         .bind(person.map_or(0, Id::get))

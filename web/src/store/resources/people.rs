@@ -68,7 +68,7 @@ pub struct EnrollmentInput {
     pub slot: u16,
 }
 
-type PersonRow = (i64, String, String, Option<String>, Option<String>, i64);
+pub(super) type PersonRow = (i64, String, String, Option<String>, Option<String>, i64);
 
 const PERSON_COLUMNS: &str =
     "SELECT id, kind, name, organisation, external_id, created_at FROM people";
@@ -95,7 +95,7 @@ impl ExternalId {
     }
 }
 
-fn person(row: PersonRow) -> StoreResult<Person> {
+pub(super) fn person(row: PersonRow) -> StoreResult<Person> {
     Ok(Person {
         id: stored_id(row.0)?,
         kind: PersonKind::parse(&row.1)?,

@@ -8,7 +8,7 @@ use axum::routing::post;
 
 use super::{id_key, submit, Column, Extra, Filter, FilterChoices, Resource, Show};
 use crate::auth::Manage;
-use crate::store::browse::BrowseTable;
+use crate::store::browse::{BrowseTable, Search};
 use crate::store::resources::access::{
     Booking, BookingInput, Grant, GrantInput, Group, GroupInput,
 };
@@ -34,7 +34,7 @@ impl Resource for Groups {
             key: "id",
             sortable: &["id", "name"],
             filterable: &[],
-            searchable: &["name"],
+            searchable: &[Search::Contains("name")],
         }
     }
 

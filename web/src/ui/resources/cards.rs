@@ -10,7 +10,7 @@ use axum::routing::post;
 
 use super::{submit, Column, Extra, Filter, FilterChoices, Resource, Show};
 use crate::auth::{Manage, Operate};
-use crate::store::browse::BrowseTable;
+use crate::store::browse::{BrowseTable, Search};
 use crate::store::resources::cards::{Card, CardAction, CardInput, CardValidity};
 use crate::store::resources::{CardState, Uid};
 use crate::store::{Store, StoreError};
@@ -64,9 +64,9 @@ impl Resource for Cards {
         BrowseTable {
             table: "cards",
             key: "uid",
-            sortable: &["uid", "person_id", "state", "issued_at", "valid_until"],
+            sortable: &["uid", "person_id", "state", "issued_at"],
             filterable: &["state", "person_id"],
-            searchable: &["uid"],
+            searchable: &[Search::HexPrefix("uid")],
         }
     }
 
@@ -99,7 +99,7 @@ impl Resource for Cards {
             Column {
                 key: "valid_until",
                 label: "field.valid_until",
-                sort: Some("valid_until"),
+                sort: None,
                 show: Show::When,
             },
             Column {

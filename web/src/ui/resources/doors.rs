@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{id_key, Column, Extra, Filter, FilterChoices, Resource, Show};
 use crate::auth::{Administer, Manage};
-use crate::store::browse::BrowseTable;
+use crate::store::browse::{BrowseTable, Search};
 use crate::store::resources::doors::{Controller, ControllerInput, Door, DoorInput};
 use crate::store::resources::Id;
 use crate::store::{Store, StoreError};
@@ -113,7 +113,7 @@ impl Resource for Doors {
             key: "id",
             sortable: &["id", "name", "kind", "inside_zone_id", "controller_id"],
             filterable: &["kind", "inside_zone_id", "controller_id"],
-            searchable: &["name"],
+            searchable: &[Search::Contains("name")],
         }
     }
 
@@ -269,7 +269,7 @@ impl Resource for Controllers {
             key: "id",
             sortable: &["id", "name", "site_id", "last_seen_at", "policy_version"],
             filterable: &["site_id", "disabled"],
-            searchable: &["name"],
+            searchable: &[Search::Contains("name")],
         }
     }
 

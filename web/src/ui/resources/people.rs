@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{id_key, submit, Column, Extra, Filter, FilterChoices, Resource, Show};
 use crate::auth::Manage;
-use crate::store::browse::BrowseTable;
+use crate::store::browse::{BrowseTable, Search};
 use crate::store::resources::people::{Enrollment, EnrollmentInput, Person, PersonInput};
 use crate::store::resources::{CardState, Id};
 use crate::store::{Store, StoreError};
@@ -39,7 +39,11 @@ impl Resource for People {
             key: "id",
             sortable: &["id", "name", "kind", "organisation", "created_at"],
             filterable: &["kind"],
-            searchable: &["name", "organisation", "external_id"],
+            searchable: &[
+                Search::Contains("name"),
+                Search::Contains("organisation"),
+                Search::Contains("external_id"),
+            ],
         }
     }
 

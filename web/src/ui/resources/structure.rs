@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{id_key, submit, Column, Extra, Filter, FilterChoices, Resource, Show};
 use crate::auth::{Administer, Manage};
-use crate::store::browse::BrowseTable;
+use crate::store::browse::{BrowseTable, Search};
 use crate::store::resources::sites::{HolidayInput, Site, SiteInput};
 use crate::store::resources::zones::{Schedule, ScheduleInput, Zone, ZoneInput};
 use crate::store::resources::{Level, ThreatLevel, ZoneSettings};
@@ -72,7 +72,7 @@ impl Resource for Sites {
             key: "id",
             sortable: &["id", "name", "time_zone"],
             filterable: &[],
-            searchable: &["name"],
+            searchable: &[Search::Contains("name")],
         }
     }
 
@@ -457,7 +457,7 @@ impl Resource for Zones {
             key: "id",
             sortable: &["id", "name", "level", "site_id"],
             filterable: &["site_id", "level"],
-            searchable: &["name"],
+            searchable: &[Search::Contains("name")],
         }
     }
 
@@ -657,7 +657,7 @@ impl Resource for Schedules {
             key: "id",
             sortable: &["id", "name"],
             filterable: &[],
-            searchable: &["name"],
+            searchable: &[Search::Contains("name")],
         }
     }
 
