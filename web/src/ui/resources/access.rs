@@ -6,7 +6,7 @@ use axum::extract::{Path, RawForm, State};
 use axum::response::Response;
 use axum::routing::post;
 
-use super::{id_key, submit, Column, Extra, Filter, FilterChoices, Resource, Show};
+use super::{id_key, Column, Extra, Filter, FilterChoices, Resource, Show};
 use crate::auth::Manage;
 use crate::store::browse::{BrowseTable, Search};
 use crate::store::resources::access::{
@@ -67,39 +67,14 @@ impl Resource for Groups {
         item.name.clone()
     }
 
-    async fn get(store: &Store, key: &str) -> Result<Group, StoreError> {
-        store.group(id_key(key)?).await
-    }
-
-    async fn create(
-        store: &Store,
-        actor: &str,
-        form: &Submitted,
-        tz: &str,
-    ) -> Result<Group, Refusal> {
-        submit(form, &Self::fields(false), tz, |i: GroupInput| async move {
-            store.create_group(actor, &i).await
-        })
-        .await
-    }
-
-    async fn update(
-        store: &Store,
-        actor: &str,
-        key: &str,
-        form: &Submitted,
-        tz: &str,
-    ) -> Result<Group, Refusal> {
-        let id = id_key(key).map_err(|e| super::refused(e, &[]))?;
-        submit(form, &Self::fields(true), tz, |i: GroupInput| async move {
-            store.update_group(actor, id, &i).await
-        })
-        .await
-    }
-
-    async fn delete(store: &Store, actor: &str, key: &str) -> Result<(), StoreError> {
-        store.delete_group(actor, id_key(key)?).await
-    }
+    id_store_calls!(
+        Group,
+        GroupInput,
+        group,
+        create_group,
+        update_group,
+        delete_group
+    );
 
     async fn extra(state: &AppState, item: &Group, ctx: &PageContext) -> Extra {
         let members = state
@@ -290,39 +265,14 @@ impl Resource for Grants {
         format!("#{}", item.id)
     }
 
-    async fn get(store: &Store, key: &str) -> Result<Grant, StoreError> {
-        store.grant(id_key(key)?).await
-    }
-
-    async fn create(
-        store: &Store,
-        actor: &str,
-        form: &Submitted,
-        tz: &str,
-    ) -> Result<Grant, Refusal> {
-        submit(form, &Self::fields(false), tz, |i: GrantInput| async move {
-            store.create_grant(actor, &i).await
-        })
-        .await
-    }
-
-    async fn update(
-        store: &Store,
-        actor: &str,
-        key: &str,
-        form: &Submitted,
-        tz: &str,
-    ) -> Result<Grant, Refusal> {
-        let id = id_key(key).map_err(|e| super::refused(e, &[]))?;
-        submit(form, &Self::fields(true), tz, |i: GrantInput| async move {
-            store.update_grant(actor, id, &i).await
-        })
-        .await
-    }
-
-    async fn delete(store: &Store, actor: &str, key: &str) -> Result<(), StoreError> {
-        store.delete_grant(actor, id_key(key)?).await
-    }
+    id_store_calls!(
+        Grant,
+        GrantInput,
+        grant,
+        create_grant,
+        update_grant,
+        delete_grant
+    );
 }
 
 /// Room bookings.
@@ -412,43 +362,12 @@ impl Resource for Bookings {
         format!("#{}", item.id)
     }
 
-    async fn get(store: &Store, key: &str) -> Result<Booking, StoreError> {
-        store.booking(id_key(key)?).await
-    }
-
-    async fn create(
-        store: &Store,
-        actor: &str,
-        form: &Submitted,
-        tz: &str,
-    ) -> Result<Booking, Refusal> {
-        submit(
-            form,
-            &Self::fields(false),
-            tz,
-            |i: BookingInput| async move { store.create_booking(actor, &i).await },
-        )
-        .await
-    }
-
-    async fn update(
-        store: &Store,
-        actor: &str,
-        key: &str,
-        form: &Submitted,
-        tz: &str,
-    ) -> Result<Booking, Refusal> {
-        let id = id_key(key).map_err(|e| super::refused(e, &[]))?;
-        submit(
-            form,
-            &Self::fields(true),
-            tz,
-            |i: BookingInput| async move { store.update_booking(actor, id, &i).await },
-        )
-        .await
-    }
-
-    async fn delete(store: &Store, actor: &str, key: &str) -> Result<(), StoreError> {
-        store.delete_booking(actor, id_key(key)?).await
-    }
+    id_store_calls!(
+        Booking,
+        BookingInput,
+        booking,
+        create_booking,
+        update_booking,
+        delete_booking
+    );
 }

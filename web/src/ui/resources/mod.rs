@@ -4,6 +4,49 @@
 //! refers to the row. One [`Resource`] description per resource; the store
 //! calls, role rules and audit are the JSON API's own.
 
+/// The store calls of a resource keyed by id whose form is its input type
+/// as it is: `get`, `create`, `update` and `delete` of [`Resource`].
+macro_rules! id_store_calls {
+    ($item:ty, $input:ty, $get:ident, $create:ident, $update:ident, $delete:ident) => {
+        async fn get(store: &Store, key: &str) -> Result<$item, StoreError> {
+            store.$get($crate::ui::resources::id_key(key)?).await
+        }
+
+        async fn create(
+            store: &Store,
+            actor: &str,
+            form: &Submitted,
+            tz: &str,
+        ) -> Result<$item, Refusal> {
+            $crate::ui::resources::submit(form, &Self::fields(false), tz, |i: $input| async move {
+                store.$create(actor, &i).await
+            })
+            .await
+        }
+
+        async fn update(
+            store: &Store,
+            actor: &str,
+            key: &str,
+            form: &Submitted,
+            tz: &str,
+        ) -> Result<$item, Refusal> {
+            let id = $crate::ui::resources::id_key(key)
+                .map_err(|e| $crate::ui::resources::refused(e, &[]))?;
+            $crate::ui::resources::submit(form, &Self::fields(true), tz, |i: $input| async move {
+                store.$update(actor, id, &i).await
+            })
+            .await
+        }
+
+        async fn delete(store: &Store, actor: &str, key: &str) -> Result<(), StoreError> {
+            store
+                .$delete(actor, $crate::ui::resources::id_key(key)?)
+                .await
+        }
+    };
+}
+
 pub mod access;
 pub mod cards;
 pub mod doors;

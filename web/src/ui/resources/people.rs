@@ -117,42 +117,14 @@ impl Resource for People {
         serde_json::json!({"kind": "staff"})
     }
 
-    async fn get(store: &Store, key: &str) -> Result<Person, StoreError> {
-        store.person(id_key(key)?).await
-    }
-
-    async fn create(
-        store: &Store,
-        actor: &str,
-        form: &Submitted,
-        tz: &str,
-    ) -> Result<Person, Refusal> {
-        submit(
-            form,
-            &Self::fields(false),
-            tz,
-            |i: PersonInput| async move { store.create_person(actor, &i).await },
-        )
-        .await
-    }
-
-    async fn update(
-        store: &Store,
-        actor: &str,
-        key: &str,
-        form: &Submitted,
-        tz: &str,
-    ) -> Result<Person, Refusal> {
-        let id = id_key(key).map_err(|e| super::refused(e, &[]))?;
-        submit(form, &Self::fields(true), tz, |i: PersonInput| async move {
-            store.update_person(actor, id, &i).await
-        })
-        .await
-    }
-
-    async fn delete(store: &Store, actor: &str, key: &str) -> Result<(), StoreError> {
-        store.delete_person(actor, id_key(key)?).await
-    }
+    id_store_calls!(
+        Person,
+        PersonInput,
+        person,
+        create_person,
+        update_person,
+        delete_person
+    );
 
     async fn extra(state: &AppState, item: &Person, ctx: &PageContext) -> Extra {
         let fail = |e: StoreError| PageError::internal(ctx.lang, e);

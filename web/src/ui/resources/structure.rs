@@ -8,7 +8,7 @@ use axum::response::Response;
 use axum::routing::post;
 use serde_json::Value;
 
-use super::{id_key, submit, Column, Extra, Filter, FilterChoices, Resource, Show};
+use super::{id_key, Column, Extra, Filter, FilterChoices, Resource, Show};
 use crate::auth::{Administer, Manage};
 use crate::store::browse::{BrowseTable, Search};
 use crate::store::resources::sites::{HolidayInput, Site, SiteInput};
@@ -125,39 +125,7 @@ impl Resource for Sites {
         serde_json::json!({"time_zone": "Asia/Tokyo"})
     }
 
-    async fn get(store: &Store, key: &str) -> Result<Site, StoreError> {
-        store.site(id_key(key)?).await
-    }
-
-    async fn create(
-        store: &Store,
-        actor: &str,
-        form: &Submitted,
-        tz: &str,
-    ) -> Result<Site, Refusal> {
-        submit(form, &Self::fields(false), tz, |i: SiteInput| async move {
-            store.create_site(actor, &i).await
-        })
-        .await
-    }
-
-    async fn update(
-        store: &Store,
-        actor: &str,
-        key: &str,
-        form: &Submitted,
-        tz: &str,
-    ) -> Result<Site, Refusal> {
-        let id = id_key(key).map_err(|e| super::refused(e, &[]))?;
-        submit(form, &Self::fields(true), tz, |i: SiteInput| async move {
-            store.update_site(actor, id, &i).await
-        })
-        .await
-    }
-
-    async fn delete(store: &Store, actor: &str, key: &str) -> Result<(), StoreError> {
-        store.delete_site(actor, id_key(key)?).await
-    }
+    id_store_calls!(Site, SiteInput, site, create_site, update_site, delete_site);
 
     async fn extra(state: &AppState, item: &Site, ctx: &PageContext) -> Extra {
         let holidays = state
@@ -693,43 +661,12 @@ impl Resource for Schedules {
         item.name.clone()
     }
 
-    async fn get(store: &Store, key: &str) -> Result<Schedule, StoreError> {
-        store.schedule(id_key(key)?).await
-    }
-
-    async fn create(
-        store: &Store,
-        actor: &str,
-        form: &Submitted,
-        tz: &str,
-    ) -> Result<Schedule, Refusal> {
-        submit(
-            form,
-            &Self::fields(false),
-            tz,
-            |i: ScheduleInput| async move { store.create_schedule(actor, &i).await },
-        )
-        .await
-    }
-
-    async fn update(
-        store: &Store,
-        actor: &str,
-        key: &str,
-        form: &Submitted,
-        tz: &str,
-    ) -> Result<Schedule, Refusal> {
-        let id = id_key(key).map_err(|e| super::refused(e, &[]))?;
-        submit(
-            form,
-            &Self::fields(true),
-            tz,
-            |i: ScheduleInput| async move { store.update_schedule(actor, id, &i).await },
-        )
-        .await
-    }
-
-    async fn delete(store: &Store, actor: &str, key: &str) -> Result<(), StoreError> {
-        store.delete_schedule(actor, id_key(key)?).await
-    }
+    id_store_calls!(
+        Schedule,
+        ScheduleInput,
+        schedule,
+        create_schedule,
+        update_schedule,
+        delete_schedule
+    );
 }
