@@ -670,7 +670,8 @@ async fn bench_pages(store: &Store, s: &Sizes, label: &str) {
             "grants" => "10".into(),
             _ => String::new(),
         };
-        pattern.replace("{key}", &key)
+        // The bench's own admin is user 1.
+        pattern.replace("{key}", &key).replace("{id}", "1")
     };
     let deep = s.people * s.cards_per_person / 100;
     let mut paths: Vec<String> = tobira_web::ui::page_get_paths()

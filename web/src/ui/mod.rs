@@ -120,10 +120,18 @@ pub fn page_post_paths() -> Vec<String> {
 
 /// The paths of every page that shows something (GET), resources included.
 pub fn page_get_paths() -> Vec<String> {
-    let mut paths: Vec<String> = ["/", "/login", "/account/password"]
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let mut paths: Vec<String> = [
+        "/",
+        "/login",
+        "/account/password",
+        "/users",
+        "/users/new",
+        "/users/{id}",
+        "/import",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
     paths.extend(resource_routes().0.into_iter().map(|(p, _)| p));
     paths
 }
