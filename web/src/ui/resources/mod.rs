@@ -55,6 +55,8 @@ pub mod structure;
 
 use std::future::Future;
 
+use futures_util::{StreamExt, TryStreamExt};
+
 use askama::Template;
 use axum::extract::{Path, Query, RawForm, State};
 use axum::http::StatusCode;
@@ -482,12 +484,22 @@ pub async fn list<R: Resource>(
     };
     let browsed = state.store.browse(&table, &query).await.map_err(fail)?;
     let tz = state.store.display_time_zone().await.map_err(fail)?;
-    let mut items = Vec::with_capacity(browsed.keys.len());
-    for key in &browsed.keys {
-        let item = R::get(&state.store, key).await.map_err(fail)?;
+    // The rows by key, a few at a time (the pool's readers work in parallel).
+    let store = state.store.clone();
+    let fetched: Vec<R::Item> = futures_util::stream::iter(browsed.keys.clone())
+        .map(move |key| {
+            let store = store.clone();
+            async move { R::get(&store, &key).await }
+        })
+        .buffered(4)
+        .try_collect()
+        .await
+        .map_err(fail)?;
+    let mut items = Vec::with_capacity(fetched.len());
+    for (key, item) in browsed.keys.iter().zip(&fetched) {
         items.push((
             key.clone(),
-            serde_json::to_value(&item).map_err(|e| PageError::internal(lang, e))?,
+            serde_json::to_value(item).map_err(|e| PageError::internal(lang, e))?,
         ));
     }
     let people: Vec<i64> = columns
