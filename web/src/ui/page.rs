@@ -188,7 +188,7 @@ impl IntoResponse for PageError {
             }
             Self::Forbidden(lang) => (lang, StatusCode::FORBIDDEN, "error.forbidden"),
             Self::Csrf(lang) => (lang, StatusCode::FORBIDDEN, "error.csrf"),
-            Self::BadRequest(lang) => (lang, StatusCode::BAD_REQUEST, "error.csrf"),
+            Self::BadRequest(lang) => (lang, StatusCode::BAD_REQUEST, "error.bad_request"),
             Self::NotFound(lang) => (lang, StatusCode::NOT_FOUND, "error.not_found"),
             Self::Internal(lang, detail) => {
                 tracing::error!(%detail, "internal error on a page");

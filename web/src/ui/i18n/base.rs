@@ -81,6 +81,11 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
         "このフォームは無効です（期限切れ、または別のサイトから送信されました）。ページを読み込み直してください。",
         "This form is not valid (expired, or sent from another site). Reload the page and try again.",
     ),
+    (
+        "error.bad_request",
+        "送信された内容を読み取れませんでした。ページを読み込み直して、もう一度お試しください。",
+        "The request could not be read. Reload the page and try again.",
+    ),
     ("error.not_found", "ページが見つかりません。", "Page not found."),
     (
         "error.internal",
