@@ -224,7 +224,7 @@ impl Store {
                 .any(|s| matches!(s, Search::Contains(_)));
         if scanning {
             let sql = format!(
-                "SELECT CAST({key} AS TEXT), COUNT(*) OVER () FROM {table}{filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+                "SELECT CAST({key} AS TEXT) AS browse_key, COUNT(*) OVER () FROM {table}{filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
             );
             let rows = bound(&sql, &binds).fetch_all(self.pool()).await?;
             let mut keys = Vec::with_capacity(rows.len());
@@ -244,7 +244,7 @@ impl Store {
             return Ok(Browsed { keys, total });
         }
         let sql = format!(
-            "SELECT CAST({key} AS TEXT) FROM {table}{filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+            "SELECT CAST({key} AS TEXT) AS browse_key FROM {table}{filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
         );
         // The page and the count on two connections at once: a deep page of
         // a large filtered list spends about as long on each.
@@ -372,7 +372,7 @@ impl Store {
             "group" => {
                 add(
                     "grant",
-                    rows("SELECT id, CAST(id AS TEXT) FROM grants WHERE group_id = $1 ORDER BY id")
+                    rows("SELECT id, CAST(id AS TEXT) AS label FROM grants WHERE group_id = $1 ORDER BY id")
                         .await?,
                 );
             }
