@@ -215,6 +215,43 @@ enum Problem {
     Password(String),
 }
 
+/// The user's page again, with `problem` beside the form it belongs to.
+async fn again(
+    state: &AppState,
+    page: &AdminPage,
+    id: i64,
+    status: StatusCode,
+    problem: Problem,
+) -> Result<Response, PageError> {
+    user_page(state, page, id, status, None, Some(problem)).await
+}
+
+/// After a change to user `id`: to their page saying `done`, or the page
+/// again with why not (a guard rail, or a value the store refused).
+async fn after<T>(
+    state: &AppState,
+    page: &AdminPage,
+    id: i64,
+    result: Result<T, StoreError>,
+    done: &str,
+    problem: fn(String) -> Problem,
+) -> Result<Response, PageError> {
+    let lang = page.lang;
+    match result {
+        Ok(_) => Ok(see_other(&format!("/users/{id}?done={done}"))),
+        Err(StoreError::NotFound(_)) => Err(PageError::NotFound(lang)),
+        Err(StoreError::Conflict(_)) => {
+            let why = refusal(state, page, id).await;
+            again(state, page, id, StatusCode::CONFLICT, problem(why)).await
+        }
+        Err(StoreError::Invalid(why)) => {
+            let why = with_detail(lang, "users.error.password", &why);
+            again(state, page, id, StatusCode::BAD_REQUEST, problem(why)).await
+        }
+        Err(e) => Err(PageError::internal(lang, e)),
+    }
+}
+
 /// The query of a user's page after a change.
 #[derive(Debug, Deserialize)]
 pub struct DoneQuery {
@@ -315,29 +352,13 @@ pub async fn set_role(
     let id = user_id(id, lang)?;
     let Some(role) = Role::parse(&form.role) else {
         let problem = Problem::Role(lang.t("users.error.role").to_string());
-        return user_page(
-            &state,
-            &page,
-            id,
-            StatusCode::BAD_REQUEST,
-            None,
-            Some(problem),
-        )
-        .await;
+        return again(&state, &page, id, StatusCode::BAD_REQUEST, problem).await;
     };
-    match state
+    let result = state
         .store
         .set_user_role(&page.principal.actor, id, role)
-        .await
-    {
-        Ok(_) => Ok(see_other(&format!("/users/{id}?done=role"))),
-        Err(StoreError::NotFound(_)) => Err(PageError::NotFound(lang)),
-        Err(StoreError::Conflict(_)) => {
-            let problem = Problem::Role(refusal(&state, &page, id).await);
-            user_page(&state, &page, id, StatusCode::CONFLICT, None, Some(problem)).await
-        }
-        Err(e) => Err(PageError::internal(lang, e)),
-    }
+        .await;
+    after(&state, &page, id, result, "role", Problem::Role).await
 }
 
 /// The disable/enable form: `disabled` is `1` or `0`; disabling needs the
@@ -366,32 +387,14 @@ pub async fn set_disabled(
     };
     if disabled && form.confirm.as_deref().is_none_or(str::is_empty) {
         let problem = Problem::State(lang.t("users.error.confirm").to_string());
-        return user_page(
-            &state,
-            &page,
-            id,
-            StatusCode::BAD_REQUEST,
-            None,
-            Some(problem),
-        )
-        .await;
+        return again(&state, &page, id, StatusCode::BAD_REQUEST, problem).await;
     }
-    match state
+    let result = state
         .store
         .set_user_disabled(&page.principal.actor, id, disabled)
-        .await
-    {
-        Ok(_) => {
-            let done = if disabled { "disabled" } else { "enabled" };
-            Ok(see_other(&format!("/users/{id}?done={done}")))
-        }
-        Err(StoreError::NotFound(_)) => Err(PageError::NotFound(lang)),
-        Err(StoreError::Conflict(_)) => {
-            let problem = Problem::State(refusal(&state, &page, id).await);
-            user_page(&state, &page, id, StatusCode::CONFLICT, None, Some(problem)).await
-        }
-        Err(e) => Err(PageError::internal(lang, e)),
-    }
+        .await;
+    let done = if disabled { "disabled" } else { "enabled" };
+    after(&state, &page, id, result, done, Problem::State).await
 }
 
 /// The password reset form.
@@ -414,37 +417,13 @@ pub async fn reset_password(
     let id = user_id(id, lang)?;
     if form.new != form.repeat {
         let problem = Problem::Password(lang.t("users.error.mismatch").to_string());
-        return user_page(
-            &state,
-            &page,
-            id,
-            StatusCode::BAD_REQUEST,
-            None,
-            Some(problem),
-        )
-        .await;
+        return again(&state, &page, id, StatusCode::BAD_REQUEST, problem).await;
     }
-    match state
+    let result = state
         .store
         .reset_user_password(&page.principal.actor, id, &form.new)
-        .await
-    {
-        Ok(()) => Ok(see_other(&format!("/users/{id}?done=password"))),
-        Err(StoreError::NotFound(_)) => Err(PageError::NotFound(lang)),
-        Err(StoreError::Invalid(why)) => {
-            let problem = Problem::Password(with_detail(lang, "users.error.password", &why));
-            user_page(
-                &state,
-                &page,
-                id,
-                StatusCode::BAD_REQUEST,
-                None,
-                Some(problem),
-            )
-            .await
-        }
-        Err(e) => Err(PageError::internal(lang, e)),
-    }
+        .await;
+    after(&state, &page, id, result, "password", Problem::Password).await
 }
 
 #[cfg(test)]
