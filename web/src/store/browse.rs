@@ -107,14 +107,7 @@ fn like_pattern(text: &str) -> String {
 /// The range of upper-case hex keys that start with the hex digits of
 /// `text` (spaces and colons between bytes dropped).
 fn hex_prefix_range(text: &str) -> Option<(String, String)> {
-    let digits: String = text
-        .chars()
-        .filter(|c| !matches!(c, ' ' | ':' | '-'))
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
+    let digits = crate::store::resources::Uid::digits_as_typed(text)?;
     // Every key with this prefix continues with hex digits only, so all sort
     // before the prefix followed by `G` (after `F` and the digits in the C
     // collation and in the usual locales' alike), and no other key falls between.

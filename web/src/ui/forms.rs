@@ -19,6 +19,9 @@ pub enum Widget {
     Number(i64, i64),
     /// One of fixed values: (value, catalog key of its label).
     Choice(&'static [(&'static str, &'static str)]),
+    /// One of fixed numbers (a security level), listed as [`Widget::Choice`]
+    /// is and sent to the store as a number.
+    NumberChoice(&'static [(&'static str, &'static str)]),
     /// One row of a small named table (`zones`, `sites`, …), by id.
     Ref(&'static str),
     /// Several rows of a small named table.
@@ -187,6 +190,17 @@ pub fn parse<T: DeserializeOwned>(
     fields: &[Field],
     time_zone: &str,
 ) -> Result<T, Refusal> {
+    parse_shaped(form, fields, time_zone, |_| {})
+}
+
+/// [`parse`], with `shape` turning the fields' JSON into the input's shape
+/// where the two differ (a door's reader is there or not) before it is read.
+pub fn parse_shaped<T: DeserializeOwned>(
+    form: &Submitted,
+    fields: &[Field],
+    time_zone: &str,
+    shape: impl FnOnce(&mut Value),
+) -> Result<T, Refusal> {
     let mut object = Value::Object(Map::new());
     let mut refusal = Refusal::default();
     for field in fields {
@@ -203,6 +217,7 @@ pub fn parse<T: DeserializeOwned>(
     if !refusal.fields.is_empty() {
         return Err(refusal);
     }
+    shape(&mut object);
     serde_path_to_error::deserialize::<_, T>(object).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
@@ -286,14 +301,19 @@ fn field_value(
                 .map(|n| Some(Value::from(n)))
                 .map_err(|_| "form.not_number")
         }
-        Widget::Choice(options) => {
+        Widget::Choice(options) | Widget::NumberChoice(options) => {
             if text.is_empty() {
                 return empty(field);
             }
-            if options.iter().any(|(v, _)| *v == text) {
-                Ok(Some(Value::String(text.to_string())))
-            } else {
-                Err("form.not_choice")
+            if !options.iter().any(|(v, _)| *v == text) {
+                return Err("form.not_choice");
+            }
+            match field.widget {
+                Widget::NumberChoice(_) => text
+                    .parse::<i64>()
+                    .map(|n| Some(Value::from(n)))
+                    .map_err(|_| "form.not_choice"),
+                _ => Ok(Some(Value::String(text.to_string()))),
             }
         }
         Widget::Refs(_) => {
@@ -574,7 +594,7 @@ pub fn views(
                     view.widget = "number";
                     view.min = "1".into();
                 }
-                Widget::Choice(options) => {
+                Widget::Choice(options) | Widget::NumberChoice(options) => {
                     view.widget = "select";
                     view.options = options
                         .iter()

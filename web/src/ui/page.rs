@@ -29,6 +29,8 @@ pub struct PageContext {
     pub may_manage: bool,
     /// The role may act on cards and alarms.
     pub may_operate: bool,
+    /// The time zone the page shows times in ("" until a handler sets it).
+    pub time_zone: String,
     /// The role administers (users, controllers, threat levels); the menu
     /// shows user administration.
     pub is_admin: bool,
@@ -48,6 +50,7 @@ impl PageContext {
             may_manage: false,
             may_operate: false,
             is_admin: false,
+            time_zone: String::new(),
         }
     }
 
@@ -62,6 +65,14 @@ impl PageContext {
             may_operate: principal.role.can_operate(),
             is_admin: principal.role.is_admin(),
             ..Self::anonymous(lang, path)
+        }
+    }
+
+    /// The same page with times in `time_zone`.
+    pub fn in_time_zone(self, time_zone: &str) -> Self {
+        PageContext {
+            time_zone: time_zone.to_string(),
+            ..self
         }
     }
 

@@ -679,6 +679,18 @@ impl Uid {
         s.parse().ok().map(Uid)
     }
 
+    /// Hex as a reader or a card label shows it (bytes apart with spaces,
+    /// colons or dashes, either case) as the plain upper-case digits stored;
+    /// `None` if anything else is in it.
+    pub fn digits_as_typed(text: &str) -> Option<String> {
+        let digits: String = text
+            .chars()
+            .filter(|c| !matches!(c, ' ' | ':' | '-'))
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_hexdigit())).then_some(digits)
+    }
+
     /// Upper-case hex, as stored.
     pub fn text(&self) -> String {
         self.0.to_string()

@@ -6,7 +6,7 @@ use axum::extract::{Path, RawForm, State};
 use axum::response::Response;
 use axum::routing::post;
 
-use super::{id_key, Column, Extra, Filter, FilterChoices, Resource, Show};
+use super::{id_key, Column, Extra, Filter, FilterChoices, Resource, Show, ID_COLUMN, NAME_COLUMN};
 use crate::auth::Manage;
 use crate::store::browse::{BrowseTable, Search};
 use crate::store::resources::access::{
@@ -39,20 +39,7 @@ impl Resource for Groups {
     }
 
     fn columns() -> &'static [Column] {
-        &[
-            Column {
-                key: "id",
-                label: "field.id",
-                sort: Some("id"),
-                show: Show::Link,
-            },
-            Column {
-                key: "name",
-                label: "field.name",
-                sort: Some("name"),
-                show: Show::Link,
-            },
-        ]
+        &[ID_COLUMN, NAME_COLUMN]
     }
 
     fn fields(_editing: bool) -> Vec<Field> {
@@ -192,12 +179,7 @@ impl Resource for Grants {
 
     fn columns() -> &'static [Column] {
         &[
-            Column {
-                key: "id",
-                label: "field.id",
-                sort: Some("id"),
-                show: Show::Link,
-            },
+            ID_COLUMN,
             Column {
                 key: "group_id",
                 label: "field.group",
@@ -297,12 +279,7 @@ impl Resource for Bookings {
 
     fn columns() -> &'static [Column] {
         &[
-            Column {
-                key: "id",
-                label: "field.id",
-                sort: Some("id"),
-                show: Show::Link,
-            },
+            ID_COLUMN,
             Column {
                 key: "person_id",
                 label: "field.person",

@@ -7,6 +7,7 @@ use axum::extract::{Path, RawForm, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
+use serde_json::Value;
 
 use super::{submit, Column, Extra, Filter, FilterChoices, Resource, Show};
 use crate::auth::{Manage, Operate};
@@ -148,6 +149,16 @@ impl Resource for Cards {
         false
     }
 
+    /// A UID typed as a reader shows it (`04 a1:b2 c3`) is read as the hex the
+    /// store takes; anything else is left for the store to refuse by name.
+    fn shape(object: &mut Value) {
+        if let Some(uid) = object.get_mut("uid") {
+            if let Some(digits) = uid.as_str().and_then(Uid::digits_as_typed) {
+                *uid = Value::String(digits);
+            }
+        }
+    }
+
     async fn get(store: &Store, key: &str) -> Result<Card, StoreError> {
         store.card(&uid_key(key)?).await
     }
@@ -158,19 +169,13 @@ impl Resource for Cards {
         form: &Submitted,
         tz: &str,
     ) -> Result<Card, Refusal> {
-        // Readers show UIDs with spaces or colons between bytes; the store reads hex.
-        let mut form = form.clone();
-        let uid: String = form
-            .one("uid")
-            .chars()
-            .filter(|c| c.is_ascii_hexdigit())
-            .collect();
-        if !uid.is_empty() {
-            form.replace("uid", vec![uid.to_ascii_lowercase()]);
-        }
-        submit(&form, &Self::fields(false), tz, |i: CardInput| async move {
-            store.create_card(actor, &i).await
-        })
+        submit(
+            form,
+            &Self::fields(false),
+            tz,
+            Self::shape,
+            |i: CardInput| async move { store.create_card(actor, &i).await },
+        )
         .await
     }
 
@@ -186,6 +191,7 @@ impl Resource for Cards {
             form,
             &Self::fields(true),
             tz,
+            Self::shape,
             |i: CardValidity| async move { store.update_card(actor, &uid, &i).await },
         )
         .await
@@ -224,7 +230,7 @@ struct CardLife {
 
 async fn life(state: &AppState, item: &Card, ctx: &PageContext, problem: &str) -> Extra {
     let fail = |e: StoreError| PageError::internal(ctx.lang, e);
-    let tz = state.store.display_time_zone().await.map_err(fail)?;
+    let tz = &ctx.time_zone;
     let detail = state.store.card_detail(&item.uid).await.map_err(fail)?;
     let person = state.store.person(item.person_id).await.map_err(fail)?;
     CardLife {
@@ -245,7 +251,7 @@ async fn life(state: &AppState, item: &Card, ctx: &PageContext, problem: &str) -
             .map(|h| {
                 (
                     ctx.lang.t(state_key(h.state)),
-                    local_time(h.at.get(), &tz),
+                    local_time(h.at.get(), tz),
                     h.actor,
                     h.note.unwrap_or_default(),
                 )
@@ -282,7 +288,8 @@ async fn act(
         Err(e) => return Err(PageError::internal(lang, e)),
     };
     let path = format!("/cards/{}", query_value(&key));
-    let ctx = PageContext::signed_in(lang, &path, &page.principal, &page.csrf_token);
+    let ctx = PageContext::signed_in(lang, &path, &page.principal, &page.csrf_token)
+        .in_time_zone(&super::time_zone(&state.store, lang).await?);
     let again = |problem: &'static str| {
         let (state, card, ctx) = (&state, &card, &ctx);
         async move {

@@ -9,7 +9,7 @@ use axum::routing::post;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{id_key, Column, Extra, Filter, FilterChoices, Resource, Show};
+use super::{id_key, Column, Extra, Filter, FilterChoices, Resource, Show, ID_COLUMN, NAME_COLUMN};
 use crate::auth::{Administer, Manage};
 use crate::store::browse::{BrowseTable, Search};
 use crate::store::resources::doors::{Controller, ControllerInput, Door, DoorInput};
@@ -62,45 +62,6 @@ fn door_fields() -> Vec<Field> {
     ]
 }
 
-async fn save_door(
-    store: &Store,
-    actor: &str,
-    id: Option<Id>,
-    form: &Submitted,
-    tz: &str,
-) -> Result<Door, Refusal> {
-    let fields = door_fields();
-    let mut object: Value = crate::ui::forms::parse(form, &fields, tz)?;
-    // A reader is there or not; its biometric module is asked only with it.
-    for side in READERS {
-        if let Some(map) = object.as_object_mut() {
-            let present = map
-                .get(side)
-                .and_then(|r| r.get("present"))
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            let biometric = map
-                .get(side)
-                .and_then(|r| r.get("biometric"))
-                .cloned()
-                .unwrap_or(Value::Null);
-            let reader = if present {
-                serde_json::json!({"biometric": biometric})
-            } else {
-                Value::Null
-            };
-            map.insert(side.to_string(), reader);
-        }
-    }
-    let input: DoorInput = crate::store::resources::from_object(object)
-        .map_err(|m| Refusal::from_store(&m, &fields))?;
-    let result = match id {
-        None => store.create_door(actor, &input).await,
-        Some(id) => store.update_door(actor, id, &input).await,
-    };
-    result.map_err(|e| super::refused(e, &fields))
-}
-
 impl Resource for Doors {
     const SLUG: &'static str = "doors";
     const KIND: &'static str = "door";
@@ -119,18 +80,8 @@ impl Resource for Doors {
 
     fn columns() -> &'static [Column] {
         &[
-            Column {
-                key: "id",
-                label: "field.id",
-                sort: Some("id"),
-                show: Show::Link,
-            },
-            Column {
-                key: "name",
-                label: "field.name",
-                sort: Some("name"),
-                show: Show::Link,
-            },
+            ID_COLUMN,
+            NAME_COLUMN,
             Column {
                 key: "kind",
                 label: "field.door_kind",
@@ -212,33 +163,31 @@ impl Resource for Doors {
         serde_json::json!({"kind": "door", "entry_reader": {"present": true}})
     }
 
-    async fn get(store: &Store, key: &str) -> Result<Door, StoreError> {
-        store.door(id_key(key)?).await
+    /// A reader is there or not; its biometric module is asked only with it.
+    fn shape(object: &mut Value) {
+        let Some(map) = object.as_object_mut() else {
+            return;
+        };
+        for side in READERS {
+            let reader = map.get(side);
+            let present = reader
+                .and_then(|r| r.get("present"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let biometric = reader
+                .and_then(|r| r.get("biometric"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let reader = if present {
+                serde_json::json!({ "biometric": biometric })
+            } else {
+                Value::Null
+            };
+            map.insert(side.to_string(), reader);
+        }
     }
 
-    async fn create(
-        store: &Store,
-        actor: &str,
-        form: &Submitted,
-        tz: &str,
-    ) -> Result<Door, Refusal> {
-        save_door(store, actor, None, form, tz).await
-    }
-
-    async fn update(
-        store: &Store,
-        actor: &str,
-        key: &str,
-        form: &Submitted,
-        tz: &str,
-    ) -> Result<Door, Refusal> {
-        let id = id_key(key).map_err(|e| super::refused(e, &[]))?;
-        save_door(store, actor, Some(id), form, tz).await
-    }
-
-    async fn delete(store: &Store, actor: &str, key: &str) -> Result<(), StoreError> {
-        store.delete_door(actor, id_key(key)?).await
-    }
+    id_store_calls!(Door, DoorInput, door, create_door, update_door, delete_door);
 }
 
 /// A controller as its pages show it.
@@ -275,18 +224,8 @@ impl Resource for Controllers {
 
     fn columns() -> &'static [Column] {
         &[
-            Column {
-                key: "id",
-                label: "field.id",
-                sort: Some("id"),
-                show: Show::Link,
-            },
-            Column {
-                key: "name",
-                label: "field.name",
-                sort: Some("name"),
-                show: Show::Link,
-            },
+            ID_COLUMN,
+            NAME_COLUMN,
             Column {
                 key: "site_id",
                 label: "field.site",
@@ -421,12 +360,8 @@ impl Resource for Controllers {
         )
     }
 
-    async fn extra(state: &AppState, item: &ControllerView, ctx: &PageContext) -> Extra {
-        let tz = state
-            .store
-            .display_time_zone()
-            .await
-            .map_err(|e| PageError::internal(ctx.lang, e))?;
+    async fn extra(_state: &AppState, item: &ControllerView, ctx: &PageContext) -> Extra {
+        let tz = &ctx.time_zone;
         let c = &item.controller;
         let now = crate::store::now_ms();
         ControllerHealth {
@@ -434,7 +369,7 @@ impl Resource for Controllers {
             id: c.id.to_string(),
             last_seen: c
                 .last_seen_at
-                .map(|m| local_time(m.get(), &tz))
+                .map(|m| local_time(m.get(), tz))
                 .unwrap_or_default(),
             cache_age_min: c
                 .last_seen_at
@@ -442,7 +377,7 @@ impl Resource for Controllers {
                 .unwrap_or_default(),
             offline_since: item
                 .offline_since
-                .map(|m| local_time(m, &tz))
+                .map(|m| local_time(m, tz))
                 .unwrap_or_default(),
             policy_version: c.policy_version,
             disabled: c.disabled,

@@ -18,7 +18,8 @@ macro_rules! id_store_calls {
             form: &Submitted,
             tz: &str,
         ) -> Result<$item, Refusal> {
-            $crate::ui::resources::submit(form, &Self::fields(false), tz, |i: $input| async move {
+            let fields = Self::submitted_fields(form, false);
+            $crate::ui::resources::submit(form, &fields, tz, Self::shape, |i: $input| async move {
                 store.$create(actor, &i).await
             })
             .await
@@ -33,7 +34,8 @@ macro_rules! id_store_calls {
         ) -> Result<$item, Refusal> {
             let id = $crate::ui::resources::id_key(key)
                 .map_err(|e| $crate::ui::resources::refused(e, &[]))?;
-            $crate::ui::resources::submit(form, &Self::fields(true), tz, |i: $input| async move {
+            let fields = Self::submitted_fields(form, true);
+            $crate::ui::resources::submit(form, &fields, tz, Self::shape, |i: $input| async move {
                 store.$update(actor, id, &i).await
             })
             .await
@@ -111,6 +113,22 @@ pub struct Column {
     pub show: Show,
 }
 
+/// The id column, linked to the row's page.
+pub const ID_COLUMN: Column = Column {
+    key: "id",
+    label: "field.id",
+    sort: Some("id"),
+    show: Show::Link,
+};
+
+/// The name column, linked to the row's page.
+pub const NAME_COLUMN: Column = Column {
+    key: "name",
+    label: "field.name",
+    sort: Some("name"),
+    show: Show::Link,
+};
+
 /// One filter above a list.
 #[derive(Debug, Clone, Copy)]
 pub struct Filter {
@@ -158,6 +176,13 @@ pub trait Resource: Send + Sync + 'static {
     }
     /// The form's fields (`editing`: for an existing row).
     fn fields(editing: bool) -> Vec<Field>;
+    /// The fields a submitted form is read with (by default the form's own;
+    /// a zone reads its settings only when it has its own).
+    fn submitted_fields(_form: &Submitted, editing: bool) -> Vec<Field> {
+        Self::fields(editing)
+    }
+    /// Turns the fields' JSON into the input's shape where the two differ.
+    fn shape(_object: &mut Value) {}
     /// The row's key in paths.
     fn key(item: &Self::Item) -> String;
     /// What the row is called on its page.
@@ -243,6 +268,7 @@ pub async fn submit<T, I, F, Fut>(
     form: &Submitted,
     fields: &[Field],
     time_zone: &str,
+    shape: fn(&mut Value),
     store_call: F,
 ) -> Result<I, Refusal>
 where
@@ -250,7 +276,7 @@ where
     F: FnOnce(T) -> Fut,
     Fut: Future<Output = Result<I, StoreError>>,
 {
-    let input: T = forms::parse(form, fields, time_zone)?;
+    let input: T = forms::parse_shaped(form, fields, time_zone, shape)?;
     store_call(input).await.map_err(|e| refused(e, fields))
 }
 
@@ -672,78 +698,120 @@ struct FormPage {
     extra: String,
 }
 
-/// Draws `R`'s form.
-#[allow(clippy::too_many_arguments)]
-async fn form_page<R: Resource, Q>(
-    state: &AppState,
-    page: &PageAuthorized<Q>,
-    status: StatusCode,
-    existing: Option<(&str, &R::Item)>,
-    values: &Submitted,
-    refusal: &Refusal,
-    saved: bool,
-) -> Result<Response, PageError> {
-    let lang = page.lang;
-    let fields = R::fields(existing.is_some());
-    let names = choosers(&state.store, &forms::chooser_tables(&fields))
-        .await
-        .map_err(|e| PageError::internal(lang, e))?;
-    let (path, action, title) = match existing {
-        Some((key, item)) => {
-            let path = format!("/{}/{}", R::SLUG, query_value(key));
-            (path.clone(), path, R::title(item))
+/// What every form handler works from: the request's user, the store, and
+/// the time zone the site's times are shown and entered in (read once).
+struct Scene<'a, Q> {
+    state: &'a AppState,
+    page: &'a PageAuthorized<Q>,
+    time_zone: String,
+}
+
+impl<'a, Q> Scene<'a, Q> {
+    async fn new(state: &'a AppState, page: &'a PageAuthorized<Q>) -> Result<Self, PageError> {
+        Ok(Scene {
+            state,
+            page,
+            time_zone: time_zone(&state.store, page.lang).await?,
+        })
+    }
+
+    /// Row `key` of `R`; a key that names nothing is the page's not-found.
+    async fn existing<R: Resource>(&self, key: &str) -> Result<R::Item, PageError> {
+        match R::get(&self.state.store, key).await {
+            Ok(item) => Ok(item),
+            Err(StoreError::NotFound(_)) => Err(PageError::NotFound(self.page.lang)),
+            Err(e) => Err(PageError::internal(self.page.lang, e)),
         }
-        None => {
-            let path = format!("/{}/new", R::SLUG);
-            (
-                path.clone(),
-                path,
+    }
+
+    /// The form values of an existing row.
+    fn values_of<R: Resource>(&self, item: &R::Item) -> Submitted {
+        forms::values_of(&R::to_form(item), &R::fields(true), &self.time_zone)
+    }
+
+    /// Draws `R`'s form.
+    async fn form<R: Resource>(
+        &self,
+        status: StatusCode,
+        existing: Option<(&str, &R::Item)>,
+        values: &Submitted,
+        refusal: &Refusal,
+        saved: bool,
+    ) -> Result<Response, PageError> {
+        let (state, page) = (self.state, self.page);
+        let lang = page.lang;
+        let fields = R::fields(existing.is_some());
+        let names = choosers(&state.store, &forms::chooser_tables(&fields))
+            .await
+            .map_err(|e| PageError::internal(lang, e))?;
+        let (path, title) = match existing {
+            Some((key, item)) => (format!("/{}/{}", R::SLUG, query_value(key)), R::title(item)),
+            None => (
+                format!("/{}/new", R::SLUG),
                 lang.t(&format!("res.{}.new", R::SLUG)).to_string(),
-            )
-        }
-    };
-    let ctx = PageContext::signed_in(lang, &path, &page.principal, &page.csrf_token);
-    let (references, extra) = match existing {
-        Some((key, item)) => {
-            let refs = if R::KIND.is_empty() {
-                Vec::new()
-            } else {
-                let id = key.parse::<i64>().unwrap_or(0);
-                state
-                    .store
-                    .references(R::KIND, id)
-                    .await
-                    .map_err(|e| PageError::internal(lang, e))?
-            };
-            (
-                reference_texts(&refs, lang),
-                R::extra(state, item, &ctx).await?,
-            )
-        }
-        None => (Vec::new(), String::new()),
-    };
-    Ok(render(
-        status,
-        &FormPage {
-            slug: R::SLUG,
-            heading: lang.t(&format!("res.{}.title", R::SLUG)),
-            title,
-            action,
-            may_write: may_write::<R, _>(page),
-            editing: existing.is_some(),
-            deletable: R::deletable(),
-            editable: R::editable(),
-            fields: forms::views(&fields, values, &names, refusal, lang),
-            general: refusal
-                .general
-                .iter()
-                .map(|(k, d)| format!("{} {d}", lang.t(k)).trim().to_string())
-                .collect(),
-            saved,
-            references,
-            extra,
-            ctx,
-        },
+            ),
+        };
+        let ctx = PageContext::signed_in(lang, &path, &page.principal, &page.csrf_token)
+            .in_time_zone(&self.time_zone);
+        let (references, extra) = match existing {
+            Some((key, item)) => {
+                let refs = if R::KIND.is_empty() {
+                    Vec::new()
+                } else {
+                    let id = key.parse::<i64>().unwrap_or(0);
+                    state
+                        .store
+                        .references(R::KIND, id)
+                        .await
+                        .map_err(|e| PageError::internal(lang, e))?
+                };
+                (
+                    reference_texts(&refs, lang),
+                    R::extra(state, item, &ctx).await?,
+                )
+            }
+            None => (Vec::new(), String::new()),
+        };
+        Ok(render(
+            status,
+            &FormPage {
+                slug: R::SLUG,
+                heading: lang.t(&format!("res.{}.title", R::SLUG)),
+                title,
+                action: path,
+                may_write: may_write::<R, _>(page),
+                editing: existing.is_some(),
+                deletable: R::deletable(),
+                editable: R::editable(),
+                fields: forms::views(&fields, values, &names, refusal, lang),
+                general: refusal
+                    .general
+                    .iter()
+                    .map(|(k, d)| format!("{} {d}", lang.t(k)).trim().to_string())
+                    .collect(),
+                saved,
+                references,
+                extra,
+                ctx,
+            },
+        ))
+    }
+}
+
+/// The time zone pages show times in, or the page's internal error.
+pub async fn time_zone(store: &Store, lang: Lang) -> Result<String, PageError> {
+    store
+        .display_time_zone()
+        .await
+        .map_err(|e| PageError::internal(lang, e))
+}
+
+/// Back to a row's page, which says it is saved.
+fn saved<R: Resource>(item: &R::Item) -> Response {
+    see_other(&format!(
+        "/{}/{}?saved=1",
+        R::SLUG,
+        query_value(&R::key(item))
     ))
 }
 
@@ -762,30 +830,19 @@ pub async fn new_form<R: Resource>(
     page: PageAuthorized<R::Writer>,
     Query(params): Query<FormParams>,
 ) -> Result<Response, PageError> {
-    let tz = state
-        .store
-        .display_time_zone()
-        .await
-        .map_err(|e| PageError::internal(page.lang, e))?;
+    let scene = Scene::new(&state, &page).await?;
     // A link may prefill fields (a person's "issue a card").
     let given = Submitted::new(params.rest.into_iter().collect());
     let fields = R::fields(false);
-    let mut values = forms::values_of(&R::blank(&given), &fields, &tz);
+    let mut values = forms::values_of(&R::blank(&given), &fields, &scene.time_zone);
     for f in &fields {
         if given.has(f.name) {
             values.replace(f.name, given.all(f.name).to_vec());
         }
     }
-    form_page::<R, _>(
-        &state,
-        &page,
-        StatusCode::OK,
-        None,
-        &values,
-        &Refusal::default(),
-        false,
-    )
-    .await
+    scene
+        .form::<R>(StatusCode::OK, None, &values, &Refusal::default(), false)
+        .await
 }
 
 /// `GET /{slug}/{key}`.
@@ -795,28 +852,17 @@ pub async fn edit_form<R: Resource>(
     Path(key): Path<String>,
     Query(params): Query<FormParams>,
 ) -> Result<Response, PageError> {
-    let lang = page.lang;
-    let item = match R::get(&state.store, &key).await {
-        Ok(item) => item,
-        Err(StoreError::NotFound(_)) => return Err(PageError::NotFound(lang)),
-        Err(e) => return Err(PageError::internal(lang, e)),
-    };
-    let tz = state
-        .store
-        .display_time_zone()
+    let scene = Scene::new(&state, &page).await?;
+    let item = scene.existing::<R>(&key).await?;
+    scene
+        .form::<R>(
+            StatusCode::OK,
+            Some((&key, &item)),
+            &scene.values_of::<R>(&item),
+            &Refusal::default(),
+            params.saved.is_some(),
+        )
         .await
-        .map_err(|e| PageError::internal(lang, e))?;
-    let values = forms::values_of(&R::to_form(&item), &R::fields(true), &tz);
-    form_page::<R, _>(
-        &state,
-        &page,
-        StatusCode::OK,
-        Some((&key, &item)),
-        &values,
-        &Refusal::default(),
-        params.saved.is_some(),
-    )
-    .await
 }
 
 fn submitted(form: &RawForm) -> Submitted {
@@ -829,37 +875,23 @@ pub async fn create<R: Resource>(
     page: PageAuthorized<R::Writer>,
     form: RawForm,
 ) -> Result<Response, PageError> {
-    let lang = page.lang;
+    let scene = Scene::new(&state, &page).await?;
     let form = submitted(&form);
-    let tz = state
-        .store
-        .display_time_zone()
-        .await
-        .map_err(|e| PageError::internal(lang, e))?;
-    match R::create(&state.store, &page.principal.actor, &form, &tz).await {
+    match R::create(&state.store, &page.principal.actor, &form, &scene.time_zone).await {
         Ok(item) => {
             let path = format!("/{}/{}", R::SLUG, query_value(&R::key(&item)));
-            let ctx = PageContext::signed_in(lang, &path, &page.principal, &page.csrf_token);
-            if let Some(once) = R::created(&state, &item, &ctx) {
-                return Ok((StatusCode::CREATED, axum::response::Html(once?)).into_response());
+            let ctx = PageContext::signed_in(page.lang, &path, &page.principal, &page.csrf_token);
+            match R::created(&state, &item, &ctx) {
+                Some(once) => {
+                    Ok((StatusCode::CREATED, axum::response::Html(once?)).into_response())
+                }
+                None => Ok(saved::<R>(&item)),
             }
-            Ok(see_other(&format!(
-                "/{}/{}?saved=1",
-                R::SLUG,
-                query_value(&R::key(&item))
-            )))
         }
         Err(refusal) => {
-            form_page::<R, _>(
-                &state,
-                &page,
-                StatusCode::BAD_REQUEST,
-                None,
-                &form,
-                &refusal,
-                false,
-            )
-            .await
+            scene
+                .form::<R>(StatusCode::BAD_REQUEST, None, &form, &refusal, false)
+                .await
         }
     }
 }
@@ -871,35 +903,29 @@ pub async fn update<R: Resource>(
     Path(key): Path<String>,
     form: RawForm,
 ) -> Result<Response, PageError> {
-    let lang = page.lang;
+    let scene = Scene::new(&state, &page).await?;
     let form = submitted(&form);
-    let existing = match R::get(&state.store, &key).await {
-        Ok(item) => item,
-        Err(StoreError::NotFound(_)) => return Err(PageError::NotFound(lang)),
-        Err(e) => return Err(PageError::internal(lang, e)),
-    };
-    let tz = state
-        .store
-        .display_time_zone()
-        .await
-        .map_err(|e| PageError::internal(lang, e))?;
-    match R::update(&state.store, &page.principal.actor, &key, &form, &tz).await {
-        Ok(item) => Ok(see_other(&format!(
-            "/{}/{}?saved=1",
-            R::SLUG,
-            query_value(&R::key(&item))
-        ))),
+    let existing = scene.existing::<R>(&key).await?;
+    match R::update(
+        &state.store,
+        &page.principal.actor,
+        &key,
+        &form,
+        &scene.time_zone,
+    )
+    .await
+    {
+        Ok(item) => Ok(saved::<R>(&item)),
         Err(refusal) => {
-            form_page::<R, _>(
-                &state,
-                &page,
-                StatusCode::BAD_REQUEST,
-                Some((&key, &existing)),
-                &form,
-                &refusal,
-                false,
-            )
-            .await
+            scene
+                .form::<R>(
+                    StatusCode::BAD_REQUEST,
+                    Some((&key, &existing)),
+                    &form,
+                    &refusal,
+                    false,
+                )
+                .await
         }
     }
 }
@@ -912,47 +938,37 @@ pub async fn delete<R: Resource>(
     Path(key): Path<String>,
     form: RawForm,
 ) -> Result<Response, PageError> {
-    let lang = page.lang;
+    let scene = Scene::new(&state, &page).await?;
     let form = submitted(&form);
-    let existing = match R::get(&state.store, &key).await {
-        Ok(item) => item,
-        Err(StoreError::NotFound(_)) => return Err(PageError::NotFound(lang)),
-        Err(e) => return Err(PageError::internal(lang, e)),
+    let existing = scene.existing::<R>(&key).await?;
+    let refused = |status, refusal: Refusal| {
+        let scene = &scene;
+        let (key, existing) = (&key, &existing);
+        async move {
+            scene
+                .form::<R>(
+                    status,
+                    Some((key, existing)),
+                    &scene.values_of::<R>(existing),
+                    &refusal,
+                    false,
+                )
+                .await
+        }
     };
-    let tz = state
-        .store
-        .display_time_zone()
-        .await
-        .map_err(|e| PageError::internal(lang, e))?;
-    let fields = R::fields(true);
-    let values = forms::values_of(&R::to_form(&existing), &fields, &tz);
     if !form.has("confirm") {
-        return form_page::<R, _>(
-            &state,
-            &page,
+        return refused(
             StatusCode::BAD_REQUEST,
-            Some((&key, &existing)),
-            &values,
-            &Refusal::general("form.confirm_delete", ""),
-            false,
+            Refusal::general("form.confirm_delete", ""),
         )
         .await;
     }
     match R::delete(&state.store, &page.principal.actor, &key).await {
         Ok(()) => Ok(see_other(&format!("/{}?deleted=1", R::SLUG))),
         Err(StoreError::Conflict(m)) => {
-            form_page::<R, _>(
-                &state,
-                &page,
-                StatusCode::CONFLICT,
-                Some((&key, &existing)),
-                &values,
-                &Refusal::general("form.still_used", m),
-                false,
-            )
-            .await
+            refused(StatusCode::CONFLICT, Refusal::general("form.still_used", m)).await
         }
-        Err(StoreError::NotFound(_)) => Err(PageError::NotFound(lang)),
-        Err(e) => Err(PageError::internal(lang, e)),
+        Err(StoreError::NotFound(_)) => Err(PageError::NotFound(page.lang)),
+        Err(e) => Err(PageError::internal(page.lang, e)),
     }
 }

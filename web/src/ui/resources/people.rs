@@ -5,7 +5,9 @@ use askama::Template;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{id_key, submit, Column, Extra, Filter, FilterChoices, Resource, Show};
+use super::{
+    id_key, submit, Column, Extra, Filter, FilterChoices, Resource, Show, ID_COLUMN, NAME_COLUMN,
+};
 use crate::auth::Manage;
 use crate::store::browse::{BrowseTable, Search};
 use crate::store::resources::people::{Enrollment, EnrollmentInput, Person, PersonInput};
@@ -49,18 +51,8 @@ impl Resource for People {
 
     fn columns() -> &'static [Column] {
         &[
-            Column {
-                key: "id",
-                label: "field.id",
-                sort: Some("id"),
-                show: Show::Link,
-            },
-            Column {
-                key: "name",
-                label: "field.name",
-                sort: Some("name"),
-                show: Show::Link,
-            },
+            ID_COLUMN,
+            NAME_COLUMN,
             Column {
                 key: "kind",
                 label: "field.person_kind",
@@ -128,7 +120,7 @@ impl Resource for People {
 
     async fn extra(state: &AppState, item: &Person, ctx: &PageContext) -> Extra {
         let fail = |e: StoreError| PageError::internal(ctx.lang, e);
-        let tz = state.store.display_time_zone().await.map_err(fail)?;
+        let tz = &ctx.time_zone;
         let cards = state
             .store
             .list_cards(Some(item.id), None, Some(500), None)
@@ -160,7 +152,7 @@ impl Resource for People {
                     (
                         e.module_id.to_string(),
                         e.slot.to_string(),
-                        local_time(e.enrolled_at.get(), &tz),
+                        local_time(e.enrolled_at.get(), tz),
                     )
                 })
                 .collect(),
@@ -287,6 +279,7 @@ impl Resource for Enrollments {
             form,
             &Self::fields(false),
             tz,
+            Self::shape,
             |i: EnrollmentInput| async move { store.create_enrollment(actor, &i).await },
         )
         .await

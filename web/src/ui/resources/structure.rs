@@ -8,7 +8,7 @@ use axum::response::Response;
 use axum::routing::post;
 use serde_json::Value;
 
-use super::{id_key, Column, Extra, Filter, FilterChoices, Resource, Show};
+use super::{id_key, Column, Extra, Filter, FilterChoices, Resource, Show, ID_COLUMN, NAME_COLUMN};
 use crate::auth::{Administer, Manage};
 use crate::store::browse::{BrowseTable, Search};
 use crate::store::resources::sites::{HolidayInput, Site, SiteInput};
@@ -78,18 +78,8 @@ impl Resource for Sites {
 
     fn columns() -> &'static [Column] {
         &[
-            Column {
-                key: "id",
-                label: "field.id",
-                sort: Some("id"),
-                show: Show::Link,
-            },
-            Column {
-                key: "name",
-                label: "field.name",
-                sort: Some("name"),
-                show: Show::Link,
-            },
+            ID_COLUMN,
+            NAME_COLUMN,
             Column {
                 key: "time_zone",
                 label: "field.time_zone",
@@ -364,7 +354,7 @@ fn zone_fields(custom: bool) -> Vec<Field> {
     let mut fields = vec![
         Field::required("site_id", "field.site", Widget::Ref("sites")),
         Field::required("name", "field.name", Widget::Text(200)),
-        Field::required("level", "field.level", Widget::Choice(LEVELS)),
+        Field::required("level", "field.level", Widget::NumberChoice(LEVELS)),
         Field::optional(
             "opening_schedule_id",
             "field.opening_schedule",
@@ -378,39 +368,6 @@ fn zone_fields(custom: bool) -> Vec<Field> {
         fields.extend_from_slice(SETTINGS);
     }
     fields
-}
-
-async fn save_zone(
-    store: &Store,
-    actor: &str,
-    id: Option<crate::store::resources::Id>,
-    form: &Submitted,
-    tz: &str,
-) -> Result<Zone, Refusal> {
-    let custom = form.has(CUSTOM);
-    let fields = zone_fields(custom);
-    let mut object: Value = crate::ui::forms::parse(form, &fields, tz)?;
-    if let Some(map) = object.as_object_mut() {
-        map.remove(CUSTOM);
-        // The level is chosen from a list, which sends text; the input reads a number.
-        if let Some(level) = map
-            .get("level")
-            .and_then(Value::as_str)
-            .and_then(|l| l.parse::<i64>().ok())
-        {
-            map.insert("level".into(), Value::from(level));
-        }
-        if !custom {
-            map.remove("settings");
-        }
-    }
-    let input: ZoneInput = crate::store::resources::from_object(object)
-        .map_err(|m| Refusal::from_store(&m, &fields))?;
-    let result = match id {
-        None => store.create_zone(actor, &input).await,
-        Some(id) => store.update_zone(actor, id, &input).await,
-    };
-    result.map_err(|e| super::refused(e, &fields))
 }
 
 impl Resource for Zones {
@@ -431,18 +388,8 @@ impl Resource for Zones {
 
     fn columns() -> &'static [Column] {
         &[
-            Column {
-                key: "id",
-                label: "field.id",
-                sort: Some("id"),
-                show: Show::Link,
-            },
-            Column {
-                key: "name",
-                label: "field.name",
-                sort: Some("name"),
-                show: Show::Link,
-            },
+            ID_COLUMN,
+            NAME_COLUMN,
             Column {
                 key: "level",
                 label: "field.level",
@@ -512,33 +459,19 @@ impl Resource for Zones {
         serde_json::json!({"level": level, "settings": settings})
     }
 
-    async fn get(store: &Store, key: &str) -> Result<Zone, StoreError> {
-        store.zone(id_key(key)?).await
+    /// Its settings are read only when it has its own; otherwise the store
+    /// gives it its level's.
+    fn submitted_fields(form: &Submitted, _editing: bool) -> Vec<Field> {
+        zone_fields(form.has(CUSTOM))
     }
 
-    async fn create(
-        store: &Store,
-        actor: &str,
-        form: &Submitted,
-        tz: &str,
-    ) -> Result<Zone, Refusal> {
-        save_zone(store, actor, None, form, tz).await
+    fn shape(object: &mut Value) {
+        if let Some(map) = object.as_object_mut() {
+            map.remove(CUSTOM);
+        }
     }
 
-    async fn update(
-        store: &Store,
-        actor: &str,
-        key: &str,
-        form: &Submitted,
-        tz: &str,
-    ) -> Result<Zone, Refusal> {
-        let id = id_key(key).map_err(|e| super::refused(e, &[]))?;
-        save_zone(store, actor, Some(id), form, tz).await
-    }
-
-    async fn delete(store: &Store, actor: &str, key: &str) -> Result<(), StoreError> {
-        store.delete_zone(actor, id_key(key)?).await
-    }
+    id_store_calls!(Zone, ZoneInput, zone, create_zone, update_zone, delete_zone);
 
     async fn extra(_state: &AppState, item: &Zone, ctx: &PageContext) -> Extra {
         let threat = threat_section(
@@ -630,20 +563,7 @@ impl Resource for Schedules {
     }
 
     fn columns() -> &'static [Column] {
-        &[
-            Column {
-                key: "id",
-                label: "field.id",
-                sort: Some("id"),
-                show: Show::Link,
-            },
-            Column {
-                key: "name",
-                label: "field.name",
-                sort: Some("name"),
-                show: Show::Link,
-            },
-        ]
+        &[ID_COLUMN, NAME_COLUMN]
     }
 
     fn fields(_editing: bool) -> Vec<Field> {
