@@ -98,9 +98,16 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         return PageError::BadRequest(lang).into_response();
     };
     let sent = match &multipart {
-        Some(boundary) => super::form_data::fields(boundary, bytes.clone())
-            .await
-            .map(|fields| super::form_data::text(&fields, CSRF_FIELD).to_string()),
+        Some(boundary) => match super::form_data::fields(boundary, bytes.clone()).await {
+            Some(fields) => {
+                let token = super::form_data::text(&fields, CSRF_FIELD).to_string();
+                parts
+                    .extensions
+                    .insert(super::form_data::UploadFields(fields));
+                Some(token)
+            }
+            None => None,
+        },
         None => serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
             .unwrap_or_default()
             .into_iter()

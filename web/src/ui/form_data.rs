@@ -16,6 +16,11 @@ pub struct FormField {
     pub bytes: Bytes,
 }
 
+/// A multipart form's fields as the CSRF guard read them, left in the
+/// request for the handler (a 4 MiB upload is parsed once, not twice).
+#[derive(Debug, Clone)]
+pub struct UploadFields(pub Vec<FormField>);
+
 /// The multipart boundary of a request, if it is a `multipart/form-data` one.
 pub fn boundary(headers: &HeaderMap) -> Option<String> {
     let ctype = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;

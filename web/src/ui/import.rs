@@ -12,14 +12,14 @@
 //! and its audit entry names the same SHA-256 as the pages show.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
+use axum::Extension;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use super::form_data::{self, FormField};
+use super::form_data::{self, FormField, UploadFields};
 use super::i18n::Lang;
 use super::page::{render, PageContext, PageError};
 use super::session::PageAuthorized;
@@ -219,15 +219,13 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The fields of an upload form, or 400 (the guard has read the same body).
-async fn upload_fields(
+/// The fields of an upload form as the CSRF guard read them, or 400.
+fn upload_fields(
     lang: Lang,
-    headers: &HeaderMap,
-    body: Bytes,
+    fields: Option<Extension<UploadFields>>,
 ) -> Result<Vec<FormField>, PageError> {
-    let boundary = form_data::boundary(headers).ok_or(PageError::BadRequest(lang))?;
-    form_data::fields(&boundary, body)
-        .await
+    fields
+        .map(|Extension(UploadFields(fields))| fields)
         .ok_or(PageError::BadRequest(lang))
 }
 
@@ -237,11 +235,10 @@ async fn upload_fields(
 pub async fn preview(
     State(state): State<AppState>,
     page: ManagerPage,
-    headers: HeaderMap,
-    body: Bytes,
+    fields: Option<Extension<UploadFields>>,
 ) -> Result<Response, PageError> {
     let lang = page.lang;
-    let fields = upload_fields(lang, &headers, body).await?;
+    let fields = upload_fields(lang, fields)?;
     let file = fields
         .iter()
         .find(|f| f.name == "file")
@@ -273,11 +270,10 @@ pub async fn preview(
 pub async fn apply(
     State(state): State<AppState>,
     page: ManagerPage,
-    headers: HeaderMap,
-    body: Bytes,
+    fields: Option<Extension<UploadFields>>,
 ) -> Result<Response, PageError> {
     let lang = page.lang;
-    let fields = upload_fields(lang, &headers, body).await?;
+    let fields = upload_fields(lang, fields)?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(form_data::text(&fields, "file").trim())
         .ok()
