@@ -464,10 +464,7 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
                 }
                 let retention = retention_for(&args, &database)?;
                 let _forwarders = tobira_web::siem::spawn(&store, targets);
-                let state = AppState {
-                    store: store.clone(),
-                    signer: Arc::new(signer),
-                };
+                let state = AppState::new(store.clone(), Arc::new(signer));
                 let tls = match (&args.tls_cert, &args.tls_key) {
                     (Some(cert), Some(key)) => Some(tobira_web::Tls::from_pem_files(cert, key)?),
                     _ => None,

@@ -75,10 +75,10 @@ impl Central {
 
     fn serve(&mut self, listener: TcpListener) {
         let addr = listener.local_addr().unwrap();
-        let state = AppState {
-            store: self.store.clone(),
-            signer: Arc::new(PolicySigner::from_hex(&self.signer_hex).unwrap()),
-        };
+        let state = AppState::new(
+            self.store.clone(),
+            Arc::new(PolicySigner::from_hex(&self.signer_hex).unwrap()),
+        );
         tokio::spawn(async move {
             axum::serve(listener, tobira_web::router(state))
                 .await

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod json;
+pub mod monitor;
 pub mod server;
 pub mod siem;
 pub mod store;
@@ -27,4 +28,17 @@ pub struct AppState {
     pub store: Store,
     /// The central policy signing key.
     pub signer: Arc<PolicySigner>,
+    /// The live monitor over the store.
+    pub monitor: monitor::Monitor,
+}
+
+impl AppState {
+    /// The state of a service over `store`, signing with `signer`.
+    pub fn new(store: Store, signer: Arc<PolicySigner>) -> Self {
+        AppState {
+            monitor: monitor::Monitor::new(store.clone()),
+            store,
+            signer,
+        }
+    }
 }

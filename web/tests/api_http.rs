@@ -70,10 +70,7 @@ on_both_backends!(
 
 async fn start(store: Store, dir: Option<tempfile::TempDir>) -> Server {
     let signer = Arc::new(PolicySigner::generate());
-    let state = AppState {
-        store: store.clone(),
-        signer: signer.clone(),
-    };
+    let state = AppState::new(store.clone(), signer.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

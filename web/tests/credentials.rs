@@ -60,10 +60,7 @@ on_both_backends!(
 
 async fn start(store: Store, dir: Option<tempfile::TempDir>) -> Server {
     let (c1, c2) = seed(&store).await;
-    let state = AppState {
-        store: store.clone(),
-        signer: Arc::new(PolicySigner::generate()),
-    };
+    let state = AppState::new(store.clone(), Arc::new(PolicySigner::generate()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

@@ -31,10 +31,7 @@ struct Pages {
 async fn start() -> Pages {
     let (store, dir) = support::sqlite().await;
     let clock = Arc::new(AtomicI64::new(T0));
-    let state = AppState {
-        store: store.clone(),
-        signer: Arc::new(PolicySigner::generate()),
-    };
+    let state = AppState::new(store.clone(), Arc::new(PolicySigner::generate()));
     let ui = UiOptions {
         sessions: SessionPolicy::default(),
         tls: false,

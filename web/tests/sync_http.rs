@@ -35,10 +35,7 @@ impl Central {
         let (c1, c2) = seed(&store).await;
         let signer = PolicySigner::generate();
         let key = signer.public_key();
-        let state = AppState {
-            store: store.clone(),
-            signer: Arc::new(signer),
-        };
+        let state = AppState::new(store.clone(), Arc::new(signer));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {

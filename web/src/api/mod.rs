@@ -8,6 +8,7 @@ mod doors;
 mod enrollment_jobs;
 mod events;
 mod imports;
+mod monitor;
 mod people;
 mod review;
 mod sites;
@@ -180,6 +181,7 @@ impl utoipa::Modify for BearerAuth {
         credentials::delete_controller,
         tamper::list_checkpoints, tamper::make_checkpoints, tamper::verify,
         imports::preview_people_import, imports::apply_people_import,
+        monitor::view, monitor::updates,
     ),
     components(schemas(ErrorBody, Id, Level, Millis, Uid, PersonKind, CardState, Outcome, ReasonCode, Order, AlarmState)),
     modifiers(&BearerAuth),
@@ -382,6 +384,8 @@ fn routes() -> Router<AppState> {
         .route("/api/v1/events", get(events::search_events))
         .route("/api/v1/events.csv", get(events::export_events))
         .route("/api/v1/occupancy", get(events::occupancy))
+        .route("/api/v1/monitor", get(monitor::view))
+        .route("/api/v1/monitor/stream", get(monitor::updates))
         .route("/api/v1/alarms", get(review::list_alarms))
         .route("/api/v1/alarms/{id}/ack", post(review::ack_alarm))
         .route("/api/v1/audit", get(review::list_audit))

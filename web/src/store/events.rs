@@ -235,6 +235,20 @@ async fn stored_links(
     Ok(stored)
 }
 
+/// The sequence numbers of one ingested batch (some may have been stored
+/// before: the live monitor skips what it has shown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredRange {
+    /// The controller.
+    pub controller: i64,
+    /// Its chain epoch, as the column holds it.
+    pub epoch: i64,
+    /// The batch's first sequence number.
+    pub first: i64,
+    /// Its last.
+    pub last: i64,
+}
+
 /// Which of `breaks` are open (unacknowledged) `chain_break` alarms of the
 /// controller already (one query, only when there are breaks).
 async fn open_breaks(
@@ -597,6 +611,17 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        if let (true, Some(first), Some(last)) = (stored > 0, events.first(), events.last()) {
+            self.note_stored(StoredRange {
+                controller: cid,
+                epoch: epoch_column,
+                first: i64::try_from(first.event.seq).unwrap_or(i64::MAX),
+                last: i64::try_from(last.event.seq).unwrap_or(i64::MAX),
+            });
+        }
+        if stored > 0 || !breaks.is_empty() {
+            self.note_activity();
+        }
         if !breaks.is_empty() {
             tracing::warn!(%controller, breaks = ?breaks, "event chain break");
         }

@@ -15,6 +15,7 @@ mod database_file;
 pub mod events;
 mod ids;
 pub mod import;
+pub mod monitor;
 pub mod passages;
 pub mod policy;
 pub mod presence;
@@ -163,6 +164,10 @@ pub struct Store {
     online: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
     /// Bumped when an enrollment job is queued (wakes the controllers' long-polls).
     jobs: tokio::sync::watch::Sender<u64>,
+    /// Bumped when events are stored or alarms change (wakes the live monitor).
+    activity: tokio::sync::watch::Sender<u64>,
+    /// Each ingested batch's range, for the live monitor to read.
+    stored: tokio::sync::broadcast::Sender<events::StoredRange>,
 }
 
 /// The current policy version and whether the last change was urgent.
@@ -288,6 +293,10 @@ impl Store {
         }
         let (versions, _) = tokio::sync::watch::channel(PolicyVersion::default());
         let (jobs, _) = tokio::sync::watch::channel(0);
+        let (activity, _) = tokio::sync::watch::channel(0);
+        // Sized for bursts of small batches; a monitor that falls further
+        // behind reads what it missed from the table.
+        let (stored, _) = tokio::sync::broadcast::channel(4096);
         let store = Store {
             pool,
             writer,
@@ -295,6 +304,8 @@ impl Store {
             versions,
             online: std::sync::Arc::default(),
             jobs,
+            activity,
+            stored,
         };
         let current = store.load_policy_version().await?;
         store.versions.send_replace(current);
@@ -379,6 +390,26 @@ impl Store {
     /// The current policy version.
     pub fn policy_version(&self) -> PolicyVersion {
         *self.versions.borrow()
+    }
+
+    /// Watches for stored events and changed alarms (for the live monitor).
+    pub fn watch_activity(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.activity.subscribe()
+    }
+
+    /// Tells the live monitor that events were stored or alarms changed.
+    pub(crate) fn note_activity(&self) {
+        self.activity.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Each batch of events as it is stored (for the live monitor).
+    pub fn subscribe_stored(&self) -> tokio::sync::broadcast::Receiver<events::StoredRange> {
+        self.stored.subscribe()
+    }
+
+    pub(crate) fn note_stored(&self, range: events::StoredRange) {
+        // No monitor listening is no error.
+        let _ = self.stored.send(range);
     }
 
     /// Watches policy versions (for the controllers' long-poll).

@@ -20,10 +20,10 @@ pub const SETTLE_MS: i64 = 1_000;
 /// Where a controller's passage feed stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PassageCursor {
-    received_at: i64,
-    controller: i64,
-    epoch: i64,
-    seq: i64,
+    pub(crate) received_at: i64,
+    pub(crate) controller: i64,
+    pub(crate) epoch: i64,
+    pub(crate) seq: i64,
 }
 
 impl PassageCursor {
@@ -53,7 +53,8 @@ impl PassageCursor {
         }
     }
 
-    fn text(self) -> String {
+    /// The text form [`PassageCursor::parse`] reads.
+    pub fn text(self) -> String {
         format!(
             "{}.{}.{}.{}",
             self.received_at, self.controller, self.epoch, self.seq

@@ -72,6 +72,7 @@ impl Store {
             .await?;
             tx.commit().await?;
             self.online().remove(&id);
+            self.note_activity();
             alarmed.push(OfflineController {
                 id,
                 name,

@@ -259,6 +259,13 @@ impl EventCursor {
     }
 }
 
+/// The columns [`event_row`] reads, with the current door and person names
+/// joined in (the events table is `e`).
+pub(super) const EVENT_COLUMNS: &str = "SELECT e.controller_id, e.epoch, e.seq, e.at, e.kind, e.door_id, e.zone_id, e.side, e.level, e.reason, e.outcome, \
+     e.person_id, p.name AS person_name, e.person_name_at_event, e.card, e.escort_id, d.name AS door_name, \
+     e.door_name_at_event, e.received_at, e.prev, e.link, e.body \
+     FROM events e LEFT JOIN people p ON p.id = e.person_id LEFT JOIN doors d ON d.id = e.door_id";
+
 enum Bind {
     Int(i64),
     Text(String),
@@ -269,12 +276,7 @@ fn event_query(
     after: Option<EventCursor>,
     limit: i64,
 ) -> (String, Vec<Bind>) {
-    let mut sql = String::from(
-        "SELECT e.controller_id, e.epoch, e.seq, e.at, e.kind, e.door_id, e.zone_id, e.side, e.level, e.reason, e.outcome, \
-         e.person_id, p.name AS person_name, e.person_name_at_event, e.card, e.escort_id, d.name AS door_name, \
-         e.door_name_at_event, e.received_at, e.prev, e.link, e.body \
-         FROM events e LEFT JOIN people p ON p.id = e.person_id LEFT JOIN doors d ON d.id = e.door_id WHERE 1 = 1",
-    );
+    let mut sql = format!("{EVENT_COLUMNS} WHERE 1 = 1");
     let mut binds = Vec::new();
     let mut cond = |sql: &mut String, column: &str, op: &str, value: Bind| {
         binds.push(value);
@@ -343,7 +345,7 @@ fn event_query(
     (sql, binds)
 }
 
-fn event_row(row: &sqlx::any::AnyRow) -> StoreResult<EventRecord> {
+pub(super) fn event_row(row: &sqlx::any::AnyRow) -> StoreResult<EventRecord> {
     let body: String = row.try_get("body")?;
     // Stored by ingest from a parsed event, so it parses; if someone edited
     // the row by hand, show the text rather than failing the whole page.
@@ -653,6 +655,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.note_activity();
         self.alarm(id).await
     }
 }

@@ -325,6 +325,28 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the session behind cookie value `id` still holds at `now`,
+    /// without counting this as a use (an open live stream checks this: a
+    /// screen nobody touches still times out).
+    pub async fn session_alive(
+        &self,
+        id: &str,
+        policy: SessionPolicy,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT s.created_at, s.last_seen_at, u.disabled FROM ui_sessions s JOIN admin_users u ON u.id = s.user_id WHERE s.id_hash = $1",
+        )
+        .bind(sha256_hex(id))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some_and(|(created_at, last_seen_at, disabled)| {
+            disabled == 0
+                && now.saturating_sub(last_seen_at) < policy.idle_ms
+                && now.saturating_sub(created_at) < policy.max_ms
+        }))
+    }
+
     /// The session behind cookie value `id` at `now`. An active session's
     /// last use becomes `now`; a timed-out one, or one whose user was
     /// disabled, is deleted.

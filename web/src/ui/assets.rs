@@ -1,5 +1,5 @@
-//! The built-in stylesheet, compiled into the binary and served under a URL
-//! that holds its content hash, so browsers may keep it for a year.
+//! The built-in stylesheet and scripts, compiled into the binary and served
+//! under URLs that hold their content hash, so browsers may keep them for a year.
 
 use std::sync::OnceLock;
 
@@ -8,28 +8,71 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-const STYLESHEET: &str = include_str!("../../assets/tobira.css");
+/// One file served under `/assets/`.
+struct Asset {
+    stem: &'static str,
+    extension: &'static str,
+    content_type: &'static str,
+    body: &'static str,
+}
 
-/// The stylesheet's file name, `tobira-<hash>.css`.
-pub fn stylesheet_name() -> &'static str {
-    static NAME: OnceLock<String> = OnceLock::new();
-    NAME.get_or_init(|| {
-        let hash = hex::encode(Sha256::digest(STYLESHEET.as_bytes()));
-        format!("tobira-{}.css", &hash[..16])
+/// Every asset. Scripts only where a page cannot do without (the live
+/// monitor's stream); every other page works without script.
+const ASSETS: [Asset; 2] = [
+    Asset {
+        stem: "tobira",
+        extension: "css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../../assets/tobira.css"),
+    },
+    Asset {
+        stem: "monitor",
+        extension: "js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../assets/monitor.js"),
+    },
+];
+
+/// Each asset's file name, `<stem>-<hash>.<ext>`, in the order of [`ASSETS`].
+fn names() -> &'static [String] {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        ASSETS
+            .iter()
+            .map(|a| {
+                let hash = hex::encode(Sha256::digest(a.body.as_bytes()));
+                format!("{}-{}.{}", a.stem, &hash[..16], a.extension)
+            })
+            .collect()
     })
+}
+
+fn url_of(stem: &str) -> String {
+    let name = ASSETS
+        .iter()
+        .zip(names())
+        .find(|(a, _)| a.stem == stem)
+        .map(|(_, name)| name.as_str())
+        .unwrap_or_default();
+    format!("/assets/{name}")
 }
 
 /// The stylesheet's URL.
 pub fn stylesheet_url() -> String {
-    format!("/assets/{}", stylesheet_name())
+    url_of("tobira")
+}
+
+/// The live monitor's script's URL.
+pub fn monitor_script_url() -> String {
+    url_of("monitor")
 }
 
 /// `GET /assets/{name}`.
 pub async fn serve(Path(name): Path<String>, headers: HeaderMap) -> Response {
-    if name != stylesheet_name() {
+    let Some((asset, name)) = ASSETS.iter().zip(names()).find(|(_, n)| **n == name) else {
         return StatusCode::NOT_FOUND.into_response();
-    }
-    let etag = format!("\"{}\"", stylesheet_name());
+    };
+    let etag = format!("\"{name}\"");
     let cache = [
         (
             header::CACHE_CONTROL,
@@ -50,9 +93,9 @@ pub async fn serve(Path(name): Path<String>, headers: HeaderMap) -> Response {
         cache,
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/css; charset=utf-8"),
+            HeaderValue::from_static(asset.content_type),
         )],
-        STYLESHEET,
+        asset.body,
     )
         .into_response()
 }

@@ -9,6 +9,7 @@ pub mod forms;
 pub mod i18n;
 pub mod import;
 pub mod login;
+pub mod monitor;
 pub mod page;
 pub mod resources;
 pub mod session;
@@ -60,8 +61,9 @@ impl Clock {
 }
 
 /// The Content-Security-Policy of every page: nothing from another origin,
-/// no inline script or style, no framing.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// no inline script or style, no framing; scripts only the service's own
+/// files (the live monitor's), which connect only back to it.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 use resources::Routes;
 
@@ -128,6 +130,7 @@ pub fn page_get_paths() -> Vec<String> {
         "/users/new",
         "/users/{id}",
         "/import",
+        "/monitor",
     ]
     .into_iter()
     .map(String::from)
@@ -156,6 +159,8 @@ pub fn router(state: AppState, options: UiOptions) -> Router<AppState> {
         .route("/users/new", get(users::new_form))
         .route("/users/{id}", get(users::show))
         .route("/import", get(import::form))
+        .route("/monitor", get(monitor::page))
+        .route("/monitor/stream", get(monitor::stream))
         .route("/assets/{name}", get(assets::serve))
         .merge(posts)
         .layer(axum::middleware::from_fn(page_headers))
