@@ -305,10 +305,7 @@ async fn bench_ingest(store: &Store, s: &Sizes, label: &str) {
 
 /// The real router on a loopback port, as `tobira web` serves it.
 async fn serve(store: &Store) -> String {
-    let state = AppState {
-        store: store.clone(),
-        signer: Arc::new(PolicySigner::generate()),
-    };
+    let state = AppState::new(store.clone(), Arc::new(PolicySigner::generate()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -653,10 +650,7 @@ async fn bench_pages(store: &Store, s: &Sizes, label: &str) {
         tobira_web::store::sessions::LoginOutcome::Opened(s) => s.id,
         other => panic!("login: {other:?}"),
     };
-    let state = AppState {
-        store: store.clone(),
-        signer: Arc::new(PolicySigner::generate()),
-    };
+    let state = AppState::new(store.clone(), Arc::new(PolicySigner::generate()));
     let router = tobira_web::server::router_with_ui(state, tobira_web::ui::UiOptions::default());
     let key = |pattern: &str| -> String {
         let key = match pattern.split('/').nth(1).unwrap_or("") {
