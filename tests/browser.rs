@@ -7,49 +7,15 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
+use support::browser::*;
 use support::{Proc, Scratch, BIN};
 
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
-const PASSWORD: &str = "Kasumigaseki-Blue-Heron-42";
 const NEW_PASSWORD: &str = "Another-Long-Passphrase-77";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Polls until something accepts connections at `addr`.
-fn wait_listening(addr: SocketAddr, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "{what} never listened on {addr}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn create_user(db: &str, name: &str, role: &str) {
-    let out = Command::new(BIN)
-        .args(["central", "--database", db, "admin", "create-user"])
-        .args(["--username", name, "--role", role])
-        .env("TOBIRA_PASSWORD", PASSWORD)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A page on another site (same host, another port: the same "site" for
 /// SameSite cookies, another origin) with a form that posts to the admin.
@@ -75,118 +41,6 @@ fn serve_foreign_form(target: &str) -> SocketAddr {
         }
     });
     addr
-}
-
-async fn browser(port: u16, profile: &Path) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--lang=ja-JP", "--hide-scrollbars",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-            "prefs": {"intl.accept_languages": "ja,en"}
-        }),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let client = ClientBuilder::new(connector)
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .unwrap();
-    // A tablet in landscape.
-    client.set_window_size(1024, 768).await.unwrap();
-    client
-}
-
-async fn fill(client: &Client, field: &str, value: &str) {
-    let input = client.find(Locator::Id(field)).await.unwrap();
-    input.clear().await.unwrap();
-    input.send_keys(value).await.unwrap();
-}
-
-async fn submit_login(client: &Client, user: &str, password: &str) {
-    fill(client, "username", user).await;
-    fill(client, "password", password).await;
-    client
-        .find(Locator::Css("main form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-async fn main_text(client: &Client) -> String {
-    client
-        .find(Locator::Css("main"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-async fn shot(client: &Client, name: &str) {
-    let png = client.screenshot().await.unwrap();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-}
-
-async fn path_of(client: &Client) -> String {
-    let url = client.current_url().await.unwrap();
-    match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    }
-}
-
-/// Waits (up to 10 s) until the browser is at `expected` (a click that
-/// submits a form returns before the next page is there).
-async fn until_path(client: &Client, expected: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = path_of(client).await;
-        if now == expected {
-            return;
-        }
-        assert!(Instant::now() < deadline, "at {now}, expected {expected}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits (up to 10 s) until the page's main part shows `needle`.
-async fn until_text(client: &Client, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = match client.find(Locator::Css("main")).await {
-            Ok(main) => main.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        if text.contains(needle) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} on {}: {text}",
-            path_of(client).await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn logout(client: &Client) {
-    client
-        .find(Locator::Css("header form[action='/logout'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
 }
 
 /// A fresh database for one browser run: a SQLite file in `dir`, or a new
@@ -226,11 +80,6 @@ where
     F: FnOnce(Client, String) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    assert!(
-        Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
-        "the browser tests need Debian's chromium and chromium-driver: run scripts/deps test as root \
-         (or apt-get install chromium chromium-driver)"
-    );
     let dir = Scratch::new(test);
     let Some(db) = database(backend, dir.path()).await else {
         return;
@@ -258,27 +107,14 @@ where
             .spawn()
             .unwrap(),
     );
-    let driver_port = free_port();
-    let _driver = Proc(
-        Command::new(CHROMEDRIVER)
-            .arg(format!("--port={driver_port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
     wait_listening(central_addr, "tobira central");
-    wait_listening(
-        format!("127.0.0.1:{driver_port}").parse().unwrap(),
-        "chromedriver",
-    );
     let base = format!("http://{central_addr}");
-    let client = browser(driver_port, &dir.path().join("chromium")).await;
+    let chrome = Chrome::start(&dir.path().join("chromium")).await;
+    let client = chrome.client.clone();
     // The steps run in their own task, so that the browser is closed (and
     // its processes end) whether they pass or fail.
-    let outcome = tokio::spawn(steps(client.clone(), base)).await;
-    client.close().await.unwrap();
+    let outcome = tokio::spawn(steps(client, base)).await;
+    chrome.close().await;
     if let Err(failed) = outcome {
         std::panic::resume_unwind(failed.into_panic());
     }
@@ -446,26 +282,6 @@ fn csv_file(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
-}
-
-async fn click(client: &Client, css: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-async fn choose(client: &Client, id: &str, value: &str) {
-    client
-        .find(Locator::Id(id))
-        .await
-        .unwrap()
-        .select_by_value(value)
-        .await
-        .unwrap();
 }
 
 /// Submits the page's first form in `main` and waits for a page whose path

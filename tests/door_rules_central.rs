@@ -457,3 +457,82 @@ fn a_booking_made_through_the_api_admits_a_citizen_only_within_its_window() {
     });
     refused(&rig, &c, meeting, CITIZEN_CARD, "no_grant");
 }
+
+/// The live monitor in a real Chromium (Debian `chromium`): a security
+/// reviewer watches `/monitor` while cards are tapped at the running
+/// controller's doors; the granted entry and then a refusal appear without
+/// a reload, newest on top.
+#[test]
+fn a_tap_at_a_running_controller_shows_on_the_live_monitor_in_a_real_browser() {
+    use fantoccini::Locator;
+    use support::browser::*;
+
+    let (rig, b, c) = start("rules-monitor", |_| {});
+    let db = format!("sqlite://{}", rig.dir.path().join("central.db").display());
+    create_user(&db, "kenji", "security");
+    let base = format!("http://127.0.0.1:{}", b.port);
+    let office = b.office_door();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let chrome = runtime.block_on(Chrome::start(&rig.dir.path().join("chromium")));
+    let client = chrome.client.clone();
+    let steps = async {
+        client.goto(&format!("{base}/monitor")).await.unwrap();
+        submit_login(&client, "kenji", PASSWORD).await;
+        until_path(&client, "/monitor").await;
+        // The stream is open before anything is tapped.
+        until_text(&client, "ライブ接続中").await;
+        let events = || async {
+            client
+                .find(Locator::Id("events"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        };
+        assert!(!events().await.contains("佐藤"), "{}", events().await);
+
+        admitted(&rig, &c, office, SATO_CARD, "granted");
+        until_text(&client, "佐藤 花子").await;
+        let row = client
+            .find(Locator::Css("#events tr:first-child"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for part in ["office", "許可", "入室", "佐藤 花子", SATO_CARD] {
+            assert!(row.contains(part), "{part:?} not in {row:?}");
+        }
+        shot(&client, "monitor-ja").await;
+
+        // A citizen without a booking is in no controller's policy.
+        refused(&rig, &c, b.meeting_door(), CITIZEN_CARD, "unknown_card");
+        until_text(&client, "未登録のカード").await;
+        let first = client
+            .find(Locator::Css("#events tr:first-child"))
+            .await
+            .unwrap();
+        let row = first.text().await.unwrap();
+        for part in ["meeting room", "未登録のカード", "拒否", CITIZEN_CARD] {
+            assert!(row.contains(part), "{part:?} not in {row:?}");
+        }
+        // Still the same page: nothing was reloaded.
+        assert_eq!(path_of(&client).await, "/monitor");
+
+        client
+            .goto(&format!("{base}/lang/en?next=/monitor"))
+            .await
+            .unwrap();
+        until_text(&client, "Live").await;
+        until_text(&client, "Unknown card").await;
+        shot(&client, "monitor-en").await;
+    };
+    // The browser is closed whether the steps pass or fail.
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(steps)));
+    runtime.block_on(chrome.close());
+    if let Err(failed) = outcome {
+        std::panic::resume_unwind(failed);
+    }
+}
