@@ -461,13 +461,14 @@ fn a_booking_made_through_the_api_admits_a_citizen_only_within_its_window() {
 /// The live monitor in a real Chromium (Debian `chromium`): a security
 /// reviewer watches `/monitor` while cards are tapped at the running
 /// controller's doors; the granted entry and then a refusal appear without
-/// a reload, newest on top.
+/// a reload, newest on top; across a restart of the central service the page
+/// reconnects by itself and shows the entry made while it was down.
 #[test]
 fn a_tap_at_a_running_controller_shows_on_the_live_monitor_in_a_real_browser() {
     use fantoccini::Locator;
     use support::browser::*;
 
-    let (rig, b, c) = start("rules-monitor", |_| {});
+    let (rig, mut b, c) = start("rules-monitor", |_| {});
     let db = format!("sqlite://{}", rig.dir.path().join("central.db").display());
     create_user(&db, "kenji", "security");
     let base = format!("http://127.0.0.1:{}", b.port);
@@ -518,6 +519,52 @@ fn a_tap_at_a_running_controller_shows_on_the_live_monitor_in_a_real_browser() {
             assert!(row.contains(part), "{part:?} not in {row:?}");
         }
         // Still the same page: nothing was reloaded.
+        assert_eq!(path_of(&client).await, "/monitor");
+
+        // The central service goes down: the page says so and keeps trying;
+        // the door goes on deciding, and once central is back the page
+        // reconnects by itself and shows what happened meanwhile.
+        let rows_before = client
+            .find_all(Locator::Css("#events tr"))
+            .await
+            .unwrap()
+            .len();
+        drop(b.central.take());
+        until_text(&client, "再接続します").await;
+        admitted(&rig, &c, office, SATO_CARD, "granted");
+        b.central = Some(central_again(&rig.dir, b.port));
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let rows = client
+                .find_all(Locator::Css("#events tr"))
+                .await
+                .unwrap()
+                .len();
+            if rows == rows_before + 1 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{rows} rows: {}",
+                client
+                    .find(Locator::Id("events"))
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        until_text(&client, "ライブ接続中").await;
+        let row = client
+            .find(Locator::Css("#events tr:first-child"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(row.contains("office") && row.contains("許可"), "{row:?}");
         assert_eq!(path_of(&client).await, "/monitor");
 
         client

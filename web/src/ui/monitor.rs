@@ -117,7 +117,8 @@ impl EventRow<'_> {
     fn what(&self) -> String {
         let kind = self.w.lang.t(&format!("event.{}", self.e.event.kind));
         match &self.e.event.reason {
-            Some(r) if self.e.event.kind == "access" => {
+            // A plain grant says no more than its outcome: the kind instead.
+            Some(r) if self.e.event.kind == "access" && r != "granted" => {
                 self.w.lang.t(&format!("reason.{r}")).to_string()
             }
             _ => kind.to_string(),
