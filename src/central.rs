@@ -36,6 +36,11 @@ pub struct CentralArgs {
     #[arg(long, env = "TOBIRA_OFFLINE_AFTER", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(30..))]
     offline_after: u64,
+    /// Minutes an alarm may stay unacknowledged before it is escalated
+    /// (shown as such, and written to the audit log for the SIEM).
+    #[arg(long, env = "TOBIRA_ESCALATE_AFTER_MINUTES", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=1440))]
+    escalate_after_minutes: u64,
     /// Forwards events, alarms and admin-audit entries to a SIEM:
     /// `tcp://HOST:PORT`, `tls://HOST:PORT` (with --siem-ca) or `file:PATH`
     /// (JSON lines). Repeat for several targets.
@@ -489,6 +494,7 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
                     listener,
                     ServeOptions {
                         offline_after: Duration::from_secs(args.offline_after),
+                        escalate_after: Duration::from_secs(args.escalate_after_minutes * 60),
                         checkpoint_every: Duration::from_secs(args.checkpoint_every_secs),
                         limits: tobira_web::ConnectionLimits {
                             max_connections: args.max_connections as usize,

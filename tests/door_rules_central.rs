@@ -583,3 +583,124 @@ fn a_tap_at_a_running_controller_shows_on_the_live_monitor_in_a_real_browser() {
         std::panic::resume_unwind(failed);
     }
 }
+
+/// The alarm console in a real Chromium: the office door is forced open at
+/// the running controller; the alarm reaches `/alarms` at priority 1; an
+/// operator's blank comment is refused beside the form, a real one
+/// acknowledges it; it cannot be cleared while the door stays open, and can
+/// once the door reports it shut; then it is in the cleared list with both
+/// comments.
+#[test]
+fn a_forced_door_is_acknowledged_and_cleared_on_the_alarm_console_in_a_real_browser() {
+    use fantoccini::Locator;
+    use support::browser::*;
+
+    let (mut rig, b, c) = start("rules-alarms", |_| {});
+    let db = format!("sqlite://{}", rig.dir.path().join("central.db").display());
+    create_user(&db, "mori", "operator");
+    let base = format!("http://127.0.0.1:{}", b.port);
+    let door = b.office_door;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let chrome = runtime.block_on(Chrome::start(&rig.dir.path().join("chromium")));
+    let client = chrome.client.clone();
+    let steps = async {
+        rig.observer.drive(OFFICE_CONTACT, true);
+        c.wait_event(&["door_forced", &format!("\"door\":{door}")], 1);
+
+        client.goto(&format!("{base}/alarms")).await.unwrap();
+        submit_login(&client, "mori", PASSWORD).await;
+        until_path(&client, "/alarms").await;
+        // Uploaded within moments; the console is read when it opens.
+        let deadline = std::time::Instant::now() + WAIT;
+        while !main_text(&client).await.contains("扉のこじ開け") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                main_text(&client).await
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            client.refresh().await.unwrap();
+        }
+        let alarm = client.find(Locator::Css("article.alarm")).await.unwrap();
+        let id = alarm.attr("id").await.unwrap().unwrap();
+        let text = alarm.text().await.unwrap();
+        for part in ["優先度 1", "扉のこじ開け", "office", "継続中", "未確認"] {
+            assert!(text.contains(part), "{part:?} not in {text:?}");
+        }
+        let number = id.trim_start_matches("alarm-").to_string();
+
+        // A comment of blanks passes the browser's `required` and is refused
+        // by the service, beside this alarm's form.
+        fill(&client, &format!("ack-{number}"), "   ").await;
+        click(&client, &format!("#{id} form button[type=submit]")).await;
+        until_text(&client, "say what was found or done").await;
+        fill(
+            &client,
+            &format!("ack-{number}"),
+            "警備員が現場を確認、異常なし",
+        )
+        .await;
+        click(&client, &format!("#{id} form button[type=submit]")).await;
+        until_text(&client, "警備員が現場を確認、異常なし").await;
+        let text = client
+            .find(Locator::Id(&id))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.contains("mori") && text.contains("まだ解除できません"),
+            "{text:?}"
+        );
+        shot(&client, "alarms-ja").await;
+
+        // The door is shut: the cause is gone and the alarm can be cleared.
+        rig.observer.drive(OFFICE_CONTACT, false);
+        c.wait_event(&["door_closed", &format!("\"door\":{door}")], 1);
+        let deadline = std::time::Instant::now() + WAIT;
+        while client
+            .find(Locator::Id(&format!("clear-{number}")))
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                main_text(&client).await
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            client.refresh().await.unwrap();
+        }
+        fill(&client, &format!("clear-{number}"), "扉を閉めた").await;
+        click(&client, &format!("#{id} form button[type=submit]")).await;
+        until_text(&client, "対応中のアラームはありません").await;
+        client
+            .goto(&format!("{base}/alarms?state=cleared"))
+            .await
+            .unwrap();
+        let text = client
+            .find(Locator::Id(&id))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for part in ["警備員が現場を確認、異常なし", "扉を閉めた", "解消"] {
+            assert!(text.contains(part), "{part:?} not in {text:?}");
+        }
+        client
+            .goto(&format!("{base}/lang/en?next=/alarms?state=cleared"))
+            .await
+            .unwrap();
+        until_text(&client, "Door forced").await;
+        shot(&client, "alarms-en").await;
+    };
+    // The browser is closed whether the steps pass or fail.
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(steps)));
+    runtime.block_on(chrome.close());
+    if let Err(failed) = outcome {
+        std::panic::resume_unwind(failed);
+    }
+}

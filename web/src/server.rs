@@ -30,6 +30,8 @@ pub const DEFAULT_CHECKPOINT_EVERY: Duration = Duration::from_secs(600);
 pub struct ServeOptions {
     /// A controller silent this long raises a `controller_offline` alarm.
     pub offline_after: Duration,
+    /// An alarm nobody acknowledges this long is escalated.
+    pub escalate_after: Duration,
     /// How often signed checkpoints of the chains are made (chains whose
     /// head did not move are skipped).
     pub checkpoint_every: Duration,
@@ -143,6 +145,7 @@ pub async fn serve(
     tracing::info!(addr = %listener.local_addr()?, "central service listening");
     let store = state.store.clone();
     let watch = tokio::spawn(watch_controllers(store.clone(), options.offline_after));
+    let escalation = tokio::spawn(escalate_alarms(store.clone(), options.escalate_after));
     let checkpoints = tokio::spawn(make_checkpoints(state.clone(), options.checkpoint_every));
     let retention = options
         .retention
@@ -157,6 +160,7 @@ pub async fn serve(
     )
     .await;
     watch.abort();
+    escalation.abort();
     checkpoints.abort();
     if let Some(retention) = retention {
         retention.abort();
@@ -186,6 +190,26 @@ async fn watch_controllers(store: Store, offline_after: Duration) {
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot check for offline controllers"),
+        }
+    }
+}
+
+/// Escalates alarms nobody acknowledged within `after`, checking a few
+/// times per `after` (at least once a minute).
+async fn escalate_alarms(store: Store, after: Duration) {
+    let every = (after / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.escalate_alarms(now_ms(), after_ms).await {
+            Ok(escalated) => {
+                for a in escalated {
+                    tracing::warn!(alarm = a.id.get(), kind = %a.kind, priority = a.priority, "alarm escalated: nobody acknowledged it in time");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot escalate alarms"),
         }
     }
 }

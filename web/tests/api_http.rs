@@ -1479,36 +1479,36 @@ async fn alarms_are_listed_and_acknowledged_once(s: Server) {
     let open = s.get("/alarms").await;
     assert_eq!(open["items"][0]["kind"], "chain_break");
     let id = open["items"][1]["id"].as_i64().unwrap();
+    let ack = format!("/alarms/{id}/ack");
+    let said = json!({"comment": "guard checked: door was shut, nobody inside"});
     let security = s.token(Role::Security).await;
     let (st, _) = s
-        .call_as(
-            Some(&security),
-            Method::POST,
-            &format!("/alarms/{id}/ack"),
-            None,
-        )
+        .call_as(Some(&security), Method::POST, &ack, Some(said.clone()))
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let operator = s.token(Role::Operator).await;
+    // Acknowledging needs a comment: none, an empty one, or one that is
+    // all blanks are refused and change nothing.
+    for body in [None, Some(json!({})), Some(json!({"comment": "  "}))] {
+        let (st, answer) = s.call_as(Some(&operator), Method::POST, &ack, body).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{answer}");
+    }
+    assert_eq!(s.get("/alarms").await["items"].as_array().unwrap().len(), 2);
     let (st, acked) = s
-        .call_as(
-            Some(&operator),
-            Method::POST,
-            &format!("/alarms/{id}/ack"),
-            None,
-        )
+        .call_as(Some(&operator), Method::POST, &ack, Some(said.clone()))
         .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(acked["acknowledged_by"], "token:operator");
+    assert_eq!(acked["ack_comment"], said["comment"]);
+    s.expect(Method::POST, &ack, Some(said.clone()), StatusCode::CONFLICT)
+        .await;
     s.expect(
         Method::POST,
-        &format!("/alarms/{id}/ack"),
-        None,
-        StatusCode::CONFLICT,
+        "/alarms/999/ack",
+        Some(said.clone()),
+        StatusCode::NOT_FOUND,
     )
     .await;
-    s.expect(Method::POST, "/alarms/999/ack", None, StatusCode::NOT_FOUND)
-        .await;
     assert_eq!(s.get("/alarms").await["items"].as_array().unwrap().len(), 1);
     let newest = s.get("/alarms?state=all&limit=1").await;
     let next = newest["next"].as_str().unwrap().to_string();
@@ -1518,6 +1518,34 @@ async fn alarms_are_listed_and_acknowledged_once(s: Server) {
     );
     let audit = s.get("/audit").await;
     assert_eq!(audit["items"][0]["action"], "alarm.ack");
+
+    // Clearing: only once acknowledged; then it leaves the active list.
+    let other = open["items"][0]["id"].as_i64().unwrap();
+    let (st, _) = s
+        .call_as(
+            Some(&operator),
+            Method::POST,
+            &format!("/alarms/{other}/clear"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "not acknowledged yet");
+    // The door of the forced alarm is unknown (no door): its cause is gone.
+    let (st, cleared) = s
+        .call_as(
+            Some(&operator),
+            Method::POST,
+            &format!("/alarms/{id}/clear"),
+            Some(json!({"comment": "closed"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{cleared}");
+    assert_eq!(cleared["cleared_by"], "token:operator");
+    let active = s.get("/alarms?state=active").await;
+    assert_eq!(active["items"].as_array().unwrap().len(), 1);
+    assert_eq!(active["items"][0]["id"], other);
+    assert_eq!(s.get("/alarms?state=cleared").await["items"][0]["id"], id);
+    assert_eq!(s.get("/audit").await["items"][0]["action"], "alarm.clear");
 }
 
 /// What the API stores is what the snapshot builder reads: configure a site

@@ -31,7 +31,8 @@ use utoipa::{IntoParams, OpenApi};
 
 use crate::error::ErrorBody;
 pub use crate::json::Input;
-use crate::store::queries::{AlarmState, Order, ReasonCode};
+use crate::store::alarms::AlarmState;
+use crate::store::queries::{Order, ReasonCode};
 use crate::store::resources::{CardState, Id, Level, Millis, Outcome, PersonKind, Uid};
 use crate::AppState;
 
@@ -175,7 +176,7 @@ impl utoipa::Modify for BearerAuth {
         access::list_bookings, access::create_booking, access::get_booking, access::update_booking,
         access::delete_booking,
         events::search_events, events::export_events, events::occupancy,
-        review::list_alarms, review::ack_alarm, review::list_audit, review::verify_audit,
+        review::list_alarms, review::ack_alarm, review::clear_alarm, review::list_audit, review::verify_audit,
         credentials::list_tokens, credentials::revoke_token, credentials::disable_controller,
         credentials::enable_controller, credentials::rotate_controller_secret,
         credentials::delete_controller,
@@ -388,6 +389,7 @@ fn routes() -> Router<AppState> {
         .route("/api/v1/monitor/stream", get(monitor::updates))
         .route("/api/v1/alarms", get(review::list_alarms))
         .route("/api/v1/alarms/{id}/ack", post(review::ack_alarm))
+        .route("/api/v1/alarms/{id}/clear", post(review::clear_alarm))
         .route("/api/v1/audit", get(review::list_audit))
         .route("/api/v1/audit/verify", get(review::verify_audit))
         .route(

@@ -8,9 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::{ActionErrors, Paging, ReadErrors};
 use crate::auth::{Caller, Operator};
 use crate::error::{WebError, WebResult};
-use crate::json::{PathParam, QueryParams};
+use crate::json::{Input, PathParam, QueryParams};
+use crate::store::alarms::{Alarm, AlarmState};
 use crate::store::audit::AuditEntry;
-use crate::store::queries::{Alarm, AlarmState};
 use crate::store::resources::{page_size, Id, Page};
 use crate::AppState;
 
@@ -18,7 +18,7 @@ use crate::AppState;
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AlarmFilter {
-    /// `open` (default) or `all`.
+    /// `open` (default: not acknowledged), `active` (not cleared), `cleared` or `all`.
     pub state: Option<AlarmState>,
 }
 
@@ -51,16 +51,46 @@ pub async fn list_alarms(
     ))
 }
 
-/// Acknowledge an open alarm.
+/// What the desk found or did.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmComment {
+    /// Free text, at most 1000 characters; required to acknowledge.
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// Acknowledge an open alarm, saying what was found or done.
 #[utoipa::path(post, path = "/api/v1/alarms/{id}/ack", tag = "review", params(("id" = Id, Path, description = "Alarm id")),
+    request_body = AlarmComment,
     responses((status = 200, description = "The alarm", body = Alarm), ActionErrors))]
 pub async fn ack_alarm(
     State(state): State<AppState>,
     caller: Operator,
     PathParam(id): PathParam<Id>,
+    Input(body): Input<AlarmComment>,
 ) -> WebResult<Json<Alarm>> {
     let actor = caller.actor().to_owned();
-    Ok(Json(state.store.ack_alarm(&actor, id).await?))
+    Ok(Json(
+        state.store.ack_alarm(&actor, id, &body.comment).await?,
+    ))
+}
+
+/// Clear an acknowledged alarm whose cause is gone (the door shut again,
+/// the controller back); 409 while the cause is still there.
+#[utoipa::path(post, path = "/api/v1/alarms/{id}/clear", tag = "review", params(("id" = Id, Path, description = "Alarm id")),
+    request_body = AlarmComment,
+    responses((status = 200, description = "The alarm", body = Alarm), ActionErrors))]
+pub async fn clear_alarm(
+    State(state): State<AppState>,
+    caller: Operator,
+    PathParam(id): PathParam<Id>,
+    Input(body): Input<AlarmComment>,
+) -> WebResult<Json<Alarm>> {
+    let actor = caller.actor().to_owned();
+    Ok(Json(
+        state.store.clear_alarm(&actor, id, &body.comment).await?,
+    ))
 }
 
 /// List admin audit entries, newest first.

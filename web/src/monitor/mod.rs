@@ -123,6 +123,8 @@ pub enum Update {
     Alarms {
         /// Alarms nobody has acknowledged.
         open: i64,
+        /// Of those, escalated: nobody acknowledged them in time.
+        escalated: i64,
     },
 }
 
@@ -173,6 +175,8 @@ pub struct MonitorView {
     pub controllers: Vec<ControllerStatus>,
     /// Alarms nobody has acknowledged.
     pub open_alarms: i64,
+    /// Of those, escalated.
+    pub escalated_alarms: i64,
 }
 
 impl MonitorView {
@@ -183,6 +187,7 @@ impl MonitorView {
             doors: keep(self.doors, filter, Update::Door),
             controllers: keep(self.controllers, filter, Update::Controller),
             open_alarms: self.open_alarms,
+            escalated_alarms: self.escalated_alarms,
         }
     }
 
@@ -195,6 +200,7 @@ impl MonitorView {
             .chain(controllers)
             .chain([Update::Alarms {
                 open: self.open_alarms,
+                escalated: self.escalated_alarms,
             }])
             .collect()
     }
@@ -232,7 +238,8 @@ struct Hub {
     shown: HashMap<(i64, i64), i64>,
     /// The newest position shown, for catching up after a lag.
     position: Option<PassageCursor>,
-    open_alarms: i64,
+    /// Open and escalated alarms.
+    alarms: (i64, i64),
 }
 
 impl Monitor {
@@ -281,7 +288,8 @@ impl Inner {
             events: hub.recent.iter().rev().cloned().collect(),
             doors: hub.doors.values().cloned().collect(),
             controllers: hub.controllers.values().cloned().collect(),
-            open_alarms: hub.open_alarms,
+            open_alarms: hub.alarms.0,
+            escalated_alarms: hub.alarms.1,
         }
     }
 
@@ -296,7 +304,7 @@ impl Inner {
         let doors = self.store.monitored_doors(&Default::default()).await?;
         let controllers = self.store.monitored_controllers().await?;
         let latest = self.store.latest_received(RECENT as i64).await?;
-        let open = self.store.open_alarm_count().await?;
+        let alarms = self.store.open_alarm_counts().await?;
         let mut hub = self.hub();
         hub.controllers = controllers
             .into_iter()
@@ -310,7 +318,7 @@ impl Inner {
             let shown = shown_event(e, &hub.doors);
             hub.remember(shown);
         }
-        hub.open_alarms = open;
+        hub.alarms = alarms;
         Ok(())
     }
 
@@ -360,7 +368,7 @@ impl Inner {
         } else {
             None
         };
-        let open = self.store.open_alarm_count().await?;
+        let alarms = self.store.open_alarm_counts().await?;
         let new_doors = if controllers {
             let known = self.hub().doors.keys().copied().collect();
             let doors = self.store.monitored_doors(&known).await?;
@@ -416,9 +424,12 @@ impl Inner {
                 }
             }
         }
-        if hub.open_alarms != open {
-            hub.open_alarms = open;
-            self.send(Update::Alarms { open });
+        if hub.alarms != alarms {
+            hub.alarms = alarms;
+            self.send(Update::Alarms {
+                open: alarms.0,
+                escalated: alarms.1,
+            });
         }
         Ok(())
     }

@@ -550,6 +550,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
+            if offline_alarm.is_some() {
+                // Back from an outage: the monitor and the alarm console see it now.
+                self.note_activity();
+            }
         }
         Ok(ControllerAuth::Accepted { connected })
     }

@@ -559,6 +559,36 @@ impl Store {
                 self.raise(&mut tx, &alarm_of(e, row, &this)).await?;
             }
         }
+        // A card refused again and again (tried at door after door, or a
+        // lost card in someone's hand): counted once per card per batch.
+        let mut refused: HashMap<&str, &Row16> = HashMap::new();
+        for (e, row) in events.iter().zip(&rows) {
+            if let (true, Some("denied"), Some(card), None) = (
+                verdict.new.contains(&e.event.seq),
+                row.outcome.as_deref(),
+                row.card.as_deref(),
+                &row.suspect,
+            ) {
+                refused.insert(card, row);
+            }
+        }
+        for (card, row) in refused {
+            let alarm = NewAlarm {
+                at: row.at,
+                kind: "repeated_denials".into(),
+                controller: Some(cid),
+                door: row.door,
+                event_seq: Some(row.seq),
+                event_epoch: Some(epoch_column),
+                door_name: row.door_name.clone(),
+                person: row.person,
+                person_name: row.person_name.clone(),
+                card: Some(card.to_owned()),
+                reason: row.reason.clone(),
+                message: String::new(),
+            };
+            self.raise_if_repeated_denials(&mut tx, alarm).await?;
+        }
         for (seq, what) in &verdict.clock_back {
             let alarm = NewAlarm {
                 at: received,
@@ -669,8 +699,8 @@ impl Store {
         alarm: &NewAlarm,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO alarms (at, kind, controller_id, door_id, message, event_seq, event_epoch, door_name, person_id, person_name, card, reason) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO alarms (at, kind, controller_id, door_id, message, event_seq, event_epoch, door_name, person_id, person_name, card, reason, priority) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(alarm.at)
         .bind(alarm.kind.as_str())
@@ -684,6 +714,7 @@ impl Store {
         .bind(alarm.person_name.clone())
         .bind(alarm.card.clone())
         .bind(alarm.reason.clone())
+        .bind(super::alarms::priority_of(&alarm.kind))
         .execute(&mut **tx)
         .await?;
         Ok(())

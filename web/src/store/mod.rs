@@ -4,6 +4,7 @@
 //! Both backends run the same SQL: placeholders are `$1, $2, …` in order of
 //! appearance (valid in both), times are BIGINT milliseconds, flags 0/1.
 
+pub mod alarms;
 pub mod audit;
 pub mod auth;
 pub mod backup;

@@ -182,15 +182,6 @@ impl Store {
             )
             .collect())
     }
-
-    /// How many alarms nobody has acknowledged yet.
-    pub async fn open_alarm_count(&self) -> StoreResult<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM alarms WHERE acknowledged_at IS NULL")
-                .fetch_one(self.pool())
-                .await?,
-        )
-    }
 }
 
 impl PassageCursor {

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::chains::epoch_of;
 use super::resources::{stored_id, Id, Level, Millis, Outcome, Page, PersonKind, Uid};
-use super::{now_ms, Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult};
 
 /// A reason code (see the firmware's `Reason`), e.g. `card_lost`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -410,53 +410,6 @@ pub struct Occupant {
     pub card: Option<String>,
 }
 
-/// An alarm for the security desk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Alarm {
-    /// The alarm's id.
-    pub id: Id,
-    /// When it was raised (ms since epoch).
-    pub at: i64,
-    /// What kind (e.g. `door_forced`, `chain_break`).
-    pub kind: String,
-    /// The controller concerned.
-    pub controller_id: Option<i64>,
-    /// The door concerned.
-    pub door_id: Option<i64>,
-    /// The door's name when the alarm was raised.
-    pub door_name: Option<String>,
-    /// The person concerned (the card holder).
-    pub person_id: Option<i64>,
-    /// Their name when the alarm was raised.
-    pub person_name: Option<String>,
-    /// The card presented.
-    pub card: Option<String>,
-    /// The reason code (e.g. `card_lost`), or the event kind for door and
-    /// device alarms (e.g. `door_forced`, `device_offline`).
-    pub reason: Option<String>,
-    /// The controller's event that raised it (with `controller_id`).
-    pub event_seq: Option<i64>,
-    /// That event's chain epoch (16 hex digits; also the chain a chain break concerns).
-    pub event_epoch: Option<String>,
-    /// What happened, in words.
-    pub message: String,
-    /// When it was acknowledged.
-    pub acknowledged_at: Option<i64>,
-    /// Who acknowledged it.
-    pub acknowledged_by: Option<String>,
-}
-
-/// Which alarms to list.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AlarmState {
-    /// Not yet acknowledged.
-    #[default]
-    Open,
-    /// All.
-    All,
-}
-
 type OccupantRow = (
     i64,
     i64,
@@ -465,32 +418,6 @@ type OccupantRow = (
     Option<String>,
     Option<String>,
 );
-
-const ALARM_COLUMNS: &str = "SELECT id, at, kind, controller_id, door_id, door_name, person_id, person_name, card, reason, \
-     event_seq, event_epoch, message, acknowledged_at, acknowledged_by FROM alarms";
-
-fn alarm(row: &sqlx::any::AnyRow) -> StoreResult<Alarm> {
-    Ok(Alarm {
-        id: stored_id(row.try_get("id")?)?,
-        at: row.try_get("at")?,
-        kind: row.try_get("kind")?,
-        controller_id: row.try_get("controller_id")?,
-        door_id: row.try_get("door_id")?,
-        door_name: row.try_get("door_name")?,
-        person_id: row.try_get("person_id")?,
-        person_name: row.try_get("person_name")?,
-        card: row.try_get("card")?,
-        reason: row.try_get("reason")?,
-        event_seq: row.try_get("event_seq")?,
-        event_epoch: row
-            .try_get::<Option<i64>, _>("event_epoch")?
-            .map(|e| epoch_of(e).map(|e| e.to_string()))
-            .transpose()?,
-        message: row.try_get("message")?,
-        acknowledged_at: row.try_get("acknowledged_at")?,
-        acknowledged_by: row.try_get("acknowledged_by")?,
-    })
-}
 
 impl Store {
     /// One page of events matching `filter`, after `cursor`.
@@ -587,76 +514,6 @@ impl Store {
             });
         }
         Ok(out)
-    }
-
-    /// Alarms, newest first.
-    pub async fn list_alarms(
-        &self,
-        state: AlarmState,
-        limit: i64,
-        cursor: Option<&str>,
-    ) -> StoreResult<Page<Alarm>> {
-        let before = match cursor {
-            None => i64::MAX,
-            Some(c) => c
-                .parse::<i64>()
-                .ok()
-                .filter(|v| *v > 0)
-                .ok_or_else(|| StoreError::Invalid("bad cursor".into()))?,
-        };
-        let rows = sqlx::query(&format!(
-            "{ALARM_COLUMNS} WHERE id < $1 AND ($2 = 0 OR acknowledged_at IS NULL) ORDER BY id DESC LIMIT $3"
-        ))
-        .bind(before)
-        .bind(i64::from(state == AlarmState::Open))
-        .bind(limit + 1)
-        .fetch_all(self.pool())
-        .await?;
-        let items = rows.iter().map(alarm).collect::<StoreResult<Vec<_>>>()?;
-        Ok(super::resources::paged(items, limit, |a| a.id.to_string()))
-    }
-
-    /// One alarm.
-    pub async fn alarm(&self, id: Id) -> StoreResult<Alarm> {
-        let row = sqlx::query(&format!("{ALARM_COLUMNS} WHERE id = $1"))
-            .bind(id.get())
-            .fetch_optional(self.pool())
-            .await?;
-        alarm(&row.ok_or_else(|| StoreError::NotFound(format!("alarm {id}")))?)
-    }
-
-    /// Acknowledges an open alarm.
-    pub async fn ack_alarm(&self, actor: &str, id: Id) -> StoreResult<Alarm> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE alarms SET acknowledged_at = $1, acknowledged_by = $2 WHERE id = $3 AND acknowledged_at IS NULL",
-        )
-        .bind(now_ms())
-        .bind(actor)
-        .bind(id.get())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM alarms WHERE id = $1")
-                .bind(id.get())
-                .fetch_optional(&mut *tx)
-                .await?;
-            return Err(match exists {
-                Some(_) => StoreError::Conflict(format!("alarm {id} is already acknowledged")),
-                None => StoreError::NotFound(format!("alarm {id}")),
-            });
-        }
-        self.audit(
-            &mut tx,
-            actor,
-            "alarm.ack",
-            &format!("alarm:{id}"),
-            &serde_json::json!({}),
-        )
-        .await?;
-        tx.commit().await?;
-        self.note_activity();
-        self.alarm(id).await
     }
 }
 

@@ -122,6 +122,7 @@ pub fn role_key(role: Role) -> &'static str {
     }
 }
 
+mod alarms;
 mod base;
 mod import;
 mod monitor;
@@ -136,6 +137,7 @@ pub const CATALOG_PARTS: &[&[(&str, &str, &str)]] = &[
     users::TEXTS,
     import::TEXTS,
     monitor::TEXTS,
+    alarms::TEXTS,
 ];
 
 /// Every catalog entry, all parts.

@@ -2,6 +2,7 @@
 //! Bearer-only JSON API; sessions by cookie, CSRF-checked forms, strict headers.
 
 pub mod account;
+pub mod alarms;
 pub mod assets;
 pub mod csrf;
 pub mod form_data;
@@ -102,6 +103,8 @@ pub fn page_posts() -> Vec<(String, MethodRouter<AppState>)> {
         ("/users/{id}/role".into(), post(users::set_role)),
         ("/users/{id}/disabled".into(), post(users::set_disabled)),
         ("/users/{id}/password".into(), post(users::reset_password)),
+        ("/alarms/{id}/ack".into(), post(alarms::acknowledge)),
+        ("/alarms/{id}/clear".into(), post(alarms::clear)),
         (
             "/import/preview".into(),
             post(import::preview).layer(DefaultBodyLimit::max(import::MAX_UPLOAD_FORM)),
@@ -131,6 +134,7 @@ pub fn page_get_paths() -> Vec<String> {
         "/users/{id}",
         "/import",
         "/monitor",
+        "/alarms",
     ]
     .into_iter()
     .map(String::from)
@@ -160,6 +164,7 @@ pub fn router(state: AppState, options: UiOptions) -> Router<AppState> {
         .route("/users/{id}", get(users::show))
         .route("/import", get(import::form))
         .route("/monitor", get(monitor::page))
+        .route("/alarms", get(alarms::list))
         .route("/monitor/stream", get(monitor::stream))
         .route("/assets/{name}", get(assets::serve))
         .merge(posts)

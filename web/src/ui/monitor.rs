@@ -230,6 +230,7 @@ impl ControllerRow<'_> {
 struct AlarmCount<'a> {
     w: &'a Writer,
     open: i64,
+    escalated: i64,
 }
 
 /// A row of any kind, as text for the page or the stream.
@@ -238,7 +239,15 @@ fn row(w: &Writer, update: &Update) -> Result<(&'static str, String), askama::Er
         Update::Event(e) => ("event", EventRow { w, e }.render()?),
         Update::Door(d) => ("door", DoorRow { w, d }.render()?),
         Update::Controller(c) => ("controller", ControllerRow { w, c }.render()?),
-        Update::Alarms { open } => ("alarms", AlarmCount { w, open: *open }.render()?),
+        Update::Alarms { open, escalated } => (
+            "alarms",
+            AlarmCount {
+                w,
+                open: *open,
+                escalated: *escalated,
+            }
+            .render()?,
+        ),
     })
 }
 
@@ -338,6 +347,7 @@ pub async fn page(
         &w,
         &Update::Alarms {
             open: view.open_alarms,
+            escalated: view.escalated_alarms,
         },
     )
     .map_err(internal)?
