@@ -6,7 +6,8 @@ mod cards;
 mod credentials;
 mod doors;
 mod enrollment_jobs;
-mod events;
+pub(crate) mod events;
+mod history;
 mod imports;
 mod people;
 mod review;
@@ -180,6 +181,7 @@ impl utoipa::Modify for BearerAuth {
         credentials::delete_controller,
         tamper::list_checkpoints, tamper::make_checkpoints, tamper::verify,
         imports::preview_people_import, imports::apply_people_import,
+        history::history, history::export_history, history::inside,
     ),
     components(schemas(ErrorBody, Id, Level, Millis, Uid, PersonKind, CardState, Outcome, ReasonCode, Order, AlarmState)),
     modifiers(&BearerAuth),
@@ -399,4 +401,7 @@ fn routes() -> Router<AppState> {
             "/api/v1/imports/people/apply",
             post(imports::apply_people_import),
         )
+        .route("/api/v1/history", get(history::history))
+        .route("/api/v1/history.csv", get(history::export_history))
+        .route("/api/v1/inside", get(history::inside))
 }
