@@ -162,16 +162,17 @@ fn denied_record(e: &EventRecord, offset: i64) -> [String; 22] {
 /// The whole history of `filter`'s period as CSV for Excel: a UTF-8 BOM,
 /// CRLF line ends, a header row, every field quoted; the visits newest
 /// first, then the denied attempts (column `record`). The period is bounded
-/// (at most 367 days), so the rows are gathered before answering; the
+/// (at most 367 days), so the rows are gathered before answering; `now`
+/// sets the default period, `offset` (minutes) the times' zone. The
 /// download is recorded in the audit log with `query`.
 pub(crate) async fn history_csv(
     store: &Store,
     actor: &str,
     filter: &HistoryFilter,
-    offset: i64,
+    (now, offset): (i64, i64),
     query: Option<&str>,
 ) -> WebResult<Response> {
-    let period = filter.period(now_ms())?;
+    let period = filter.period(now)?;
     let mut out = Vec::new();
     out.extend_from_slice("\u{feff}".as_bytes());
     let mut w = csv::WriterBuilder::new()
@@ -251,7 +252,7 @@ pub async fn export_history(
         &state.store,
         caller.actor(),
         &filter,
-        offset,
+        (now_ms(), offset),
         query.as_deref(),
     )
     .await

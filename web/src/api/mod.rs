@@ -7,7 +7,7 @@ mod credentials;
 mod doors;
 mod enrollment_jobs;
 pub(crate) mod events;
-mod history;
+pub(crate) mod history;
 mod imports;
 mod people;
 mod review;

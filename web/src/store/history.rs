@@ -437,6 +437,22 @@ impl Store {
         Ok(())
     }
 
+    /// The zones a history filter offers: id, name, level, by id.
+    pub async fn zone_choices(&self) -> StoreResult<Vec<(i64, String, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT id, name, level FROM zones ORDER BY id")
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    /// The doors a history filter offers: id, name, by id.
+    pub async fn door_choices(&self) -> StoreResult<Vec<(i64, String)>> {
+        Ok(sqlx::query_as("SELECT id, name FROM doors ORDER BY id")
+            .fetch_all(self.pool())
+            .await?)
+    }
+
     /// A zone history page: visits and denied attempts, each paged by its
     /// own cursor.
     pub async fn history(

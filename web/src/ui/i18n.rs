@@ -123,14 +123,20 @@ pub fn role_key(role: Role) -> &'static str {
 }
 
 mod base;
+mod history;
 mod import;
 mod resources;
 mod users;
 
 /// Every page text: key, Japanese, English; one part per group of pages, so
 /// that work on different pages does not meet in one list.
-pub const CATALOG_PARTS: &[&[(&str, &str, &str)]] =
-    &[base::TEXTS, resources::TEXTS, users::TEXTS, import::TEXTS];
+pub const CATALOG_PARTS: &[&[(&str, &str, &str)]] = &[
+    base::TEXTS,
+    resources::TEXTS,
+    users::TEXTS,
+    import::TEXTS,
+    history::TEXTS,
+];
 
 /// Every catalog entry, all parts.
 pub fn catalog() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
@@ -212,6 +218,8 @@ mod tests {
                         "lang.",
                         "site.",
                         "skip.",
+                        "hist.",
+                        "inside.",
                     ]
                     .iter()
                     .any(|p| key.starts_with(p));
