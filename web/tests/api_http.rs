@@ -2534,5 +2534,5 @@ async fn the_history_pairs_entries_and_exits_as_json_and_excel_csv(s: Server) {
     assert_eq!(machine["people"][0]["person_id"], support::YAMADA);
     assert_eq!(machine["people"][0]["escort_id"], support::SATO);
     assert_eq!(machine["people"][0]["escort_name"], "Sato");
-    assert_eq!(audited(&s, "inside.read").await.len(), 1);
+    assert_eq!(audited(&s, "who_is_inside.read").await.len(), 1);
 }

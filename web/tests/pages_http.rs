@@ -1928,7 +1928,7 @@ async fn the_security_pages_show_history_events_and_who_is_inside_with_every_tex
         "history.export",
         "events.search",
         "events.export",
-        "inside.read",
+        "who_is_inside.read",
         "muster.read",
     ] {
         loop {

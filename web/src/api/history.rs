@@ -271,7 +271,7 @@ pub async fn inside(
     let people = zones.iter().map(|z| z.people.len()).sum();
     state
         .store
-        .audit_read(caller.actor(), "inside.read", "inside", None, people)
+        .audit_read(caller.actor(), "who_is_inside.read", "inside", None, people)
         .await?;
     Ok(Json(zones))
 }

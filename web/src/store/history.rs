@@ -78,7 +78,7 @@ impl HistoryFilter {
     pub fn denied(&self, (from, to): (i64, i64)) -> EventFilter {
         EventFilter {
             person: self.person,
-            card: self.card.clone(),
+            card: self.card,
             door: self.door,
             zone: self.zone,
             zone_level: self.zones_at_level(),

@@ -107,7 +107,7 @@ impl Filters {
     fn history(&self) -> HistoryFilter {
         HistoryFilter {
             person: self.person,
-            card: self.card.clone(),
+            card: self.card,
             door: self.door,
             zone: self.zone,
             level: self.level,
@@ -121,7 +121,7 @@ impl Filters {
     fn events(&self) -> EventFilter {
         EventFilter {
             person: self.person,
-            card: self.card.clone(),
+            card: self.card,
             door: self.door,
             zone: self.zone,
             level: self.level,

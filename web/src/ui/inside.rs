@@ -97,7 +97,13 @@ pub async fn inside_page(
     let people = inside.iter().map(|z| z.people.len()).sum();
     state
         .store
-        .audit_read(&page.principal.actor, "inside.read", "inside", None, people)
+        .audit_read(
+            &page.principal.actor,
+            "who_is_inside.read",
+            "inside",
+            None,
+            people,
+        )
         .await
         .map_err(|e| PageError::internal(lang, e))?;
     let zones = inside
