@@ -7,7 +7,6 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("nav.history", "入退室履歴", "History"),
     ("nav.events", "イベント検索", "Events"),
     ("nav.inside", "在室者", "Who is inside"),
-    ("nav.muster", "点呼", "Muster"),
     ("hist.title", "入退室履歴（サーバー室）", "Machine-room history"),
     (
         "hist.intro",
