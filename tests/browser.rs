@@ -7,7 +7,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -80,6 +80,16 @@ where
     F: FnOnce(Client, String) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    in_browser_with_database(test, backend, |client, base, _| steps(client, base)).await;
+}
+
+/// As [`in_browser`], with the database's URL handed to `steps` too (for
+/// steps that seed what the pages show, e.g. controller events, through the store).
+async fn in_browser_with_database<F, Fut>(test: &str, backend: &str, steps: F)
+where
+    F: FnOnce(Client, String, String) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let dir = Scratch::new(test);
     let Some(db) = database(backend, dir.path()).await else {
         return;
@@ -113,7 +123,7 @@ where
     let client = chrome.client.clone();
     // The steps run in their own task, so that the browser is closed (and
     // its processes end) whether they pass or fail.
-    let outcome = tokio::spawn(steps(client, base)).await;
+    let outcome = tokio::spawn(steps(client, base, db.clone())).await;
     chrome.close().await;
     if let Err(failed) = outcome {
         std::panic::resume_unwind(failed.into_panic());
@@ -602,4 +612,292 @@ async fn import_and_user_steps(client: Client, base: String, screenshots: bool) 
     until_path(&client, "/login?out=1").await;
     submit_login(&client, "kenji", PASSWORD).await;
     until_text(&client, "ユーザー名またはパスワードが違います").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_history_who_is_inside_and_the_muster_work_in_a_real_browser_on_sqlite() {
+    in_browser_with_database("browser-history", "sqlite", |c, b, db| {
+        history_steps(c, b, db, true)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_history_who_is_inside_and_the_muster_work_in_a_real_browser_on_postgres() {
+    in_browser_with_database("browser-history-pg", "postgres", |c, b, db| {
+        history_steps(c, b, db, false)
+    })
+    .await;
+}
+
+const MACHINE_ROOM: i64 = 3;
+const SATO_HANAKO: i64 = 1;
+const YAMADA_TARO: i64 = 2;
+
+/// A site with a lobby and a machine room behind one door on controller 1,
+/// a staff member and a visitor with cards; returns the controller.
+async fn machine_room(store: &tobira_web::Store) -> tobira_firmware::ControllerId {
+    let l1 = tobira_firmware::ZoneSettings::for_level(tobira_firmware::SecurityLevel::L1);
+    let l4 = tobira_firmware::ZoneSettings::for_level(tobira_firmware::SecurityLevel::L4);
+    let statements: Vec<(&str, Option<String>)> = vec![
+        ("INSERT INTO sites (id, name) VALUES (1, '本庁舎')", None),
+        (
+            "INSERT INTO zones (id, site_id, name, level, settings) VALUES (2, 1, 'ロビー', 1, $1)",
+            Some(serde_json::to_string(&l1).unwrap()),
+        ),
+        (
+            "INSERT INTO zones (id, site_id, name, level, settings) VALUES (3, 1, 'サーバー室', 4, $1)",
+            Some(serde_json::to_string(&l4).unwrap()),
+        ),
+        (
+            "INSERT INTO doors (id, name, kind, outside_zone_id, inside_zone_id, entry_reader, exit_reader) \
+             VALUES (5, 'サーバー室扉', 'door', 2, 3, '{}', '{}')",
+            None,
+        ),
+        (
+            "INSERT INTO people (id, kind, name, created_at, changed_version) VALUES (1, 'staff', '佐藤 花子', 0, 0)",
+            None,
+        ),
+        (
+            "INSERT INTO people (id, kind, name, created_at, changed_version) VALUES (2, 'visitor', '山田 太郎', 0, 0)",
+            None,
+        ),
+        (
+            "INSERT INTO cards (uid, person_id, state, issued_at, changed_version) VALUES ('04A00001', 1, 'active', 0, 0)",
+            None,
+        ),
+        (
+            "INSERT INTO cards (uid, person_id, state, issued_at, changed_version) VALUES ('04A00002', 2, 'active', 0, 0)",
+            None,
+        ),
+    ];
+    for (sql, bind) in statements {
+        let mut q = sqlx::query(sql);
+        if let Some(b) = bind {
+            q = q.bind(b);
+        }
+        q.execute(store.pool()).await.unwrap();
+    }
+    let c = store.add_controller("test", 1, "1F").await.unwrap();
+    sqlx::query("UPDATE doors SET controller_id = $1 WHERE id = 5")
+        .bind(i64::from(c.controller))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    tobira_firmware::ControllerId(c.controller)
+}
+
+fn passage(
+    side: tobira_firmware::Side,
+    person: i64,
+    reason: tobira_firmware::Reason,
+    escort: Option<i64>,
+) -> tobira_firmware::EventKind {
+    use tobira_firmware::{AccessRecord, DoorId, EventKind, PersonId, SecurityLevel, Warnings};
+    EventKind::Access(AccessRecord {
+        door: DoorId(5),
+        side,
+        level: Some(SecurityLevel::L4),
+        reason,
+        person: Some(PersonId(person as u32)),
+        card: format!("04A0000{person}").parse().ok(),
+        escort: escort.map(|e| PersonId(e as u32)),
+        warnings: Warnings::default(),
+    })
+}
+
+/// A GET with the browser's session cookie, as a download does; (headers, body).
+fn download(base: &str, path: &str, cookie: &str) -> (String, Vec<u8>) {
+    let addr = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nCookie: tobira_session={cookie}\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP answer");
+    (
+        String::from_utf8_lossy(&answer[..split]).to_string(),
+        answer[split + 4..].to_vec(),
+    )
+}
+
+async fn history_steps(client: Client, base: String, db: String, screenshots: bool) {
+    use tobira_firmware::{Chain, ChainEpoch, Reason, Side, Timestamp};
+    let store = tobira_web::Store::connect(&db).await.unwrap();
+    let controller = machine_room(&store).await;
+    // 佐藤 escorts the visitor 山田 into the machine room and leaves after
+    // 40 minutes; 山田 stays. Earlier, 山田 was refused alone.
+    let t = tobira_web::store::now_ms() - 2 * 3_600_000;
+    let mut chain = Chain::genesis(controller);
+    let batch: Vec<_> = [
+        (
+            t - 300_000,
+            passage(Side::Entry, YAMADA_TARO, Reason::EscortMissing, None),
+        ),
+        (t, passage(Side::Entry, SATO_HANAKO, Reason::Granted, None)),
+        (
+            t,
+            passage(
+                Side::Entry,
+                YAMADA_TARO,
+                Reason::GrantedWithEscort,
+                Some(SATO_HANAKO),
+            ),
+        ),
+        (
+            t + 40 * 60_000,
+            passage(Side::Exit, SATO_HANAKO, Reason::Granted, None),
+        ),
+    ]
+    .into_iter()
+    .map(|(at, kind)| chain.seal(Timestamp(at), kind).unwrap())
+    .collect();
+    store
+        .ingest(controller, ChainEpoch::FIRST, &batch)
+        .await
+        .unwrap();
+
+    // A security reviewer reads the machine-room history: the pair with its escort.
+    client.goto(&format!("{base}/login")).await.unwrap();
+    submit_login(&client, "kenji", PASSWORD).await;
+    until_path(&client, "/").await;
+    client
+        .goto(&format!("{base}/history?zone={MACHINE_ROOM}"))
+        .await
+        .unwrap();
+    until_text(&client, "付添者: 佐藤 花子").await;
+    let text = main_text(&client).await;
+    assert!(
+        text.contains("山田 太郎") && text.contains("在室中"),
+        "{text}"
+    );
+    assert!(
+        text.contains("0:40") && text.contains("escort_missing"),
+        "{text}"
+    );
+    if screenshots {
+        // Tall enough to show the tables below the filters.
+        client.set_window_size(1024, 1100).await.unwrap();
+        shot(&client, "history-ja").await;
+        client
+            .goto(&format!(
+                "{base}/lang/en?next=/history%3Fzone%3D{MACHINE_ROOM}"
+            ))
+            .await
+            .unwrap();
+        until_text(&client, "Escort: 佐藤 花子").await;
+        shot(&client, "history-en").await;
+        client
+            .goto(&format!("{base}/lang/ja?next=/history"))
+            .await
+            .unwrap();
+        until_text(&client, "付添者: 佐藤 花子").await;
+        client.set_window_size(1024, 768).await.unwrap();
+    }
+
+    // The CSV link downloads the same rows for Excel.
+    let href = client
+        .find(Locator::Css("main a[href^='/history.csv']"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let cookie = client.get_named_cookie("tobira_session").await.unwrap();
+    let (head, body) = download(&base, &href, cookie.value());
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("content-type: text/csv"),
+        "{head}"
+    );
+    assert!(body.starts_with("\u{feff}".as_bytes()), "a BOM");
+    let csv = String::from_utf8(body[3..].to_vec()).unwrap();
+    let mut lines = csv.split("\r\n");
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(
+        &header[..8],
+        [
+            "\"record\"",
+            "\"zone_id\"",
+            "\"zone_name\"",
+            "\"person_id\"",
+            "\"person_name\"",
+            "\"person_kind\"",
+            "\"card\"",
+            "\"entered_at\""
+        ]
+    );
+    assert!(
+        csv.contains("\"visit\",\"3\",\"サーバー室\",\"2\",\"山田 太郎\",\"visitor\",\"04A00002\""),
+        "{csv}"
+    );
+    assert!(csv.contains("\"escort\",\"1\",\"佐藤 花子\""), "{csv}");
+
+    // Who is inside: the visitor, shown with the escort.
+    client.goto(&format!("{base}/inside")).await.unwrap();
+    until_text(&client, "山田 太郎").await;
+    let text = main_text(&client).await;
+    assert!(
+        text.contains("サーバー室") && text.contains("佐藤 花子"),
+        "{text}"
+    );
+    if screenshots {
+        shot(&client, "inside-ja").await;
+        client
+            .goto(&format!("{base}/lang/en?next=/inside"))
+            .await
+            .unwrap();
+        until_text(&client, "Who is inside").await;
+        shot(&client, "inside-en").await;
+        client
+            .goto(&format!("{base}/lang/ja?next=/inside"))
+            .await
+            .unwrap();
+        until_text(&client, "在室者").await;
+    }
+    logout(&client).await;
+    until_path(&client, "/login?out=1").await;
+
+    // A facilities admin (who may operate) marks the visitor safe in the muster.
+    submit_login(&client, "tanaka", PASSWORD).await;
+    until_path(&client, "/").await;
+    client
+        .goto(&format!("{base}/inside/muster?zone={MACHINE_ROOM}"))
+        .await
+        .unwrap();
+    until_text(&client, "未確認: 1").await;
+    click(&client, "main form[action='/inside/muster/mark'] button").await;
+    until_text(&client, "安全確認を記録しました。").await;
+    let text = main_text(&client).await;
+    assert!(
+        text.contains("未確認: 0") && text.contains("安全確認済み") && text.contains("tanaka"),
+        "{text}"
+    );
+
+    // The visitor leaves: after the exit event is stored, they are no longer inside.
+    let exit = chain
+        .seal(
+            Timestamp(t + 50 * 60_000),
+            passage(Side::Exit, YAMADA_TARO, Reason::Granted, None),
+        )
+        .unwrap();
+    store
+        .ingest(controller, ChainEpoch::FIRST, &[exit])
+        .await
+        .unwrap();
+    client.goto(&format!("{base}/inside")).await.unwrap();
+    until_text(&client, "記録上の在室者はいません。").await;
+    let text = main_text(&client).await;
+    assert!(!text.contains("山田 太郎"), "{text}");
+    store.close().await;
 }

@@ -66,6 +66,7 @@ on_both_backends!(
     answers_say_nosniff_and_no_store,
     names_refuse_bidi_overrides_and_invisible_characters,
     reads_of_personal_data_are_audited,
+    the_history_pairs_entries_and_exits_as_json_and_excel_csv,
 );
 
 async fn start(store: Store, dir: Option<tempfile::TempDir>) -> Server {
@@ -2347,4 +2348,216 @@ async fn reads_of_personal_data_are_audited(s: Server) {
     assert_eq!(detail["query"], "kind=staff");
     // Reading the audit log itself is not a read of personal data.
     assert!(audited(&s, "audit.read").await.is_empty());
+}
+
+/// Seeds the city hall of the store suite and its machine room's day: Sato
+/// escorts Yamada in and leaves after 25 minutes; Yamada stays; before, Yamada
+/// was refused alone. Returns the escorted entry's time.
+async fn machine_room_day(s: &Server) -> i64 {
+    use tobira_firmware::{
+        AccessRecord, Chain, ChainEpoch, DoorId, EventKind, PersonId, Reason, SecurityLevel, Side,
+        Timestamp, Warnings,
+    };
+    support::seed(&s.store).await;
+    let access = |side, person: i64, reason, escort: Option<i64>| {
+        EventKind::Access(AccessRecord {
+            door: DoorId(support::MACHINE_DOOR as u32),
+            side,
+            level: Some(SecurityLevel::L4),
+            reason,
+            person: Some(PersonId(person as u32)),
+            card: support::uid_of(person).parse().ok(),
+            escort: escort.map(|e| PersonId(e as u32)),
+            warnings: Warnings::default(),
+        })
+    };
+    let t = tobira_web::store::now_ms() - 3_600_000;
+    let mut chain = Chain::genesis(support::C1);
+    let batch: Vec<_> = [
+        (
+            t - 60_000,
+            access(Side::Entry, support::YAMADA, Reason::EscortMissing, None),
+        ),
+        (t, access(Side::Entry, support::SATO, Reason::Granted, None)),
+        (
+            t,
+            access(
+                Side::Entry,
+                support::YAMADA,
+                Reason::GrantedWithEscort,
+                Some(support::SATO),
+            ),
+        ),
+        (
+            t + 25 * 60_000,
+            access(Side::Exit, support::SATO, Reason::Granted, None),
+        ),
+    ]
+    .into_iter()
+    .map(|(at, kind)| chain.seal(Timestamp(at), kind).unwrap())
+    .collect();
+    s.store
+        .ingest(support::C1, ChainEpoch::FIRST, &batch)
+        .await
+        .unwrap();
+    t
+}
+
+async fn the_history_pairs_entries_and_exits_as_json_and_excel_csv(s: Server) {
+    let t = machine_room_day(&s).await;
+    // Default: every level-4 zone, the last 30 days.
+    let h = s.get("/history").await;
+    assert_eq!(h["zone_ids"], json!([support::MACHINE]));
+    let visits = h["visits"]["items"].as_array().unwrap();
+    assert_eq!(visits.len(), 2, "{h}");
+    let yamada = visits
+        .iter()
+        .find(|v| v["person_id"] == support::YAMADA)
+        .unwrap();
+    assert_eq!(yamada["entered_at"], t);
+    assert_eq!(yamada["still_inside"], true);
+    assert_eq!(yamada["left_at"], Value::Null);
+    assert_eq!(yamada["companion_role"], "escort");
+    assert_eq!(yamada["companion_name"], "Sato");
+    assert_eq!(yamada["person_kind"], "visitor");
+    let sato = visits
+        .iter()
+        .find(|v| v["person_id"] == support::SATO)
+        .unwrap();
+    assert_eq!(sato["duration_ms"], 25 * 60_000);
+    assert_eq!(sato["exit_door_name"], "Machine room");
+    assert_eq!(sato["companion_role"], "partner");
+    let denied = h["denied"]["items"].as_array().unwrap();
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0]["reason"], "escort_missing");
+    // Paging by cursor, one visit a page.
+    let first = s.get("/history?limit=1").await;
+    let next = first["visits"]["next"].as_str().unwrap().to_string();
+    let second = s.get(&format!("/history?limit=1&cursor={next}")).await;
+    assert_eq!(second["visits"]["items"].as_array().unwrap().len(), 1);
+    assert_ne!(first["visits"]["items"][0], second["visits"]["items"][0]);
+    assert_eq!(second["visits"]["next"], Value::Null);
+    // Filters.
+    let only = s.get(&format!("/history?person={}", support::SATO)).await;
+    assert_eq!(only["visits"]["items"].as_array().unwrap().len(), 1);
+    assert!(only["denied"]["items"].as_array().unwrap().is_empty());
+    let refused = s.get("/history?outcome=denied").await;
+    assert!(refused["visits"]["items"].as_array().unwrap().is_empty());
+    assert_eq!(refused["denied"]["items"].as_array().unwrap().len(), 1);
+    let office = s.get(&format!("/history?zone={}", support::OFFICE)).await;
+    assert!(office["visits"]["items"].as_array().unwrap().is_empty());
+
+    // Bad input is a 400 with a reason, never a crash.
+    for bad in [
+        "/history?from=yesterday",
+        "/history?from=2026-01-01",
+        "/history?from=20&to=10",
+        "/history?from=0&to=99999999999",
+        "/history?zone=0",
+        "/history?level=9",
+        "/history?card=xyz",
+        "/history?outcome=maybe",
+        "/history?cursor=!!",
+        "/history.csv?to=-5",
+        "/history.csv?utc_offset_minutes=5000",
+    ] {
+        let (status, body) = s.call(Method::GET, bad, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"], "bad_request", "{bad}: {body}");
+    }
+
+    // CSV for Excel: BOM, CRLF, a header row, every field quoted.
+    let resp = s
+        .http
+        .get(format!("{}/history.csv?utc_offset_minutes=540", s.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let bytes = resp.bytes().await.unwrap();
+    assert!(bytes.starts_with(&[0xEF, 0xBB, 0xBF]), "a UTF-8 BOM");
+    let text = std::str::from_utf8(&bytes[3..]).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert!(!text.replace("\r\n", "").contains('\n'), "CRLF only");
+    assert_eq!(
+        lines[0],
+        [
+            "record",
+            "zone_id",
+            "zone_name",
+            "person_id",
+            "person_name",
+            "person_kind",
+            "card",
+            "entered_at",
+            "entry_door_id",
+            "entry_door_name",
+            "left_at",
+            "exit_door_id",
+            "exit_door_name",
+            "still_inside",
+            "minutes_inside",
+            "companion_role",
+            "companion_id",
+            "companion_name",
+            "level",
+            "reason",
+            "entered_at_ms",
+            "left_at_ms",
+        ]
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(",")
+    );
+    assert_eq!(
+        lines.len(),
+        5,
+        "header, two visits, one denial, the end: {lines:?}"
+    );
+    let yamada_line = lines
+        .iter()
+        .find(|l| l.contains("\"Yamada\",\"visitor\""))
+        .unwrap();
+    assert!(
+        yamada_line.starts_with("\"visit\",\"12\",\"Machine room\",\"101\""),
+        "{yamada_line}"
+    );
+    assert!(
+        yamada_line.contains("+09:00\""),
+        "local times: {yamada_line}"
+    );
+    assert!(
+        yamada_line.contains("\"yes\",\"\",\"escort\",\"100\",\"Sato\""),
+        "{yamada_line}"
+    );
+    let sato_line = lines
+        .iter()
+        .find(|l| l.contains("\"Sato\",\"staff\""))
+        .unwrap();
+    assert!(
+        sato_line.contains("\"no\",\"25\""),
+        "25 minutes inside: {sato_line}"
+    );
+    assert!(lines[3].starts_with("\"denied\"") && lines[3].contains("escort_missing"));
+    assert_eq!(audited(&s, "history.read").await.len(), 6);
+    assert_eq!(audited(&s, "history.export").await.len(), 1);
+
+    // Who is inside every tracked zone, with the visitor's escort.
+    let inside = s.get("/inside").await;
+    let machine = inside
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|z| z["zone_id"] == support::MACHINE)
+        .unwrap();
+    assert_eq!(machine["people"][0]["person_id"], support::YAMADA);
+    assert_eq!(machine["people"][0]["escort_id"], support::SATO);
+    assert_eq!(machine["people"][0]["escort_name"], "Sato");
+    assert_eq!(audited(&s, "who_is_inside.read").await.len(), 1);
 }

@@ -268,6 +268,8 @@ fn valid_form<'a>(path: &str, csrf: &'a str) -> Vec<(&'static str, &'a str)> {
         "/import/preview" => vec![("file", IMPORT_CSV)],
         "/alarms/{id}/ack" | "/alarms/{id}/clear" => vec![("comment", "checked on site")],
         "/import/apply" => vec![("file", IMPORT_CSV)],
+        "/inside/muster/mark" => vec![("zone_id", "12"), ("person_id", "100")],
+        "/inside/muster/new" => vec![("zone_id", "12"), ("confirm", "1")],
         other => panic!("the test has no form for the page POST route {other}; add one"),
     };
     form.push(("csrf", csrf));
@@ -1789,4 +1791,245 @@ async fn the_user_and_import_pages_have_every_text_and_a_label_for_every_field()
             }
         }
     }
+}
+
+// ---- The security pages: history, event search, who is inside, muster ----
+
+/// Sato escorts Yamada (a visitor) into the machine room two hours before
+/// T0 and leaves; Yamada stays; an earlier attempt of Yamada's alone was refused.
+async fn machine_room_events(pages: &Pages) {
+    use tobira_firmware::{
+        AccessRecord, Chain, ChainEpoch, DoorId, EventKind, PersonId, Reason, SecurityLevel, Side,
+        Timestamp, Warnings,
+    };
+    let access = |side, person: i64, reason, escort: Option<i64>| {
+        EventKind::Access(AccessRecord {
+            door: DoorId(support::MACHINE_DOOR as u32),
+            side,
+            level: Some(SecurityLevel::L4),
+            reason,
+            person: Some(PersonId(person as u32)),
+            card: support::uid_of(person).parse().ok(),
+            escort: escort.map(|e| PersonId(e as u32)),
+            warnings: Warnings::default(),
+        })
+    };
+    let t = T0 - 120 * MIN;
+    let mut chain = Chain::genesis(support::C1);
+    let batch: Vec<_> = [
+        (
+            t - 10 * MIN,
+            access(Side::Entry, support::YAMADA, Reason::EscortMissing, None),
+        ),
+        (t, access(Side::Entry, support::SATO, Reason::Granted, None)),
+        (
+            t,
+            access(
+                Side::Entry,
+                support::YAMADA,
+                Reason::GrantedWithEscort,
+                Some(support::SATO),
+            ),
+        ),
+        (
+            t + 25 * MIN,
+            access(Side::Exit, support::SATO, Reason::Granted, None),
+        ),
+    ]
+    .into_iter()
+    .map(|(at, kind)| chain.seal(Timestamp(at), kind).unwrap())
+    .collect();
+    pages
+        .store
+        .ingest_at(support::C1, ChainEpoch::FIRST, &batch, T0)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_security_pages_show_history_events_and_who_is_inside_with_every_text_and_label() {
+    let pages = start().await;
+    machine_room_events(&pages).await;
+    let kenji = pages.login("kenji").await;
+    for (lang, escort, still, denied) in [
+        ("ja", "付添者: Sato", "在室中", "拒否"),
+        ("en", "Escort: Sato", "Still inside", "Denied"),
+    ] {
+        for path in [
+            "/history",
+            "/events",
+            "/inside",
+            "/inside/muster",
+            "/inside/muster?zone=12",
+        ] {
+            let (status, html) = pages.page_as(&kenji, path, lang).await;
+            assert_eq!(status, StatusCode::OK, "{path} {lang}");
+            assert!(
+                !html.contains("??"),
+                "{path} in {lang} lacks a text: {html}"
+            );
+            for id in field_ids(&html) {
+                assert!(
+                    html.contains(&format!("<label for=\"{id}\">")),
+                    "{path}: the field {id} has no label"
+                );
+            }
+            // A security reviewer reads; the muster's buttons are not theirs.
+            assert!(!html.contains("/inside/muster/mark"), "{path}");
+        }
+        let (_, history) = pages.page_as(&kenji, "/history", lang).await;
+        assert!(history.contains(escort), "{lang}: {history}");
+        assert!(history.contains(still), "{lang}");
+        assert!(history.contains("0:25"), "Sato's 25 minutes: {history}");
+        assert!(
+            history.contains("escort_missing"),
+            "the refused attempt beside"
+        );
+        assert!(history.contains("href=\"/history.csv\""), "a CSV link");
+        let (_, events) = pages.page_as(&kenji, "/events?outcome=denied", lang).await;
+        // Colour and word: never colour alone.
+        assert!(
+            events.contains(&format!("<span class=\"outcome denied\">{denied}</span>")),
+            "{events}"
+        );
+        assert!(events.contains("href=\"/events.csv?outcome=denied\""));
+        let (_, inside) = pages.page_as(&kenji, "/inside", lang).await;
+        assert!(
+            inside.contains("Yamada") && inside.contains("Sato"),
+            "{inside}"
+        );
+    }
+    // Filters narrow; bad ones are named beside their field.
+    let (_, sato) = pages.page_as(&kenji, "/history?person=100", "en").await;
+    assert!(!sato.contains("escort_missing"));
+    let (status, bad) = pages
+        .page_as(&kenji, "/history?from=15%2F01%2F2027&person=x", "en")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(bad.contains("Enter dates as YYYY-MM-DD.") && bad.contains("positive whole number"));
+    let (status, _) = pages
+        .page_as(&kenji, "/history?from=2026-01-01&to=2027-12-31", "en")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "more than 367 days");
+    let (status, _) = pages.page_as(&kenji, "/inside/muster?zone=10", "en").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the lobby tracks nobody");
+
+    // The CSV download of the page's filters: Excel's BOM, CRLF, the columns.
+    let csv = pages.get("/history.csv?zone=12", Some(&kenji.cookie)).await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    let bytes = csv.bytes().await.unwrap();
+    let text = std::str::from_utf8(&bytes).unwrap();
+    assert!(text.starts_with("\u{feff}\"record\",\"zone_id\""), "{text}");
+    assert!(text.contains("\r\n") && !text.replace("\r\n", "").contains('\n'));
+    assert!(text.contains("\"visit\",\"12\",\"Machine room\",\"101\",\"Yamada\",\"visitor\""));
+    assert!(text.contains("\"denied\""));
+    let events_csv = pages
+        .get("/events.csv?outcome=denied", Some(&kenji.cookie))
+        .await;
+    assert_eq!(events_csv.status(), StatusCode::OK);
+    assert!(events_csv.text().await.unwrap().contains("escort_missing"));
+    // The events export is recorded when its stream ends: polled, with a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for action in [
+        "history.read",
+        "history.export",
+        "events.search",
+        "events.export",
+        "who_is_inside.read",
+        "muster.read",
+    ] {
+        loop {
+            let audit = pages.store.audit_entries(None, 1000).await.unwrap();
+            if audit
+                .iter()
+                .any(|e| e.action == action && e.actor == "kenji")
+            {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{action} is recorded");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn operators_mark_people_safe_in_a_muster_and_reviewers_cannot() {
+    let pages = start().await;
+    machine_room_events(&pages).await;
+    let tanaka = pages.login("tanaka").await;
+    let kenji = pages.login("kenji").await;
+    let (_, html) = pages.page_as(&tanaka, "/inside/muster?zone=12", "en").await;
+    assert!(html.contains("Unaccounted for: 1"), "{html}");
+    assert!(html.contains("action=\"/inside/muster/mark\""));
+    let form = [("zone_id", "12"), ("person_id", "101")];
+    // A security reviewer's forged form is refused and changes nothing.
+    let before = pages.audit_len().await;
+    let (status, _, _) = pages.submit(&kenji, "/inside/muster/mark", &form).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(pages.audit_len().await, before);
+    let (status, to, _) = pages.submit(&tanaka, "/inside/muster/mark", &form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(to, "/inside/muster?zone=12&done=marked");
+    let (_, html) = pages.page_as(&tanaka, &to, "en").await;
+    assert!(
+        html.contains("Marked safe.") && html.contains("Unaccounted for: 0"),
+        "{html}"
+    );
+    assert!(html.contains("Marked by: tanaka"), "{html}");
+    // A new muster needs the confirmation; then everyone is unaccounted again.
+    let (status, _, html) = pages
+        .submit(&tanaka, "/inside/muster/new", &[("zone_id", "12")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Form answers come in Japanese (no Accept-Language).
+    assert!(html.contains("確認欄にチェックを入れてください。"));
+    let (status, to, _) = pages
+        .submit(
+            &tanaka,
+            "/inside/muster/new",
+            &[("zone_id", "12"), ("confirm", "1")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, html) = pages.page_as(&tanaka, &to, "en").await;
+    assert!(
+        html.contains("Unaccounted for: 1") && html.contains("Earlier musters"),
+        "{html}"
+    );
+    // Bad input: an unknown person, a zone that is not a number.
+    let (status, _, html) = pages
+        .submit(
+            &tanaka,
+            "/inside/muster/mark",
+            &[("zone_id", "12"), ("person_id", "999")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("その人物は登録されていません。"));
+    let (status, _, _) = pages
+        .submit(
+            &tanaka,
+            "/inside/muster/mark",
+            &[("zone_id", "x"), ("person_id", "101")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let actions: Vec<String> = pages
+        .store
+        .audit_entries(None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.actor == "tanaka")
+        .map(|e| e.action)
+        .collect();
+    assert!(
+        actions.iter().any(|a| a == "muster.mark_safe"),
+        "{actions:?}"
+    );
+    assert_eq!(
+        actions.iter().filter(|a| *a == "muster.start").count(),
+        2,
+        "{actions:?}"
+    );
 }

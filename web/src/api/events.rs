@@ -65,7 +65,7 @@ pub async fn search_events(
 /// those starting with `=`, `+`, `-`, `@`, tab or CR, also behind leading
 /// blanks, and their full-width forms (`＝＋－＠`), which Excel in Japanese
 /// reads as formulas too.
-fn cell(s: &str) -> Cow<'_, str> {
+pub(crate) fn cell(s: &str) -> Cow<'_, str> {
     let formula = ['=', '+', '-', '@', '＝', '＋', '－', '＠'];
     let unblanked = s.trim_start_matches([' ', '\t', '\r', '\n', '\u{3000}']);
     if s.starts_with(['\t', '\r']) || unblanked.starts_with(formula) {
@@ -90,7 +90,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 }
 
 /// ISO 8601 local time with its offset, e.g. `2026-11-23T09:12:00.250+09:00`.
-fn local_time(ms: i64, offset_minutes: i64) -> String {
+pub(crate) fn local_time(ms: i64, offset_minutes: i64) -> String {
     let local = ms.saturating_add(offset_minutes * 60_000);
     let (y, mo, d) = civil_from_days(local.div_euclid(86_400_000));
     let rem = local.rem_euclid(86_400_000);
@@ -237,21 +237,42 @@ impl Drop for Export {
 pub async fn export_events(
     State(state): State<AppState>,
     caller: Caller,
-    QueryParams(mut filter): QueryParams<EventFilter>,
+    QueryParams(filter): QueryParams<EventFilter>,
     QueryParams(options): QueryParams<ExportOptions>,
     RawQuery(query): RawQuery,
 ) -> WebResult<Response> {
-    let offset = options.utc_offset_minutes.unwrap_or(540);
-    if !(-720..=840).contains(&offset) {
-        return Err(WebError::BadRequest(
-            "utc_offset_minutes must be -720 to 840".into(),
-        ));
+    let offset = options.utc_offset()?;
+    events_csv(state.store.clone(), caller.actor(), filter, offset, query).await
+}
+
+impl ExportOptions {
+    /// The offset in minutes, checked (default 540, Japan).
+    pub fn utc_offset(&self) -> WebResult<i64> {
+        let offset = self.utc_offset_minutes.unwrap_or(540);
+        if !(-720..=840).contains(&offset) {
+            return Err(WebError::BadRequest(
+                "utc_offset_minutes must be -720 to 840".into(),
+            ));
+        }
+        Ok(offset)
     }
+}
+
+/// The events CSV download for `actor` (the API's and the event search
+/// page's), oldest first unless the filter says otherwise; recorded in the
+/// audit log with `query` when it ends.
+pub(crate) async fn events_csv(
+    store: Store,
+    actor: &str,
+    mut filter: EventFilter,
+    offset: i64,
+    query: Option<String>,
+) -> WebResult<Response> {
     if filter.order.is_none() {
         filter.order = Some(crate::store::queries::Order::Asc);
     }
     let mut export = Export {
-        store: state.store.clone(),
+        store,
         audit: None,
         filter,
         after: None,
@@ -269,7 +290,7 @@ pub async fn export_events(
         .take(&rows, want, true)
         .map_err(|e| WebError::Internal(e.to_string()))?;
     // From here on rows leave the service: the export is recorded when it ends.
-    export.audit = Some((caller.actor().to_owned(), query));
+    export.audit = Some((actor.to_owned(), query));
     let rest = futures_util::stream::unfold(export, |mut export| async move {
         if export.done {
             return None;

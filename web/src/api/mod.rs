@@ -6,7 +6,8 @@ mod cards;
 mod credentials;
 mod doors;
 mod enrollment_jobs;
-mod events;
+pub(crate) mod events;
+pub(crate) mod history;
 mod imports;
 mod monitor;
 mod people;
@@ -123,6 +124,8 @@ error_sets! {
     UpdateErrors = [400, 401, 403, 404, 409, 413, 422, 500];
     /// Errors of a delete or a body-less action on one resource.
     ActionErrors = [400, 401, 403, 404, 409, 500];
+    /// Errors of an action on one resource with a small body (a comment).
+    BodyActionErrors = [400, 401, 403, 404, 409, 413, 500];
     /// Errors of a bulk import (a file refused as a whole is a 400).
     ImportErrors = [400, 401, 403, 413, 500];
 }
@@ -183,6 +186,7 @@ impl utoipa::Modify for BearerAuth {
         tamper::list_checkpoints, tamper::make_checkpoints, tamper::verify,
         imports::preview_people_import, imports::apply_people_import,
         monitor::view, monitor::updates,
+        history::history, history::export_history, history::inside,
     ),
     components(schemas(ErrorBody, Id, Level, Millis, Uid, PersonKind, CardState, Outcome, ReasonCode, Order, AlarmState)),
     modifiers(&BearerAuth),
@@ -405,4 +409,7 @@ fn routes() -> Router<AppState> {
             "/api/v1/imports/people/apply",
             post(imports::apply_people_import),
         )
+        .route("/api/v1/history", get(history::history))
+        .route("/api/v1/history.csv", get(history::export_history))
+        .route("/api/v1/inside", get(history::inside))
 }

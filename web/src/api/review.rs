@@ -5,7 +5,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ActionErrors, Paging, ReadErrors};
+use super::{BodyActionErrors, Paging, ReadErrors};
 use crate::auth::{Caller, Operator};
 use crate::error::{WebError, WebResult};
 use crate::json::{Input, PathParam, QueryParams};
@@ -63,7 +63,7 @@ pub struct AlarmComment {
 /// Acknowledge an open alarm, saying what was found or done.
 #[utoipa::path(post, path = "/api/v1/alarms/{id}/ack", tag = "review", params(("id" = Id, Path, description = "Alarm id")),
     request_body = AlarmComment,
-    responses((status = 200, description = "The alarm", body = Alarm), ActionErrors))]
+    responses((status = 200, description = "The alarm", body = Alarm), BodyActionErrors))]
 pub async fn ack_alarm(
     State(state): State<AppState>,
     caller: Operator,
@@ -80,7 +80,7 @@ pub async fn ack_alarm(
 /// the controller back); 409 while the cause is still there.
 #[utoipa::path(post, path = "/api/v1/alarms/{id}/clear", tag = "review", params(("id" = Id, Path, description = "Alarm id")),
     request_body = AlarmComment,
-    responses((status = 200, description = "The alarm", body = Alarm), ActionErrors))]
+    responses((status = 200, description = "The alarm", body = Alarm), BodyActionErrors))]
 pub async fn clear_alarm(
     State(state): State<AppState>,
     caller: Operator,

@@ -128,6 +128,8 @@ pub struct EventFilter {
     pub door: Option<Id>,
     /// The zone (the inside zone of the door).
     pub zone: Option<Id>,
+    /// Only zones configured at this level (e.g. 4: every machine room).
+    pub zone_level: Option<Level>,
     /// The level decided at.
     pub level: Option<Level>,
     /// Granted, denied or pending.
@@ -294,6 +296,15 @@ fn event_query(
     if let Some(v) = filter.zone {
         cond(&mut sql, "zone_id", "=", Bind::Int(v.get()));
     }
+    if let Some(v) = filter.zone_level {
+        cond(
+            &mut sql,
+            "zone_id",
+            "IN (SELECT id FROM zones WHERE level =",
+            Bind::Int(v.get()),
+        );
+        sql.push(')');
+    }
     if let Some(v) = filter.level {
         cond(&mut sql, "level", "=", Bind::Int(v.get()));
     }
@@ -312,7 +323,11 @@ fn event_query(
     // An event its controller may not claim (web/src/store/trust.rs) is no
     // part of a door's, zone's or person's history; the full list and its
     // alarm still show it.
-    if filter.person.is_some() || filter.door.is_some() || filter.zone.is_some() {
+    if filter.person.is_some()
+        || filter.door.is_some()
+        || filter.zone.is_some()
+        || filter.zone_level.is_some()
+    {
         sql.push_str(" AND e.suspect IS NULL");
     }
     let desc = filter.order.unwrap_or_default() == Order::Desc;
@@ -408,16 +423,27 @@ pub struct Occupant {
     pub door_id: Option<i64>,
     /// The card they used.
     pub card: Option<String>,
+    /// The door's name, if it still exists.
+    pub door_name: Option<String>,
+    /// Who escorted them in (a visitor's escort), if anyone.
+    pub escort_id: Option<i64>,
+    /// The escort's name, if they still exist.
+    pub escort_name: Option<String>,
 }
 
-type OccupantRow = (
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
+/// Whether a zone's settings (stored JSON) track who is inside: anti-passback
+/// or dual custody. Settings that do not parse count as tracked, so that
+/// nobody drops off a muster list because of a hand-edited row.
+pub(crate) fn tracks_occupancy(settings: &str) -> bool {
+    match serde_json::from_str::<serde_json::Value>(settings) {
+        Ok(v) => {
+            let passback = v.get("anti_passback").and_then(serde_json::Value::as_str);
+            let dual = v.get("dual_custody").and_then(serde_json::Value::as_bool);
+            passback.is_some_and(|p| p != "off") || dual == Some(true)
+        }
+        Err(_) => true,
+    }
+}
 
 impl Store {
     /// One page of events matching `filter`, after `cursor`.
@@ -479,39 +505,81 @@ impl Store {
             sqlx::query_as("SELECT id, name, site_id FROM zones WHERE level = 4 ORDER BY id")
                 .fetch_all(self.pool())
                 .await?;
-        let mut out = Vec::with_capacity(zones.len());
-        for (zone, name, site) in zones {
-            let rows: Vec<OccupantRow> = sqlx::query_as(
-                "SELECT l.person_id, l.at, l.door_id, l.card, p.name, p.kind FROM (\
-                   SELECT person_id, at, side, door_id, card, ROW_NUMBER() OVER (\
-                     PARTITION BY person_id ORDER BY at DESC, controller_id DESC, epoch DESC, seq DESC) AS rn \
-                   FROM events WHERE zone_id = $1 AND outcome = 'granted' AND person_id IS NOT NULL AND suspect IS NULL \
-                     AND side IN ('entry', 'exit')\
-                 ) l LEFT JOIN people p ON p.id = l.person_id \
-                 WHERE l.rn = 1 AND l.side = 'entry' ORDER BY l.at, l.person_id",
-            )
-            .bind(zone)
-            .fetch_all(self.pool())
-            .await?;
-            let people = rows
-                .into_iter()
-                .map(|(person_id, since, door_id, card, name, kind)| {
-                    Ok(Occupant {
-                        person_id,
-                        name,
-                        kind: kind.as_deref().map(PersonKind::parse).transpose()?,
-                        since,
-                        door_id,
-                        card,
-                    })
+        self.occupants_of(zones).await
+    }
+
+    /// Who is inside each zone that tracks it now: level-4 zones and zones
+    /// with anti-passback or dual custody, in the same way as
+    /// [`Store::occupancy`].
+    pub async fn inside(&self) -> StoreResult<Vec<ZoneOccupancy>> {
+        let zones: Vec<(i64, String, i64, i64, String)> =
+            sqlx::query_as("SELECT id, name, site_id, level, settings FROM zones ORDER BY id")
+                .fetch_all(self.pool())
+                .await?;
+        let tracked = zones
+            .into_iter()
+            .filter(|(_, _, _, level, settings)| *level == 4 || tracks_occupancy(settings))
+            .map(|(id, name, site, _, _)| (id, name, site))
+            .collect();
+        self.occupants_of(tracked).await
+    }
+
+    /// The people inside `zones` (id, name, site), in one query for all.
+    pub(crate) async fn occupants_of(
+        &self,
+        zones: Vec<(i64, String, i64)>,
+    ) -> StoreResult<Vec<ZoneOccupancy>> {
+        if zones.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = (1..=zones.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT l.zone_id, l.person_id, l.at, l.door_id, l.card, l.escort_id, p.name, p.kind, \
+               d.name AS door_name, esc.name AS escort_name FROM (\
+               SELECT zone_id, person_id, at, side, door_id, card, escort_id, ROW_NUMBER() OVER (\
+                 PARTITION BY zone_id, person_id ORDER BY at DESC, controller_id DESC, epoch DESC, seq DESC) AS rn \
+               FROM events WHERE zone_id IN ({marks}) AND outcome = 'granted' AND person_id IS NOT NULL \
+                 AND suspect IS NULL AND side IN ('entry', 'exit')\
+             ) l LEFT JOIN people p ON p.id = l.person_id LEFT JOIN doors d ON d.id = l.door_id \
+             LEFT JOIN people esc ON esc.id = l.escort_id \
+             WHERE l.rn = 1 AND l.side = 'entry' ORDER BY l.zone_id, l.at, l.person_id"
+        );
+        let mut query = sqlx::query(&sql);
+        for (id, _, _) in &zones {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        let mut out = zones
+            .into_iter()
+            .map(|(zone, name, site)| {
+                Ok(ZoneOccupancy {
+                    zone_id: stored_id(zone)?,
+                    zone_name: name,
+                    site_id: stored_id(site)?,
+                    people: Vec::new(),
                 })
-                .collect::<StoreResult<Vec<_>>>()?;
-            out.push(ZoneOccupancy {
-                zone_id: stored_id(zone)?,
-                zone_name: name,
-                site_id: stored_id(site)?,
-                people,
-            });
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        for row in rows {
+            let zone: i64 = row.try_get("zone_id")?;
+            let kind: Option<String> = row.try_get("kind")?;
+            let occupant = Occupant {
+                person_id: row.try_get("person_id")?,
+                name: row.try_get("name")?,
+                kind: kind.as_deref().map(PersonKind::parse).transpose()?,
+                since: row.try_get("at")?,
+                door_id: row.try_get("door_id")?,
+                card: row.try_get("card")?,
+                door_name: row.try_get("door_name")?,
+                escort_id: row.try_get("escort_id")?,
+                escort_name: row.try_get("escort_name")?,
+            };
+            if let Some(z) = out.iter_mut().find(|z| z.zone_id.get() == zone) {
+                z.people.push(occupant);
+            }
         }
         Ok(out)
     }

@@ -124,6 +124,7 @@ pub fn role_key(role: Role) -> &'static str {
 
 mod alarms;
 mod base;
+mod history;
 mod import;
 mod monitor;
 mod resources;
@@ -138,6 +139,7 @@ pub const CATALOG_PARTS: &[&[(&str, &str, &str)]] = &[
     import::TEXTS,
     monitor::TEXTS,
     alarms::TEXTS,
+    history::TEXTS,
 ];
 
 /// Every catalog entry, all parts.
@@ -220,6 +222,8 @@ mod tests {
                         "lang.",
                         "site.",
                         "skip.",
+                        "hist.",
+                        "inside.",
                     ]
                     .iter()
                     .any(|p| key.starts_with(p));

@@ -7,8 +7,10 @@ pub mod assets;
 pub mod csrf;
 pub mod form_data;
 pub mod forms;
+pub mod history;
 pub mod i18n;
 pub mod import;
+pub mod inside;
 pub mod login;
 pub mod monitor;
 pub mod page;
@@ -113,6 +115,8 @@ pub fn page_posts() -> Vec<(String, MethodRouter<AppState>)> {
             "/import/apply".into(),
             post(import::apply).layer(DefaultBodyLimit::max(import::MAX_UPLOAD_FORM)),
         ),
+        ("/inside/muster/mark".into(), post(inside::mark)),
+        ("/inside/muster/new".into(), post(inside::start)),
     ];
     posts.extend(resource_routes().1);
     posts
@@ -135,6 +139,10 @@ pub fn page_get_paths() -> Vec<String> {
         "/import",
         "/monitor",
         "/alarms",
+        "/history",
+        "/events",
+        "/inside",
+        "/inside/muster",
     ]
     .into_iter()
     .map(String::from)
@@ -167,6 +175,12 @@ pub fn router(state: AppState, options: UiOptions) -> Router<AppState> {
         .route("/alarms", get(alarms::list))
         .route("/monitor/stream", get(monitor::stream))
         .route("/assets/{name}", get(assets::serve))
+        .route("/history", get(history::history_page))
+        .route("/history.csv", get(history::history_download))
+        .route("/events", get(history::events_page))
+        .route("/events.csv", get(history::events_download))
+        .route("/inside", get(inside::inside_page))
+        .route("/inside/muster", get(inside::muster))
         .merge(posts)
         .layer(axum::middleware::from_fn(page_headers))
         .layer(axum::Extension(options))

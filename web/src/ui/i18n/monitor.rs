@@ -3,7 +3,6 @@
 
 /// Key, Japanese, English.
 pub const TEXTS: &[(&str, &str, &str)] = &[
-    ("nav.security", "監視", "Security"),
     ("nav.monitor", "ライブ監視", "Live monitor"),
     ("monitor.title", "ライブ監視", "Live monitor"),
     (
