@@ -4,6 +4,7 @@
 //! Both backends run the same SQL: placeholders are `$1, $2, …` in order of
 //! appearance (valid in both), times are BIGINT milliseconds, flags 0/1.
 
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod backup;
@@ -80,6 +81,10 @@ pub enum StoreError {
     /// The SQLite database file cannot be created.
     #[error("database file {0}: {1}")]
     File(String, String),
+    /// Who asks may not do this, whatever the data: deciding their own
+    /// change, or deciding one without being an admin.
+    #[error("{0}")]
+    NotAllowed(String),
 }
 
 impl StoreError {
