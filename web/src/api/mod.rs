@@ -2,6 +2,7 @@
 //! response sets every handler documents.
 
 mod access;
+mod approvals;
 mod cards;
 mod credentials;
 mod doors;
@@ -180,6 +181,7 @@ impl utoipa::Modify for BearerAuth {
         credentials::delete_controller,
         tamper::list_checkpoints, tamper::make_checkpoints, tamper::verify,
         imports::preview_people_import, imports::apply_people_import,
+        approvals::list_approvals, approvals::get_approval, approvals::approve, approvals::refuse,
     ),
     components(schemas(ErrorBody, Id, Level, Millis, Uid, PersonKind, CardState, Outcome, ReasonCode, Order, AlarmState)),
     modifiers(&BearerAuth),
@@ -399,4 +401,8 @@ fn routes() -> Router<AppState> {
             "/api/v1/imports/people/apply",
             post(imports::apply_people_import),
         )
+        .route("/api/v1/approvals", get(approvals::list_approvals))
+        .route("/api/v1/approvals/{id}", get(approvals::get_approval))
+        .route("/api/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/api/v1/approvals/{id}/refuse", post(approvals::refuse))
 }
