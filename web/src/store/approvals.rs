@@ -285,7 +285,7 @@ impl Store {
 
     /// Refuses a request that could never be applied (a missing row, a
     /// malformed grant) when it is made, not when a second admin approves it.
-    async fn check_request(&self, change: &ChangeRequest) -> StoreResult<()> {
+    async fn check_request(&self, actor: &str, change: &ChangeRequest) -> StoreResult<()> {
         match change {
             ChangeRequest::GrantCreate { grant } | ChangeRequest::GrantUpdate { grant, .. } => {
                 if let ChangeRequest::GrantUpdate { grant_id, .. } = change {
@@ -319,8 +319,8 @@ impl Store {
             ChangeRequest::ZoneThreat { zone_id, .. } => {
                 self.zone(*zone_id).await?;
             }
-            ChangeRequest::UserRole { user_id, .. } => {
-                self.user(*user_id).await?;
+            ChangeRequest::UserRole { user_id, role } => {
+                self.check_role_change(actor, *user_id, *role).await?;
             }
         }
         Ok(())
@@ -363,7 +363,7 @@ impl Store {
         actor: &str,
         change: &ChangeRequest,
     ) -> StoreResult<PendingChange> {
-        self.check_request(change).await?;
+        self.check_request(actor, change).await?;
         let old = self.before(change).await?;
         let payload =
             serde_json::to_string(change).map_err(|e| StoreError::Corrupt(e.to_string()))?;

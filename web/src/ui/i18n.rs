@@ -122,6 +122,7 @@ pub fn role_key(role: Role) -> &'static str {
     }
 }
 
+mod approvals;
 mod base;
 mod import;
 mod resources;
@@ -129,8 +130,13 @@ mod users;
 
 /// Every page text: key, Japanese, English; one part per group of pages, so
 /// that work on different pages does not meet in one list.
-pub const CATALOG_PARTS: &[&[(&str, &str, &str)]] =
-    &[base::TEXTS, resources::TEXTS, users::TEXTS, import::TEXTS];
+pub const CATALOG_PARTS: &[&[(&str, &str, &str)]] = &[
+    base::TEXTS,
+    resources::TEXTS,
+    users::TEXTS,
+    import::TEXTS,
+    approvals::TEXTS,
+];
 
 /// Every catalog entry, all parts.
 pub fn catalog() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {

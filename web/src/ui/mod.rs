@@ -2,6 +2,7 @@
 //! Bearer-only JSON API; sessions by cookie, CSRF-checked forms, strict headers.
 
 pub mod account;
+pub mod approvals;
 pub mod assets;
 pub mod csrf;
 pub mod form_data;
@@ -108,6 +109,8 @@ pub fn page_posts() -> Vec<(String, MethodRouter<AppState>)> {
             "/import/apply".into(),
             post(import::apply).layer(DefaultBodyLimit::max(import::MAX_UPLOAD_FORM)),
         ),
+        ("/approvals/{id}/approve".into(), post(approvals::approve)),
+        ("/approvals/{id}/refuse".into(), post(approvals::refuse)),
     ];
     posts.extend(resource_routes().1);
     posts
@@ -128,6 +131,8 @@ pub fn page_get_paths() -> Vec<String> {
         "/users/new",
         "/users/{id}",
         "/import",
+        "/approvals",
+        "/approvals/{id}",
     ]
     .into_iter()
     .map(String::from)
@@ -156,6 +161,8 @@ pub fn router(state: AppState, options: UiOptions) -> Router<AppState> {
         .route("/users/new", get(users::new_form))
         .route("/users/{id}", get(users::show))
         .route("/import", get(import::form))
+        .route("/approvals", get(approvals::list))
+        .route("/approvals/{id}", get(approvals::show))
         .route("/assets/{name}", get(assets::serve))
         .merge(posts)
         .layer(axum::middleware::from_fn(page_headers))
