@@ -7,8 +7,8 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("approvals.one", "変更", "Change"),
     (
         "approvals.hint",
-        "レベル 4 の区域への権限、指紋の登録、脅威レベル、ユーザーのロールの変更は、依頼した人とは別の管理者が承認するまで反映されません。",
-        "Access to a level-4 zone, fingerprint enrollments, threat levels and user roles change only once an admin other than the one who asked approves.",
+        "脅威レベルとユーザーのロールの変更は、依頼した人とは別の管理者が承認するまで反映されません。",
+        "Threat levels and user roles change only once an admin other than the one who asked approves.",
     ),
     ("approvals.none", "承認の記録はありません。", "There are no changes to approve."),
     ("approvals.what", "内容", "What"),
