@@ -623,9 +623,25 @@ async fn the_history_who_is_inside_and_the_muster_work_in_a_real_browser_on_sqli
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_four_eyes_change_waits_for_a_second_admin_in_a_real_browser_on_sqlite() {
+    in_browser("browser-approvals", "sqlite", |c, b| {
+        approval_steps(c, b, true)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_history_who_is_inside_and_the_muster_work_in_a_real_browser_on_postgres() {
     in_browser_with_database("browser-history-pg", "postgres", |c, b, db| {
         history_steps(c, b, db, false)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_four_eyes_change_waits_for_a_second_admin_in_a_real_browser_on_postgres() {
+    in_browser("browser-approvals-pg", "postgres", |c, b| {
+        approval_steps(c, b, false)
     })
     .await;
 }
@@ -900,4 +916,114 @@ async fn history_steps(client: Client, base: String, db: String, screenshots: bo
     let text = main_text(&client).await;
     assert!(!text.contains("山田 太郎"), "{text}");
     store.close().await;
+}
+
+/// The threat level shown on a site's page.
+async fn threat_now(client: &Client, base: &str, site: &str) -> String {
+    client.goto(&format!("{base}/sites/{site}")).await.unwrap();
+    client
+        .find(Locator::Css(".threat-now"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Admin aiko asks to raise a site's threat level: it waits, the site keeps
+/// its level, her own approval is refused; admin hiro approves it and it is
+/// in effect.
+async fn approval_steps(client: Client, base: String, screenshots: bool) {
+    client.goto(&format!("{base}/login")).await.unwrap();
+    submit_login(&client, "aiko", PASSWORD).await;
+    until_path(&client, "/").await;
+    // The second admin.
+    client.goto(&format!("{base}/users/new")).await.unwrap();
+    fill(&client, "username", "hiro").await;
+    choose(&client, "role", "admin").await;
+    fill(&client, "password", NEW_PASSWORD).await;
+    fill(&client, "repeat", NEW_PASSWORD).await;
+    click(&client, "main form button[type=submit]").await;
+    until_text(&client, "hiro").await;
+    client.goto(&format!("{base}/sites/new")).await.unwrap();
+    fill(&client, "f-name", "本庁舎").await;
+    let site = id_of(&save(&client, "/sites/").await);
+
+    assert_eq!(threat_now(&client, &base, &site).await, "通常");
+    choose(&client, "threat-level", "high").await;
+    click(&client, "form[action$='/threat'] button[type=submit]").await;
+    until_text(&client, "別の管理者の承認を待っています").await;
+    let change = path_of(&client).await;
+    let change = change.split('?').next().unwrap().to_string();
+    assert!(change.starts_with("/approvals/"), "{change}");
+    let page = main_text(&client).await;
+    assert!(
+        page.contains("サイトの脅威レベル 本庁舎: 通常 → 厳重警戒"),
+        "{page}"
+    );
+    assert!(
+        client
+            .find(Locator::Css("form[action$='/approve']"))
+            .await
+            .is_err(),
+        "no approve button for the one who asked"
+    );
+    assert_eq!(
+        threat_now(&client, &base, &site).await,
+        "通常",
+        "still pending"
+    );
+    // Her own approval, forged into the page, is refused.
+    client.goto(&format!("{base}{change}")).await.unwrap();
+    until_text(&client, "承認待ち").await;
+    client
+        .execute(
+            "const f = document.createElement('form'); f.method = 'post'; \
+             f.action = location.pathname + '/approve'; \
+             f.appendChild(document.querySelector('input[name=csrf]').cloneNode()); \
+             const t = document.createElement('input'); t.name = 'confirm'; t.value = '1'; \
+             f.appendChild(t); document.body.appendChild(f); f.submit();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    until_text(&client, "自分で依頼した変更は承認も却下もできません").await;
+    assert_eq!(threat_now(&client, &base, &site).await, "通常");
+    logout(&client).await;
+    until_path(&client, "/login?out=1").await;
+
+    // The second admin sees it in the list and approves it.
+    submit_login(&client, "hiro", NEW_PASSWORD).await;
+    until_path(&client, "/").await;
+    click(&client, "header nav.menu a[href='/approvals']").await;
+    until_path(&client, "/approvals").await;
+    until_text(&client, "本庁舎").await;
+    if screenshots {
+        shot(&client, "approvals-ja").await;
+    }
+    client.goto(&format!("{base}{change}")).await.unwrap();
+    until_text(&client, "承認して反映する").await;
+    if screenshots {
+        client
+            .find(Locator::LinkText("English"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until_text(&client, "Approve and apply").await;
+        shot(&client, "approvals-en").await;
+        client
+            .find(Locator::LinkText("日本語"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until_text(&client, "承認して反映する").await;
+    }
+    click(&client, "#confirm").await;
+    click(&client, "form[action$='/approve'] button[type=submit]").await;
+    until_text(&client, "承認し、反映しました").await;
+    assert_eq!(threat_now(&client, &base, &site).await, "厳重警戒");
 }

@@ -25,6 +25,7 @@ struct Building {
     central: Option<Proc>,
     port: u16,
     token: String,
+    second_admin: String,
     site: u64,
     office: u64,
     meeting: u64,
@@ -47,11 +48,13 @@ impl Building {
             _proc: central,
             port,
             token,
+            second_admin,
         } = CentralProc::start(dir);
         let mut b = Building {
             central: Some(central),
             port,
             token,
+            second_admin,
             site: 0,
             office: 0,
             meeting: 0,
@@ -126,6 +129,17 @@ impl Building {
         let (got, answer) = api(self.port, &self.token, method, path, body);
         assert_eq!(got, status, "{method} {path}: {answer}");
         answer
+    }
+
+    /// A change that waits for a second admin (202), approved by the second
+    /// admin; what applying it gave.
+    fn approved(&self, method: &str, path: &str, body: Value) -> Value {
+        let pending = self.expect(method, path, Some(body), 202);
+        let approve = format!("/approvals/{}/approve", pending["id"]);
+        let (got, done) = api(self.port, &self.second_admin, "POST", &approve, None);
+        assert_eq!(got, 200, "POST {approve}: {done}");
+        assert_eq!(done["state"], "approved", "{done}");
+        serde_json::from_str(done["result"].as_str().unwrap()).unwrap()
     }
 
     /// Changes one of a zone's settings as an administrator does: read the
@@ -288,7 +302,8 @@ fn refused(rig: &Rig, c: &Controller, at: At, card: &str, reason: &str) {
     rig.observer.no_edge(at.lock, true, QUIET);
 }
 
-/// Threat levels set for the whole site through `PUT /sites/{id}/threat`:
+/// Threat levels set for the whole site through `PUT /sites/{id}/threat`
+/// (each approved by a second admin):
 /// lockdown refuses a card that was just admitted, without touching the
 /// lock; "elevated" makes the level-3 office decide as level 4 (card and
 /// finger; its reader has no finger module, so staff are refused with
@@ -300,11 +315,10 @@ fn a_site_lockdown_and_threat_level_set_through_the_api_reach_the_door() {
     let (office, meeting) = (b.office_door(), b.meeting_door());
     let threat = |level: &str| {
         let site = through_sync(&rig, || {
-            b.expect(
+            b.approved(
                 "PUT",
                 &format!("/sites/{}/threat", b.site),
-                Some(json!({"threat": level})),
-                200,
+                json!({"threat": level}),
             )
         });
         assert_eq!(site["threat"], level, "{site}");
@@ -333,11 +347,10 @@ fn a_zone_lockdown_set_through_the_api_reaches_only_that_zones_door() {
     let (office, meeting) = (b.office_door(), b.meeting_door());
     let threat = |level: &str| {
         let zone = through_sync(&rig, || {
-            b.expect(
+            b.approved(
                 "PUT",
                 &format!("/zones/{}/threat", b.office),
-                Some(json!({"threat": level})),
-                200,
+                json!({"threat": level}),
             )
         });
         assert_eq!(zone["settings"]["threat"], level, "{zone}");

@@ -231,6 +231,7 @@ impl Site {
             _proc: central,
             port,
             token,
+            ..
         } = CentralProc::start(dir);
         let create = |path: &str, body: Value| -> Value {
             let (status, answer) = api(port, &token, "POST", path, Some(body));

@@ -829,6 +829,8 @@ pub struct CentralProc {
     pub _proc: Proc,
     pub port: u16,
     pub token: String,
+    /// A second admin's token: approves what `token` asks for (four-eyes).
+    pub second_admin: String,
 }
 
 impl CentralProc {
@@ -846,12 +848,25 @@ impl CentralProc {
             String::from_utf8_lossy(&out.stderr)
         );
         let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let out = Command::new(BIN)
+            .args(["central", "--database", &db, "token", "create"])
+            .args(["--name", "second-admin", "--role", "admin", "--days", "1"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let second_admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
         let port = free_port();
         let proc = serve_central(&db, port);
         CentralProc {
             _proc: proc,
             port,
             token,
+            second_admin,
         }
     }
 

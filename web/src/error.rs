@@ -39,6 +39,9 @@ pub enum WebError {
     /// Anything else; details go to the log only.
     #[error("internal error")]
     Internal(String),
+    /// The role allows it, but not for this caller (their own change, …).
+    #[error("{0}")]
+    NotAllowed(String),
 }
 
 /// The JSON body of every error answer.
@@ -56,7 +59,9 @@ impl WebError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::ControllerDisabled(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::ControllerDisabled(_) | Self::NotAllowed(_) => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MissingReference(_) | Self::Meaningless(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -69,7 +74,7 @@ impl WebError {
         match self {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
+            Self::Forbidden | Self::NotAllowed(_) => "forbidden",
             Self::ControllerDisabled(_) => "controller_disabled",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
@@ -110,6 +115,7 @@ impl From<crate::store::StoreError> for WebError {
             StoreError::MissingReference(what) => Self::MissingReference(what),
             StoreError::Meaningless(what) => Self::Meaningless(what),
             StoreError::Invalid(what) => Self::BadRequest(what),
+            StoreError::NotAllowed(what) => Self::NotAllowed(what),
             other => Self::Internal(other.to_string()),
         }
     }

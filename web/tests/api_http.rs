@@ -67,6 +67,7 @@ on_both_backends!(
     names_refuse_bidi_overrides_and_invisible_characters,
     reads_of_personal_data_are_audited,
     the_history_pairs_entries_and_exits_as_json_and_excel_csv,
+    four_eyes_threat_changes_wait_for_a_second_admin,
 );
 
 async fn start(store: Store, dir: Option<tempfile::TempDir>) -> Server {
@@ -171,6 +172,31 @@ impl Server {
             assert!(v["error"].is_string() && v["message"].is_string(), "{v}");
         }
         v
+    }
+
+    /// PUTs a change that waits for a second admin (202), checks that the
+    /// requester's own approval is refused, and approves it with a second
+    /// admin's token; what applying it gave.
+    async fn put_approved(&self, path: &str, body: Value) -> Value {
+        let pending = self
+            .expect(Method::PUT, path, Some(body), StatusCode::ACCEPTED)
+            .await;
+        assert_eq!(pending["state"], "pending", "{pending}");
+        let id = pending["id"].as_i64().unwrap();
+        let approve = format!("/approvals/{id}/approve");
+        self.expect(Method::POST, &approve, None, StatusCode::FORBIDDEN)
+            .await;
+        let second = self
+            .store
+            .create_token("test", &format!("second-admin-{id}"), Role::Admin, 1)
+            .await
+            .unwrap();
+        let (st, done) = self
+            .call_as(Some(&second), Method::POST, &approve, None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{done}");
+        assert_eq!(done["state"], "approved", "{done}");
+        serde_json::from_str(done["result"].as_str().unwrap()).unwrap()
     }
 
     /// A site with a level-2 lobby and a level-4 machine room joined by a door.
@@ -462,7 +488,7 @@ async fn structure_crud_with_defaults_conflicts_and_threat_levels(s: Server) {
     assert_eq!(st, StatusCode::FORBIDDEN);
     let before = s.store.policy_version();
     let site_json = s
-        .put(
+        .put_approved(
             &format!("/sites/{site}/threat"),
             json!({"threat": "lockdown"}),
         )
@@ -471,7 +497,7 @@ async fn structure_crud_with_defaults_conflicts_and_threat_levels(s: Server) {
     let after = s.store.policy_version();
     assert!(after.version > before.version && after.last_urgent == after.version);
     let z = s
-        .put(
+        .put_approved(
             &format!("/zones/{lobby}/threat"),
             json!({"threat": "elevated"}),
         )
@@ -1715,7 +1741,7 @@ async fn api_configuration_reaches_controller_snapshots_and_deltas(s: Server) {
     // A lost card and a threat level travel as a delta.
     let before = s.store.policy_version().version;
     s.post("/cards/04A0B0C0/lost", json!({})).await;
-    s.put(
+    s.put_approved(
         &format!("/zones/{machine}/threat"),
         json!({"threat": "high"}),
     )
@@ -2560,4 +2586,155 @@ async fn the_history_pairs_entries_and_exits_as_json_and_excel_csv(s: Server) {
     assert_eq!(machine["people"][0]["escort_id"], support::SATO);
     assert_eq!(machine["people"][0]["escort_name"], "Sato");
     assert_eq!(audited(&s, "who_is_inside.read").await.len(), 1);
+}
+
+/// A threat level change waits for a second admin: listed, not in effect,
+/// refused to its requester and to a non-admin, decided once only; a refusal
+/// needs a comment.
+async fn four_eyes_threat_changes_wait_for_a_second_admin(s: Server) {
+    let site = s.post("/sites", json!({"name": "Annex"})).await["id"]
+        .as_i64()
+        .unwrap();
+    let pending = s
+        .expect(
+            Method::PUT,
+            &format!("/sites/{site}/threat"),
+            Some(json!({"threat": "high"})),
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    let id = pending["id"].as_i64().unwrap();
+    assert_eq!(pending["change"]["kind"], "site_threat");
+    assert_eq!(pending["change"]["threat"], "high");
+    assert_eq!(pending["target"], format!("site:{site}"));
+    assert_eq!(s.get(&format!("/sites/{site}")).await["threat"], "normal");
+    let listed = s.get("/approvals").await;
+    assert_eq!(listed["items"][0]["id"], id);
+    assert_eq!(s.get(&format!("/approvals/{id}")).await["state"], "pending");
+    // Asking for the level the site has is no change: answered at once.
+    let same = s
+        .put(
+            &format!("/sites/{site}/threat"),
+            json!({"threat": "normal"}),
+        )
+        .await;
+    assert_eq!(same["threat"], "normal");
+
+    let own = s
+        .expect(
+            Method::POST,
+            &format!("/approvals/{id}/approve"),
+            None,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    assert!(own["message"].as_str().unwrap().contains("second"), "{own}");
+    let operator = s.token(Role::Operator).await;
+    let (st, _) = s
+        .call_as(
+            Some(&operator),
+            Method::POST,
+            &format!("/approvals/{id}/approve"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, seen) = s
+        .call_as(
+            Some(&operator),
+            Method::GET,
+            &format!("/approvals/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::OK,
+        "anyone who reads sees the change: {seen}"
+    );
+
+    let second = s
+        .store
+        .create_token("test", "second-admin", Role::Admin, 1)
+        .await
+        .unwrap();
+    for blank in [json!({"comment": ""}), json!({"comment": "   "}), json!({})] {
+        let (st, v) = s
+            .call_as(
+                Some(&second),
+                Method::POST,
+                &format!("/approvals/{id}/refuse"),
+                Some(blank.clone()),
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{blank}: {v}");
+    }
+    let (st, refused) = s
+        .call_as(
+            Some(&second),
+            Method::POST,
+            &format!("/approvals/{id}/refuse"),
+            Some(json!({"comment": "not during opening hours"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{refused}");
+    assert_eq!(refused["state"], "refused");
+    assert_eq!(refused["decided_by"], "token:second-admin");
+    assert_eq!(s.get(&format!("/sites/{site}")).await["threat"], "normal");
+    let (st, _) = s
+        .call_as(
+            Some(&second),
+            Method::POST,
+            &format!("/approvals/{id}/approve"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "a decided change stays decided");
+    assert!(s.get("/approvals").await["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        s.get("/approvals?state=refused").await["items"][0]["id"],
+        id
+    );
+    s.expect(
+        Method::GET,
+        "/approvals/999999",
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    s.expect(
+        Method::GET,
+        "/approvals?state=maybe",
+        None,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    // Approved by the second admin, it is in effect.
+    let zone = s
+        .put_approved(
+            &format!("/sites/{site}/threat"),
+            json!({"threat": "elevated"}),
+        )
+        .await;
+    assert_eq!(zone["threat"], "elevated");
+    assert_eq!(s.get(&format!("/sites/{site}")).await["threat"], "elevated");
+    let audit = s.get("/audit?limit=20").await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for action in [
+        "approval.request",
+        "approval.refuse",
+        "approval.approve",
+        "site.threat",
+    ] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
 }

@@ -60,6 +60,17 @@ async fn start() -> Pages {
         .execute(store.pool())
         .await
         .unwrap();
+    // Two changes waiting for a second admin, asked for by someone else:
+    // change 1 (the site's threat level) and change 2 (the machine room's).
+    for change in [
+        serde_json::json!({"kind": "site_threat", "site_id": 1, "threat": "high"}),
+        serde_json::json!({"kind": "zone_threat", "zone_id": 12, "threat": "high"}),
+    ] {
+        store
+            .request_change("seed", &serde_json::from_value(change).unwrap())
+            .await
+            .unwrap();
+    }
     for (name, role) in [
         ("tanaka", Role::Facilities),
         ("kenji", Role::Security),
@@ -200,7 +211,11 @@ fn concrete(pattern: &str) -> String {
         "bookings" => "1".into(),
         _ => String::new(),
     };
-    // Users: tanaka, the first one created.
+    // Refusing takes the second seeded change (the first is approved).
+    if pattern == "/approvals/{id}/refuse" {
+        return pattern.replace("{id}", "2");
+    }
+    // Users: tanaka, the first one created; changes: the first seeded.
     pattern.replace("{key}", &key).replace("{id}", "1")
 }
 
@@ -270,6 +285,8 @@ fn valid_form<'a>(path: &str, csrf: &'a str) -> Vec<(&'static str, &'a str)> {
         "/import/apply" => vec![("file", IMPORT_CSV)],
         "/inside/muster/mark" => vec![("zone_id", "12"), ("person_id", "100")],
         "/inside/muster/new" => vec![("zone_id", "12"), ("confirm", "1")],
+        "/approvals/{id}/approve" => vec![("confirm", "1")],
+        "/approvals/{id}/refuse" => vec![("comment", "not during opening hours")],
         other => panic!("the test has no form for the page POST route {other}; add one"),
     };
     form.push(("csrf", csrf));
@@ -984,6 +1001,7 @@ async fn every_page_form_with_its_token_does_what_it_says() {
         let browser = if pattern.starts_with("/controllers")
             || pattern.ends_with("/threat")
             || pattern.starts_with("/alarms")
+            || pattern.starts_with("/approvals")
         {
             &admin
         } else {
@@ -1101,16 +1119,51 @@ async fn threat_levels_and_controllers_are_for_admins_only() {
     let admin = pages.login("aiko").await;
     let (_, html) = pages.page_as(&admin, "/zones/12", "en").await;
     assert!(html.contains("action=\"/zones/12/threat\""));
-    let (status, _, _) = pages
-        .submit(&admin, "/zones/12/threat", &[("threat", "high")])
+    // A threat level change waits for a second admin, on its own page.
+    let (status, to, _) = pages
+        .submit(&admin, "/zones/12/threat", &[("threat", "lockdown")])
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    let zone = pages
-        .store
-        .zone(tobira_web::store::resources::Id::new(12).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(zone.settings.threat.as_str(), "high");
+    assert!(
+        to.starts_with("/approvals/") && to.ends_with("?done=requested"),
+        "{to}"
+    );
+    let zone_threat = || async {
+        pages
+            .store
+            .zone(tobira_web::store::resources::Id::new(12).unwrap())
+            .await
+            .unwrap()
+            .settings
+            .threat
+    };
+    assert_eq!(zone_threat().await.as_str(), "normal");
+    let (_, html) = pages.page_as(&admin, &to, "en").await;
+    assert!(html.contains("Waiting for a second admin"), "{html}");
+    assert!(
+        html.contains("Threat level of zone Machine room (level 4): Normal → Lockdown"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("/approve\""),
+        "no approve button for the requester: {html}"
+    );
+    let change = to.trim_end_matches("?done=requested");
+    let (status, _, _) = pages
+        .submit(&admin, &format!("{change}/approve"), &[("confirm", "1")])
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the requester cannot approve"
+    );
+    assert_eq!(zone_threat().await.as_str(), "normal");
+    let second = with_admin(&pages).await;
+    let (status, _, _) = pages
+        .submit(&second, &format!("{change}/approve"), &[("confirm", "1")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(zone_threat().await.as_str(), "lockdown");
     let (status, _, _) = pages
         .submit(&admin, "/zones/12/threat", &[("threat", "apocalypse")])
         .await;
@@ -1329,6 +1382,21 @@ async fn a_role_change_takes_effect_at_the_users_next_request() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    // It waits for a second admin: tanaka keeps the old role until then.
+    let change = response.headers()[LOCATION]
+        .to_str()
+        .unwrap()
+        .trim_end_matches("?done=requested")
+        .to_string();
+    assert_eq!(
+        pages.get("/import", Some(&tanaka.cookie)).await.status(),
+        StatusCode::OK
+    );
+    let aiko = pages.login("aiko").await;
+    let (status, _, _) = pages
+        .submit(&aiko, &format!("{change}/approve"), &[("confirm", "1")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
     // The same session, now a security reviewer.
     assert_eq!(
         pages.get("/import", Some(&tanaka.cookie)).await.status(),
@@ -2032,4 +2100,94 @@ async fn operators_mark_people_safe_in_a_muster_and_reviewers_cannot() {
         2,
         "{actions:?}"
     );
+}
+
+// ---- Four-eyes approval ----
+
+#[tokio::test]
+async fn a_change_waits_for_a_second_admin_who_approves_or_refuses_it_on_its_page() {
+    let pages = start().await;
+    // Change 1 was asked for by "seed": every role sees it, in words.
+    let kenji = pages.login("kenji").await;
+    let (status, html) = pages.page_as(&kenji, "/approvals", "en").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("Threat level of site City Hall: Normal → High"),
+        "{html}"
+    );
+    assert!(
+        html.contains("href=\"/approvals\""),
+        "the menu links the approvals"
+    );
+    let (_, html) = pages.page_as(&kenji, "/approvals/1", "en").await;
+    assert!(
+        !html.contains("/approvals/1/approve"),
+        "only admins decide: {html}"
+    );
+    let facilities = pages.login("tanaka").await;
+    let before = pages.audit_len().await;
+    let (status, _, _) = pages
+        .submit(&facilities, "/approvals/1/approve", &[("confirm", "1")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(pages.audit_len().await, before);
+
+    let admin = pages.login("aiko").await;
+    // (A login is audited too.)
+    let before = pages.audit_len().await;
+    let (_, html) = pages.page_as(&admin, "/approvals/1", "en").await;
+    assert!(html.contains("action=\"/approvals/1/approve\""), "{html}");
+    // Approving needs the tick, refusing a comment.
+    let (status, _, html) = pages.submit(&admin, "/approvals/1/approve", &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("確認のチェック"), "{html}");
+    let (status, _, html) = pages
+        .submit(&admin, "/approvals/2/refuse", &[("comment", "  ")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("却下の理由"), "{html}");
+    assert_eq!(pages.audit_len().await, before);
+    let site = |pages: &Pages| {
+        let store = pages.store.clone();
+        async move {
+            store
+                .site(tobira_web::store::resources::Id::new(1).unwrap())
+                .await
+                .unwrap()
+                .threat
+        }
+    };
+    assert_eq!(site(&pages).await.as_str(), "normal");
+
+    let (status, to, _) = pages
+        .submit(&admin, "/approvals/1/approve", &[("confirm", "1")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(to, "/approvals/1?done=approved");
+    assert_eq!(site(&pages).await.as_str(), "high");
+    let (status, _, html) = pages
+        .submit(&admin, "/approvals/1/approve", &[("confirm", "1")])
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "decided once only");
+    assert!(html.contains("すでに判断されています"), "{html}");
+
+    let (status, to, _) = pages
+        .submit(
+            &admin,
+            "/approvals/2/refuse",
+            &[("comment", "no drill today")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, html) = pages.page_as(&admin, &to, "en").await;
+    assert!(
+        html.contains("Refused") && html.contains("no drill today"),
+        "{html}"
+    );
+    let zone = pages
+        .store
+        .zone(tobira_web::store::resources::Id::new(12).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(zone.settings.threat.as_str(), "normal");
 }

@@ -2,6 +2,7 @@
 //! response sets every handler documents.
 
 mod access;
+mod approvals;
 mod cards;
 mod credentials;
 mod doors;
@@ -187,6 +188,7 @@ impl utoipa::Modify for BearerAuth {
         imports::preview_people_import, imports::apply_people_import,
         monitor::view, monitor::updates,
         history::history, history::export_history, history::inside,
+        approvals::list_approvals, approvals::get_approval, approvals::approve, approvals::refuse,
     ),
     components(schemas(ErrorBody, Id, Level, Millis, Uid, PersonKind, CardState, Outcome, ReasonCode, Order, AlarmState)),
     modifiers(&BearerAuth),
@@ -412,4 +414,8 @@ fn routes() -> Router<AppState> {
         .route("/api/v1/history", get(history::history))
         .route("/api/v1/history.csv", get(history::export_history))
         .route("/api/v1/inside", get(history::inside))
+        .route("/api/v1/approvals", get(approvals::list_approvals))
+        .route("/api/v1/approvals/{id}", get(approvals::get_approval))
+        .route("/api/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/api/v1/approvals/{id}/refuse", post(approvals::refuse))
 }

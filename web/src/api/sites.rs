@@ -8,9 +8,11 @@ use super::{ActionErrors, CreateErrors, GetErrors, Input, Paging, ReadErrors, Up
 use crate::auth::{Admin, Caller, Manager};
 use crate::error::WebResult;
 use crate::json::{PathParam, QueryParams};
+use crate::store::approvals::{ChangeRequest, PendingChange};
 use crate::store::resources::sites::{Holiday, HolidayInput, Site, SiteInput, ThreatInput};
 use crate::store::resources::{Id, Page};
 use crate::AppState;
+use axum::response::{IntoResponse, Response};
 
 /// List sites by id.
 #[utoipa::path(get, path = "/api/v1/sites", tag = "structure", params(Paging),
@@ -75,22 +77,33 @@ pub async fn delete_site(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Set a site's threat level (admin only); controllers hear of it at once.
+/// Ask for a site's threat level (admin only): a change waits for a second
+/// admin's approval (202); controllers hear of it at once when approved.
+/// Asking for the level the site has changes nothing (200).
 #[utoipa::path(put, path = "/api/v1/sites/{id}/threat", tag = "structure", params(("id" = Id, Path, description = "Site id")),
-    request_body = ThreatInput, responses((status = 200, description = "The site", body = Site), UpdateErrors))]
+    request_body = ThreatInput, responses((status = 200, description = "The site (unchanged)", body = Site),
+        (status = 202, description = "Waiting for a second admin's approval", body = PendingChange), UpdateErrors))]
 pub async fn set_site_threat(
     State(state): State<AppState>,
     caller: Admin,
     PathParam(id): PathParam<Id>,
     Input(input): Input<ThreatInput>,
-) -> WebResult<Json<Site>> {
+) -> WebResult<Response> {
     let actor = caller.actor().to_owned();
+    let change = ChangeRequest::SiteThreat {
+        site_id: id,
+        threat: input.threat,
+    };
+    if let Some(pending) = state.store.hold_for_approval(&actor, &change).await? {
+        return Ok(super::approvals::accepted(pending));
+    }
     Ok(Json(
         state
             .store
             .set_site_threat(&actor, id, input.threat)
             .await?,
-    ))
+    )
+    .into_response())
 }
 
 /// List a site's holidays by date.

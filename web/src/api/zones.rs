@@ -10,10 +10,12 @@ use super::{ActionErrors, CreateErrors, GetErrors, Input, Paging, ReadErrors, Up
 use crate::auth::{Admin, Caller, Manager};
 use crate::error::WebResult;
 use crate::json::{PathParam, QueryParams};
+use crate::store::approvals::{ChangeRequest, PendingChange};
 use crate::store::resources::sites::ThreatInput;
 use crate::store::resources::zones::{Schedule, ScheduleInput, Zone, ZoneInput};
 use crate::store::resources::{Id, Page};
 use crate::AppState;
+use axum::response::{IntoResponse, Response};
 
 /// Zone list filters.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
@@ -89,22 +91,33 @@ pub async fn delete_zone(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Set a zone's own threat level (admin only); controllers hear of it at once.
+/// Ask for a zone's own threat level (admin only): a change waits for a
+/// second admin's approval (202); controllers hear of it at once when
+/// approved. Asking for the level the zone has changes nothing (200).
 #[utoipa::path(put, path = "/api/v1/zones/{id}/threat", tag = "structure", params(("id" = Id, Path, description = "Zone id")),
-    request_body = ThreatInput, responses((status = 200, description = "The zone", body = Zone), UpdateErrors))]
+    request_body = ThreatInput, responses((status = 200, description = "The zone (unchanged)", body = Zone),
+        (status = 202, description = "Waiting for a second admin's approval", body = PendingChange), UpdateErrors))]
 pub async fn set_zone_threat(
     State(state): State<AppState>,
     caller: Admin,
     PathParam(id): PathParam<Id>,
     Input(input): Input<ThreatInput>,
-) -> WebResult<Json<Zone>> {
+) -> WebResult<Response> {
     let actor = caller.actor().to_owned();
+    let change = ChangeRequest::ZoneThreat {
+        zone_id: id,
+        threat: input.threat,
+    };
+    if let Some(pending) = state.store.hold_for_approval(&actor, &change).await? {
+        return Ok(super::approvals::accepted(pending));
+    }
     Ok(Json(
         state
             .store
             .set_zone_threat(&actor, id, input.threat)
             .await?,
-    ))
+    )
+    .into_response())
 }
 
 /// List schedules by id.

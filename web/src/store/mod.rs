@@ -5,6 +5,7 @@
 //! appearance (valid in both), times are BIGINT milliseconds, flags 0/1.
 
 pub mod alarms;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod backup;
@@ -84,6 +85,10 @@ pub enum StoreError {
     /// The SQLite database file cannot be created.
     #[error("database file {0}: {1}")]
     File(String, String),
+    /// Who asks may not do this, whatever the data: deciding their own
+    /// change, or deciding one without being an admin.
+    #[error("{0}")]
+    NotAllowed(String),
 }
 
 impl StoreError {

@@ -56,7 +56,41 @@ async fn keep_an_admin(
     Ok(())
 }
 
+/// The guard rails of giving `user` the role `role`, asked by `actor`: an
+/// admin cannot take their own admin role away, and the last enabled admin
+/// keeps theirs.
+async fn role_guard(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    actor: &str,
+    user: &UserInfo,
+    role: Role,
+) -> StoreResult<()> {
+    if role == Role::Admin {
+        return Ok(());
+    }
+    if user.username == actor && user.role == Role::Admin {
+        return Err(StoreError::Conflict(
+            "you cannot take your own admin role away; another admin can".into(),
+        ));
+    }
+    keep_an_admin(tx, user).await
+}
+
 impl Store {
+    /// Checks a role change against the guard rails of [`Store::set_user_role`]
+    /// without making it (a request for approval is refused at once if it
+    /// could never be applied). Applying checks again.
+    pub(crate) async fn check_role_change(
+        &self,
+        actor: &str,
+        id: i64,
+        role: Role,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let user = Self::user_in(&mut tx, id).await?;
+        role_guard(&mut tx, actor, &user, role).await
+    }
+
     /// Every user, by name.
     pub async fn list_users(&self) -> StoreResult<Vec<UserInfo>> {
         let rows: Vec<UserRow> = sqlx::query_as(&format!("{USER_COLUMNS} ORDER BY username"))
@@ -96,14 +130,7 @@ impl Store {
         if user.role == role {
             return Ok(user);
         }
-        if role != Role::Admin {
-            if user.username == actor && user.role == Role::Admin {
-                return Err(StoreError::Conflict(
-                    "you cannot take your own admin role away; another admin can".into(),
-                ));
-            }
-            keep_an_admin(&mut tx, &user).await?;
-        }
+        role_guard(&mut tx, actor, &user, role).await?;
         sqlx::query("UPDATE admin_users SET role = $1 WHERE id = $2")
             .bind(role.as_str())
             .bind(id)

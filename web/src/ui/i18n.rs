@@ -123,6 +123,7 @@ pub fn role_key(role: Role) -> &'static str {
 }
 
 mod alarms;
+mod approvals;
 mod base;
 mod history;
 mod import;
@@ -140,6 +141,7 @@ pub const CATALOG_PARTS: &[&[(&str, &str, &str)]] = &[
     monitor::TEXTS,
     alarms::TEXTS,
     history::TEXTS,
+    approvals::TEXTS,
 ];
 
 /// Every catalog entry, all parts.

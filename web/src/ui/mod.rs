@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod alarms;
+pub mod approvals;
 pub mod assets;
 pub mod csrf;
 pub mod form_data;
@@ -117,6 +118,8 @@ pub fn page_posts() -> Vec<(String, MethodRouter<AppState>)> {
         ),
         ("/inside/muster/mark".into(), post(inside::mark)),
         ("/inside/muster/new".into(), post(inside::start)),
+        ("/approvals/{id}/approve".into(), post(approvals::approve)),
+        ("/approvals/{id}/refuse".into(), post(approvals::refuse)),
     ];
     posts.extend(resource_routes().1);
     posts
@@ -143,6 +146,8 @@ pub fn page_get_paths() -> Vec<String> {
         "/events",
         "/inside",
         "/inside/muster",
+        "/approvals",
+        "/approvals/{id}",
     ]
     .into_iter()
     .map(String::from)
@@ -174,6 +179,8 @@ pub fn router(state: AppState, options: UiOptions) -> Router<AppState> {
         .route("/monitor", get(monitor::page))
         .route("/alarms", get(alarms::list))
         .route("/monitor/stream", get(monitor::stream))
+        .route("/approvals", get(approvals::list))
+        .route("/approvals/{id}", get(approvals::show))
         .route("/assets/{name}", get(assets::serve))
         .route("/history", get(history::history_page))
         .route("/history.csv", get(history::history_download))

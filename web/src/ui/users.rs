@@ -13,6 +13,7 @@ use super::i18n::{role_key, Lang};
 use super::page::{local_time, render, see_other, PageContext, PageError};
 use super::session::PageAuthorized;
 use crate::auth::Administer;
+use crate::store::approvals::ChangeRequest;
 use crate::store::auth::Role;
 use crate::store::users::UserInfo;
 use crate::store::StoreError;
@@ -354,10 +355,22 @@ pub async fn set_role(
         let problem = Problem::Role(lang.t("users.error.role").to_string());
         return again(&state, &page, id, StatusCode::BAD_REQUEST, problem).await;
     };
-    let result = state
+    // A role change waits for a second admin: its page says so.
+    let change = ChangeRequest::UserRole { user_id: id, role };
+    let result = match state
         .store
-        .set_user_role(&page.principal.actor, id, role)
-        .await;
+        .hold_for_approval(&page.principal.actor, &change)
+        .await
+    {
+        Ok(Some(pending)) => return Ok(super::approvals::requested(&pending)),
+        Ok(None) => {
+            state
+                .store
+                .set_user_role(&page.principal.actor, id, role)
+                .await
+        }
+        Err(e) => Err(e),
+    };
     after(&state, &page, id, result, "role", Problem::Role).await
 }
 

@@ -46,7 +46,7 @@ pub struct Grant {
 }
 
 /// What a client sends to create or update a grant.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantInput {
     /// The group whose members it applies to.
@@ -185,7 +185,7 @@ async fn members(tx: &mut Tx, group: Id) -> StoreResult<Vec<i64>> {
     )
 }
 
-fn check_grant(input: &GrantInput) -> StoreResult<()> {
+pub(crate) fn check_grant(input: &GrantInput) -> StoreResult<()> {
     if input.zones.is_empty() || input.zones.len() > 256 {
         return Err(StoreError::Invalid("a grant names 1 to 256 zones".into()));
     }

@@ -107,7 +107,7 @@ pub struct EnrollmentJob {
 }
 
 /// What a client sends to have a person's finger enrolled on a module.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollmentRequest {
     /// Whose finger.

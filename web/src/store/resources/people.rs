@@ -56,7 +56,7 @@ pub struct Enrollment {
 
 /// What a client sends to record an enrollment. One slot holds one person's
 /// template; a person has at most one slot per module.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollmentInput {
     /// Whose template it is.

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::{id_key, Column, Extra, Filter, FilterChoices, Resource, Show, ID_COLUMN, NAME_COLUMN};
 use crate::auth::{Administer, Manage};
+use crate::store::approvals::ChangeRequest;
 use crate::store::browse::{BrowseTable, Search};
 use crate::store::resources::sites::{HolidayInput, Site, SiteInput};
 use crate::store::resources::zones::{Schedule, ScheduleInput, Zone, ZoneInput};
@@ -198,11 +199,24 @@ async fn set_site_threat(
 ) -> Result<Response, PageError> {
     let id = id_key(&key).map_err(|_| PageError::NotFound(page.lang))?;
     let threat = threat_of(&raw).ok_or(PageError::BadRequest(page.lang))?;
-    let result = state
+    // A change waits for a second admin: its page says so.
+    let change = ChangeRequest::SiteThreat {
+        site_id: id,
+        threat,
+    };
+    let result = match state
         .store
-        .set_site_threat(&page.principal.actor, id, threat)
+        .hold_for_approval(&page.principal.actor, &change)
         .await
-        .map(drop);
+    {
+        Ok(Some(pending)) => return Ok(crate::ui::approvals::requested(&pending)),
+        Ok(None) => state
+            .store
+            .set_site_threat(&page.principal.actor, id, threat)
+            .await
+            .map(drop),
+        Err(e) => Err(e),
+    };
     finish_action(&format!("/sites/{key}"), page.lang, result)
 }
 
@@ -215,11 +229,24 @@ async fn set_zone_threat(
 ) -> Result<Response, PageError> {
     let id = id_key(&key).map_err(|_| PageError::NotFound(page.lang))?;
     let threat = threat_of(&raw).ok_or(PageError::BadRequest(page.lang))?;
-    let result = state
+    // A change waits for a second admin: its page says so.
+    let change = ChangeRequest::ZoneThreat {
+        zone_id: id,
+        threat,
+    };
+    let result = match state
         .store
-        .set_zone_threat(&page.principal.actor, id, threat)
+        .hold_for_approval(&page.principal.actor, &change)
         .await
-        .map(drop);
+    {
+        Ok(Some(pending)) => return Ok(crate::ui::approvals::requested(&pending)),
+        Ok(None) => state
+            .store
+            .set_zone_threat(&page.principal.actor, id, threat)
+            .await
+            .map(drop),
+        Err(e) => Err(e),
+    };
     finish_action(&format!("/zones/{key}"), page.lang, result)
 }
 
