@@ -650,6 +650,17 @@ async fn bench_pages(store: &Store, s: &Sizes, label: &str) {
         tobira_web::store::sessions::LoginOutcome::Opened(s) => s.id,
         other => panic!("login: {other:?}"),
     };
+    // A change waiting for a second admin: the approval pages show it (change 1).
+    store
+        .request_change(
+            "bench",
+            &serde_json::from_value(
+                serde_json::json!({"kind": "site_threat", "site_id": 1, "threat": "high"}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
     let state = AppState::new(store.clone(), Arc::new(PolicySigner::generate()));
     let router = tobira_web::server::router_with_ui(state, tobira_web::ui::UiOptions::default());
     let key = |pattern: &str| -> String {
