@@ -136,6 +136,7 @@ pub async fn run_until(
         load_policy_file(path, &config, &policy).await?;
     }
     site_clock(&mut clock, policy.current().snapshot.time_zone())?;
+    board.show_policy(&policy.current());
 
     let profile = config.profile().map_err(StartError::Config)?;
     let gpio = Gpio::open(&config.gpio).map_err(|e| StartError::Gpio(e.0))?;

@@ -217,11 +217,7 @@ impl Loop {
                 tracing::error!(%error, time_zone = self.e.clock.zone_name(), "the policy's site time zone is unknown here; keeping the zone in force")
             }
         }
-        self.e.board.update(|s| {
-            s.policy.version = snap.version();
-            s.policy.issued_at_ms = snap.issued_at().0;
-            s.policy.confirmed_at_ms = current.confirmed_at.0;
-        });
+        self.e.board.show_policy(current);
     }
 
     async fn new_policy(&mut self, current: Current) {

@@ -201,6 +201,19 @@ impl StatusBoard {
         change(&mut self.lock())
     }
 
+    /// Shows the policy in force. The daemon calls it as soon as the cache is
+    /// loaded, before `/status` answers, and the decision loop on every
+    /// replacement: a technician asking right after start must see the cached
+    /// version, not the empty board's 0.
+    pub fn show_policy(&self, current: &crate::policy::Current) {
+        let snap = &current.snapshot;
+        self.update(|s| {
+            s.policy.version = snap.version();
+            s.policy.issued_at_ms = snap.issued_at().0;
+            s.policy.confirmed_at_ms = current.confirmed_at.0;
+        });
+    }
+
     /// A copy of the status.
     pub fn read(&self) -> Status {
         self.lock().clone()
