@@ -487,9 +487,8 @@ fn a_tap_at_a_running_controller_shows_on_the_live_monitor_in_a_real_browser() {
     let base = format!("http://127.0.0.1:{}", b.port);
     let office = b.office_door();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let chrome = runtime.block_on(Chrome::start(&rig.dir.path().join("chromium")));
-    let client = chrome.client.clone();
-    let steps = async {
+    let profile = rig.dir.path().join("chromium");
+    with_chrome(&runtime, &profile, |client| async move {
         client.goto(&format!("{base}/monitor")).await.unwrap();
         submit_login(&client, "kenji", PASSWORD).await;
         until_path(&client, "/monitor").await;
@@ -545,7 +544,8 @@ fn a_tap_at_a_running_controller_shows_on_the_live_monitor_in_a_real_browser() {
         drop(b.central.take());
         until_text(&client, "再接続します").await;
         admitted(&rig, &c, office, SATO_CARD, "granted");
-        b.central = Some(central_again(&rig.dir, b.port));
+        // Kept until the steps end, when the test is done with it.
+        let _central = central_again(&rig.dir, b.port);
         let deadline = std::time::Instant::now() + WAIT;
         loop {
             let rows = client
@@ -587,14 +587,7 @@ fn a_tap_at_a_running_controller_shows_on_the_live_monitor_in_a_real_browser() {
         until_text(&client, "Live").await;
         until_text(&client, "Unknown card").await;
         shot(&client, "monitor-en").await;
-    };
-    // The browser is closed whether the steps pass or fail.
-    let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(steps)));
-    runtime.block_on(chrome.close());
-    if let Err(failed) = outcome {
-        std::panic::resume_unwind(failed);
-    }
+    });
 }
 
 /// The alarm console in a real Chromium: the office door is forced open at
@@ -614,9 +607,8 @@ fn a_forced_door_is_acknowledged_and_cleared_on_the_alarm_console_in_a_real_brow
     let base = format!("http://127.0.0.1:{}", b.port);
     let door = b.office_door;
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let chrome = runtime.block_on(Chrome::start(&rig.dir.path().join("chromium")));
-    let client = chrome.client.clone();
-    let steps = async {
+    let profile = rig.dir.path().join("chromium");
+    with_chrome(&runtime, &profile, |client| async move {
         rig.observer.drive(OFFICE_CONTACT, true);
         c.wait_event(&["door_forced", &format!("\"door\":{door}")], 1);
 
@@ -708,12 +700,100 @@ fn a_forced_door_is_acknowledged_and_cleared_on_the_alarm_console_in_a_real_brow
             .unwrap();
         until_text(&client, "Door forced").await;
         shot(&client, "alarms-en").await;
-    };
-    // The browser is closed whether the steps pass or fail.
-    let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(steps)));
-    runtime.block_on(chrome.close());
-    if let Err(failed) = outcome {
-        std::panic::resume_unwind(failed);
+    });
+}
+
+/// Waits, reloading, until the page's main text contains `needle`.
+async fn until_reloaded_text(client: &fantoccini::Client, needle: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !support::browser::main_text(client).await.contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle:?} not in {}",
+            support::browser::main_text(client).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        client.refresh().await.unwrap();
     }
+}
+
+/// The lockdown console in a real Chromium with a running controller: an
+/// operator locks the office down (after ticking the confirmation), the page
+/// shows when it reached the controller, the office door refuses with
+/// `lockdown` while the meeting room still admits; the operator has no
+/// release button, an admin releases it with a comment, the release reaches
+/// the controller and the office admits again.
+#[test]
+fn a_lockdown_started_on_the_console_reaches_the_door_and_an_admin_releases_it() {
+    use support::browser::*;
+
+    let (rig, b, c) = start("rules-lockdown", |_| {});
+    let db = format!("sqlite://{}", rig.dir.path().join("central.db").display());
+    create_user(&db, "mori", "operator");
+    create_user(&db, "aiko", "admin");
+    let base = format!("http://127.0.0.1:{}", b.port);
+    let (office, meeting) = (b.office_door(), b.meeting_door());
+    admitted(&rig, &c, office, SATO_CARD, "granted");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let profile = rig.dir.path().join("chromium");
+    with_chrome(&runtime, &profile, |client| async move {
+        client.goto(&format!("{base}/lockdown")).await.unwrap();
+        submit_login(&client, "mori", PASSWORD).await;
+        until_path(&client, "/lockdown").await;
+        until_text(&client, "実施中の封鎖はありません。").await;
+        let before = policy_version(&rig);
+        choose(&client, "scope", &format!("zone:{}", b.office)).await;
+        fill(&client, "reason", "不審者の通報（2階東側）").await;
+        click(&client, "#confirm").await;
+        click(&client, "form[action='/lockdown'] button[type=submit]").await;
+        until_text(&client, "不審者の通報（2階東側）").await;
+        // The controller fetches it at once (an urgent change), and the
+        // console shows when.
+        until_reloaded_text(&client, "すべてのコントローラーに届きました").await;
+        assert!(policy_version(&rig) > before);
+        let text = main_text(&client).await;
+        assert!(
+            text.contains("封鎖中") && text.contains("封鎖の解除は管理者が行います。"),
+            "{text}"
+        );
+        assert!(!text.contains("未到達"), "{text}");
+        refused(&rig, &c, office, SATO_CARD, "lockdown");
+        admitted(&rig, &c, meeting, SATO_CARD, "granted");
+        shot(&client, "lockdown-ja").await;
+
+        logout(&client).await;
+        client.goto(&format!("{base}/lockdown")).await.unwrap();
+        submit_login(&client, "aiko", PASSWORD).await;
+        until_path(&client, "/lockdown").await;
+        fill(&client, "release-1", "警備員が確認、不審者なし").await;
+        click(&client, "#release-confirm-1").await;
+        let before = policy_version(&rig);
+        click(&client, "#lockdown-1 form button[type=submit]").await;
+        until_text(&client, "実施中の封鎖はありません。").await;
+        until_reloaded_text(&client, "警備員が確認、不審者なし").await;
+        eventually("the release at the controller", || {
+            (policy_version(&rig) > before).then_some(())
+        });
+        admitted(&rig, &c, office, SATO_CARD, "granted");
+        client
+            .goto(&format!("{base}/lang/en?next=/lockdown"))
+            .await
+            .unwrap();
+        until_text(&client, "Released lockdowns").await;
+        // The release reached the controller: no "Not yet" in its row.
+        until_reloaded_text(&client, "Release reached").await;
+        let deadline = std::time::Instant::now() + WAIT;
+        while main_text(&client).await.contains("Not yet") {
+            assert!(std::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            client.refresh().await.unwrap();
+        }
+        // The released one, in the screenshot.
+        client
+            .goto(&format!("{base}/lockdown#lockdown-1"))
+            .await
+            .unwrap();
+        until_text(&client, "Released lockdowns").await;
+        shot(&client, "lockdown-en").await;
+    });
 }

@@ -54,6 +54,25 @@ impl Chrome {
     }
 }
 
+/// Runs `steps` with a fresh headless Chromium (its profile in `profile`)
+/// on `runtime`. The browser is closed whether the steps pass or fail, and a
+/// failure is passed on as the test's.
+pub fn with_chrome<Steps, Done>(runtime: &tokio::runtime::Runtime, profile: &Path, steps: Steps)
+where
+    Steps: FnOnce(Client) -> Done,
+    Done: std::future::Future<Output = ()>,
+{
+    let chrome = runtime.block_on(Chrome::start(profile));
+    let client = chrome.client.clone();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(steps(client))
+    }));
+    runtime.block_on(chrome.close());
+    if let Err(failed) = outcome {
+        std::panic::resume_unwind(failed);
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -287,6 +287,12 @@ fn valid_form<'a>(path: &str, csrf: &'a str) -> Vec<(&'static str, &'a str)> {
         "/inside/muster/new" => vec![("zone_id", "12"), ("confirm", "1")],
         "/approvals/{id}/approve" => vec![("confirm", "1")],
         "/approvals/{id}/refuse" => vec![("comment", "not during opening hours")],
+        "/lockdown" => vec![
+            ("scope", "zone:12"),
+            ("reason", "door forced"),
+            ("confirm", "1"),
+        ],
+        "/lockdown/{id}/release" => vec![("comment", "intruder caught"), ("confirm", "1")],
         other => panic!("the test has no form for the page POST route {other}; add one"),
     };
     form.push(("csrf", csrf));
@@ -1002,6 +1008,7 @@ async fn every_page_form_with_its_token_does_what_it_says() {
             || pattern.ends_with("/threat")
             || pattern.starts_with("/alarms")
             || pattern.starts_with("/approvals")
+            || pattern.starts_with("/lockdown")
         {
             &admin
         } else {
@@ -2190,4 +2197,92 @@ async fn a_change_waits_for_a_second_admin_who_approves_or_refuses_it_on_its_pag
         .await
         .unwrap();
     assert_eq!(zone.settings.threat.as_str(), "normal");
+}
+
+#[tokio::test]
+async fn a_lockdown_is_started_with_its_confirmation_and_released_only_by_an_admin() {
+    let pages = start().await;
+    let tanaka = pages.login("tanaka").await;
+    let kenji = pages.login("kenji").await;
+    let aiko = pages.login("aiko").await;
+    // A reviewer sees the lockdowns but no form; a forged one is refused.
+    let (status, html) = pages.page_as(&kenji, "/lockdown", "en").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("No lockdown is in force.") && !html.contains("action=\"/lockdown\""));
+    let start = [
+        ("scope", "zone:12"),
+        ("reason", "door forced"),
+        ("confirm", "1"),
+    ];
+    let before = pages.audit_len().await;
+    let (status, _, _) = pages.submit(&kenji, "/lockdown", &start).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Without the confirmation nothing happens, and the typed reason stays.
+    let (status, _, html) = pages.submit(&tanaka, "/lockdown", &start[..2]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        html.contains("封鎖するには確認のチェックが必要です。"),
+        "{html}"
+    );
+    assert!(html.contains(">door forced</textarea>"), "{html}");
+    let (status, _, html) = pages
+        .submit(
+            &tanaka,
+            "/lockdown",
+            &[("scope", "zone:x"), ("reason", "r"), ("confirm", "1")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        html.contains("対象のサイトまたはゾーンを選んでください。"),
+        "{html}"
+    );
+    assert_eq!(pages.audit_len().await, before);
+
+    let (status, to, _) = pages.submit(&tanaka, "/lockdown", &start).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(to, "/lockdown#lockdown-1");
+    let (_, html) = pages.page_as(&tanaka, "/lockdown", "en").await;
+    assert!(
+        html.contains("City Hall — Machine room") && html.contains("door forced"),
+        "{html}"
+    );
+    assert!(html.contains("Controllers not reached yet: 2"), "{html}");
+    assert!(
+        html.contains("An admin releases the lockdown.") && !html.contains("/lockdown/1/release")
+    );
+    // The same scope twice is refused with the reason.
+    let (status, _, html) = pages.submit(&tanaka, "/lockdown", &start).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        html.contains("the zone is already locked down (lockdown 1)"),
+        "{html}"
+    );
+
+    let release = [("comment", "intruder caught"), ("confirm", "1")];
+    let (status, _, _) = pages.submit(&tanaka, "/lockdown/1/release", &release).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "facilities staff do not release"
+    );
+    let (status, _, html) = pages
+        .submit(&aiko, "/lockdown/1/release", &release[..1])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        html.contains("解除するには確認のチェックが必要です。"),
+        "{html}"
+    );
+    let (_, html) = pages.page_as(&aiko, "/lockdown", "en").await;
+    assert!(html.contains("action=\"/lockdown/1/release\""), "{html}");
+    let (status, _, _) = pages.submit(&aiko, "/lockdown/1/release", &release).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, html) = pages.page_as(&aiko, "/lockdown", "en").await;
+    assert!(
+        html.contains("No lockdown is in force.") && html.contains("intruder caught"),
+        "{html}"
+    );
+    let (status, _, _) = pages.submit(&aiko, "/lockdown/99/release", &release).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -10,6 +10,7 @@ mod enrollment_jobs;
 pub(crate) mod events;
 pub(crate) mod history;
 mod imports;
+mod lockdowns;
 mod monitor;
 mod people;
 mod review;
@@ -34,6 +35,7 @@ use utoipa::{IntoParams, OpenApi};
 use crate::error::ErrorBody;
 pub use crate::json::Input;
 use crate::store::alarms::AlarmState;
+use crate::store::lockdowns::LockdownState;
 use crate::store::queries::{Order, ReasonCode};
 use crate::store::resources::{CardState, Id, Level, Millis, Outcome, PersonKind, Uid};
 use crate::AppState;
@@ -189,8 +191,10 @@ impl utoipa::Modify for BearerAuth {
         monitor::view, monitor::updates,
         history::history, history::export_history, history::inside,
         approvals::list_approvals, approvals::get_approval, approvals::approve, approvals::refuse,
+        lockdowns::list_lockdowns, lockdowns::start_lockdown, lockdowns::get_lockdown,
+        lockdowns::release_lockdown,
     ),
-    components(schemas(ErrorBody, Id, Level, Millis, Uid, PersonKind, CardState, Outcome, ReasonCode, Order, AlarmState)),
+    components(schemas(ErrorBody, Id, Level, Millis, Uid, PersonKind, CardState, Outcome, ReasonCode, Order, AlarmState, LockdownState)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
@@ -418,4 +422,13 @@ fn routes() -> Router<AppState> {
         .route("/api/v1/approvals/{id}", get(approvals::get_approval))
         .route("/api/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/api/v1/approvals/{id}/refuse", post(approvals::refuse))
+        .route(
+            "/api/v1/lockdowns",
+            get(lockdowns::list_lockdowns).post(lockdowns::start_lockdown),
+        )
+        .route("/api/v1/lockdowns/{id}", get(lockdowns::get_lockdown))
+        .route(
+            "/api/v1/lockdowns/{id}/release",
+            post(lockdowns::release_lockdown),
+        )
 }

@@ -166,28 +166,40 @@ fn alarm(row: &sqlx::any::AnyRow) -> StoreResult<Alarm> {
 
 /// A comment as the desk typed it: trimmed; `required` ones must say something.
 fn comment(text: &str, required: bool) -> StoreResult<Option<String>> {
+    free_text(
+        "comment",
+        text,
+        required.then_some("say what was found or done"),
+    )
+}
+
+/// Text a person typed into `field`: trimmed, at most [`MAX_COMMENT`]
+/// characters, no control characters but line breaks and tabs. Empty text is
+/// `None`, or refused with `required`'s hint when the field must say something.
+pub(crate) fn free_text(
+    field: &str,
+    text: &str,
+    required: Option<&str>,
+) -> StoreResult<Option<String>> {
     let text = text.trim();
     if text.is_empty() {
-        return if required {
-            Err(StoreError::Invalid(
-                "comment: say what was found or done".into(),
-            ))
-        } else {
-            Ok(None)
+        return match required {
+            Some(hint) => Err(StoreError::Invalid(format!("{field}: {hint}"))),
+            None => Ok(None),
         };
     }
     if text.chars().count() > MAX_COMMENT {
         return Err(StoreError::Invalid(format!(
-            "comment: at most {MAX_COMMENT} characters"
+            "{field}: at most {MAX_COMMENT} characters"
         )));
     }
     if text
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
     {
-        return Err(StoreError::Invalid(
-            "comment: control characters are not allowed".into(),
-        ));
+        return Err(StoreError::Invalid(format!(
+            "{field}: control characters are not allowed"
+        )));
     }
     Ok(Some(text.to_owned()))
 }

@@ -18,6 +18,7 @@ pub mod events;
 pub mod history;
 mod ids;
 pub mod import;
+pub mod lockdowns;
 pub mod monitor;
 pub mod muster;
 pub mod passages;

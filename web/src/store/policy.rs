@@ -209,9 +209,21 @@ impl Store {
         {
             holidays.push(parse_date(&date)?);
         }
+        // An active lockdown overrides the configured level of its scope;
+        // its release brings the configured one back.
+        let (site_locked, locked_zones) = self.locked_down(conn, site).await?;
+        for zone in &mut zones {
+            if locked_zones.contains(&i64::from(zone.id.0)) {
+                zone.settings.threat = ThreatLevel::Lockdown;
+            }
+        }
         Ok(Frame {
             site,
-            threat: parse_threat(&threat)?,
+            threat: if site_locked {
+                ThreatLevel::Lockdown
+            } else {
+                parse_threat(&threat)?
+            },
             time_zone,
             zones,
             doors,
@@ -578,6 +590,8 @@ impl Store {
             .bind(now_ms())
             .bind(i64::from(controller.0))
             .execute(&mut *tx)
+            .await?;
+        self.note_lockdowns_reached(&mut tx, i64::from(controller.0), version as i64, now_ms())
             .await?;
         tx.commit().await?;
         Ok(())

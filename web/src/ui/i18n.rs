@@ -127,6 +127,7 @@ mod approvals;
 mod base;
 mod history;
 mod import;
+mod lockdown;
 mod monitor;
 mod resources;
 mod users;
@@ -142,6 +143,7 @@ pub const CATALOG_PARTS: &[&[(&str, &str, &str)]] = &[
     alarms::TEXTS,
     history::TEXTS,
     approvals::TEXTS,
+    lockdown::TEXTS,
 ];
 
 /// Every catalog entry, all parts.

@@ -12,6 +12,7 @@ pub mod history;
 pub mod i18n;
 pub mod import;
 pub mod inside;
+pub mod lockdown;
 pub mod login;
 pub mod monitor;
 pub mod page;
@@ -120,6 +121,8 @@ pub fn page_posts() -> Vec<(String, MethodRouter<AppState>)> {
         ("/inside/muster/new".into(), post(inside::start)),
         ("/approvals/{id}/approve".into(), post(approvals::approve)),
         ("/approvals/{id}/refuse".into(), post(approvals::refuse)),
+        ("/lockdown".into(), post(lockdown::start)),
+        ("/lockdown/{id}/release".into(), post(lockdown::release)),
     ];
     posts.extend(resource_routes().1);
     posts
@@ -148,6 +151,7 @@ pub fn page_get_paths() -> Vec<String> {
         "/inside/muster",
         "/approvals",
         "/approvals/{id}",
+        "/lockdown",
     ]
     .into_iter()
     .map(String::from)
@@ -188,6 +192,7 @@ pub fn router(state: AppState, options: UiOptions) -> Router<AppState> {
         .route("/events.csv", get(history::events_download))
         .route("/inside", get(inside::inside_page))
         .route("/inside/muster", get(inside::muster))
+        .route("/lockdown", get(lockdown::console))
         .merge(posts)
         .layer(axum::middleware::from_fn(page_headers))
         .layer(axum::Extension(options))
