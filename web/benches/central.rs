@@ -12,6 +12,13 @@
 //!   and the next by cursor), and the same through `GET /api/v1/events` with an
 //!   API token, JSON parsed by the client.
 //!
+//! - history also times the security console's reads over it:
+//!   `GET /api/v1/history` (one level-4 zone, 90 days) and `GET /api/v1/inside`
+//!   once every person of the seed (10,000) has entered a level-4 zone;
+//! - monitor: one access event at a time uploaded through `POST /sync/v1/events`
+//!   until it arrives on each of 50 open `GET /api/v1/monitor/stream`
+//!   connections;
+//!
 //! - pages: every web admin page (each list, sorted, filtered, searched and
 //!   deep in its pages; each add and edit form) through the real router
 //!   in-process with a logged-in session (`tobira_web::server::router_with_ui`,
@@ -21,7 +28,7 @@
 //! SQLite always; PostgreSQL when TOBIRA_TEST_POSTGRES_URL is set
 //! (`scripts/with-postgres`). `cargo bench -p tobira-web --bench central` for
 //! the real sizes; under `cargo test` it runs a small smoke size so that CI
-//! keeps it working. `TOBIRA_BENCH_PARTS=ingest,snapshot,history` and
+//! keeps it working. `TOBIRA_BENCH_PARTS=ingest,snapshot,history,pages,monitor` and
 //! `TOBIRA_BENCH_BACKENDS=sqlite,postgres` pick what runs (default: all);
 //! `TOBIRA_BENCH_HISTORY_EVENTS=N` overrides the history size.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -617,6 +624,228 @@ async fn bench_history(store: &Store, base: &str, s: &Sizes, label: &str) {
         percentile(&times, 50),
         percentile(&times, 95)
     );
+    bench_console_reads(store, base, &token, &zones, end, s, label).await;
+}
+
+/// Everyone walks into a level-4 zone at the end of the history, so that
+/// `/inside` has every person of the seed inside (10,000 at full size):
+/// one more controller's access events through `Store::ingest`.
+async fn everyone_enters(store: &Store, people: i64, at: i64) {
+    let id = store
+        .add_controller("bench", 1, "everyone enters")
+        .await
+        .unwrap()
+        .controller;
+    let doors: Vec<u32> = own_doors(store, id)
+        .await
+        .into_iter()
+        .filter(|d| zone_level(inside_zone(*d)) == SecurityLevel::L4)
+        .collect();
+    assert!(!doors.is_empty());
+    let mut chain = Chain::genesis(ControllerId(id));
+    let events: Vec<SealedEvent> = (1..=people)
+        .map(|p| {
+            let person = p as u32;
+            let kind = EventKind::Access(AccessRecord {
+                door: DoorId(doors[p as usize % doors.len()]),
+                side: Side::Entry,
+                level: Some(SecurityLevel::L4),
+                reason: Reason::Granted,
+                person: Some(PersonId(person)),
+                card: format!("{:08X}", 0x8000_0000u32 + person - 1).parse().ok(),
+                escort: None,
+                warnings: Warnings::default(),
+            });
+            chain.seal(Timestamp(at + p), kind).unwrap()
+        })
+        .collect();
+    for batch in events.chunks(BATCH) {
+        store
+            .ingest(ControllerId(id), tobira_firmware::ChainEpoch::FIRST, batch)
+            .await
+            .unwrap();
+    }
+}
+
+/// The security console's two reads over the filled history, through the
+/// real router with an API token, JSON parsed by the client:
+/// `GET /api/v1/history` (`Store::history`: the visits of one level-4 zone
+/// over 90 days, first page of 100, with the denied attempts beside them,
+/// and its `history.read` audit entry) and `GET /api/v1/inside`
+/// (`Store::inside`: everyone inside every tracked zone, and its audit entry).
+async fn bench_console_reads(
+    store: &Store,
+    base: &str,
+    token: &str,
+    zones: &[i64],
+    end: i64,
+    s: &Sizes,
+    label: &str,
+) {
+    everyone_enters(store, s.people, end).await;
+    let http = reqwest::Client::new();
+    let get = |path: String, query: Vec<(&'static str, String)>| {
+        let request = http
+            .get(format!("{base}{path}"))
+            .bearer_auth(token)
+            .query(&query);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), reqwest::StatusCode::OK);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let mut times = Vec::new();
+    for round in 0..s.history_rounds {
+        let zone = zones[round % zones.len()];
+        let query = vec![
+            ("zone", zone.to_string()),
+            ("from", (end + DAY_MS - 90 * DAY_MS).to_string()),
+            ("to", (end + DAY_MS).to_string()),
+            ("limit", "100".to_string()),
+        ];
+        let t = Instant::now();
+        let history = get("/api/v1/history".into(), query).await;
+        times.push(t.elapsed());
+        let visits = history["visits"]["items"].as_array().unwrap();
+        assert_eq!(visits.len(), 100, "{zone}");
+        assert!(visits.iter().all(|v| v["zone_id"] == zone));
+    }
+    times.sort();
+    println!(
+        "console-history/{label}: GET /api/v1/history (Store::history), one L4 zone, 90 days, first page of 100 visits with the denied attempts: p50 {:?}, p95 {:?}",
+        percentile(&times, 50),
+        percentile(&times, 95)
+    );
+    let mut times = Vec::new();
+    let mut inside = 0;
+    for _ in 0..s.history_rounds {
+        let t = Instant::now();
+        let zones = get("/api/v1/inside".into(), Vec::new()).await;
+        times.push(t.elapsed());
+        inside = zones
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|z| z["people"].as_array().unwrap().len())
+            .sum::<usize>();
+    }
+    assert!(inside >= s.people as usize, "{inside}");
+    times.sort();
+    println!(
+        "console-inside/{label}: GET /api/v1/inside (Store::inside), {inside} people inside: p50 {:?}, p95 {:?}",
+        percentile(&times, 50),
+        percentile(&times, 95)
+    );
+}
+
+/// Streams the monitor bench keeps open.
+const MONITOR_STREAMS: usize = 50;
+
+/// Reads one `/api/v1/monitor/stream` and reports, for every event update,
+/// which stream saw which (controller, seq) and when.
+async fn watch_stream(
+    stream: usize,
+    mut response: reqwest::Response,
+    seen: tokio::sync::mpsc::UnboundedSender<(usize, i64, u64, Instant)>,
+) {
+    let mut buffer = String::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let at = Instant::now();
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let message: String = buffer.drain(..end + 2).collect();
+            for line in message.lines() {
+                let Some(data) = line.strip_prefix("data:") else {
+                    continue;
+                };
+                let update: serde_json::Value = serde_json::from_str(data.trim()).unwrap();
+                if update["type"] == "event" {
+                    let controller = update["controller_id"].as_i64().unwrap();
+                    let seq = update["seq"].as_u64().unwrap();
+                    if seen.send((stream, controller, seq, at)).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The live monitor: with 50 `GET /api/v1/monitor/stream` connections open
+/// (security token, server-sent events read and parsed by the client), a
+/// controller uploads one access event at a time through
+/// `POST /sync/v1/events`; the time from the upload's start until each stream
+/// has the event (ingest, the hub's read of the stored batch, the fan-out and
+/// render per stream, HTTP).
+async fn bench_monitor(store: &Store, base: &str, s: &Sizes, label: &str) {
+    let token = store
+        .create_token("bench", "monitor desk", Role::Security, 1)
+        .await
+        .unwrap();
+    let credentials = store.add_controller("bench", 1, "monitor").await.unwrap();
+    let id = ControllerId(credentials.controller);
+    let auth = controller_authorization(id, &credentials.secret);
+    let doors = own_doors(store, id.0).await;
+    let http = reqwest::Client::new();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    for stream in 0..MONITOR_STREAMS {
+        let response = http
+            .get(format!("{base}/api/v1/monitor/stream"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        tokio::spawn(watch_stream(stream, response, seen_tx.clone()));
+    }
+    let mut chain = Chain::genesis(id);
+    let rounds = s.history_rounds * 5;
+    let mut times = Vec::new();
+    // Round 0 only warms up: every stream is connected once it has it.
+    for round in 0..=rounds {
+        let event = chain
+            .seal(
+                Timestamp(1_790_000_000_000 + round as i64 * 1000),
+                access(round as u64, s.people, &doors),
+            )
+            .unwrap();
+        let seq = event.event.seq;
+        let started = Instant::now();
+        let response = http
+            .post(format!("{base}/sync/v1/events"))
+            .header("Authorization", &auth)
+            .json(&EventBatch {
+                epoch: tobira_firmware::ChainEpoch::FIRST,
+                events: vec![event],
+            })
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        let mut waiting = MONITOR_STREAMS;
+        let deadline = started + Duration::from_secs(30);
+        while waiting > 0 {
+            let (_, controller, got, at) = tokio::time::timeout_at(deadline.into(), seen.recv())
+                .await
+                .expect("every stream gets the event within 30 s")
+                .unwrap();
+            if controller == i64::from(id.0) && got == seq {
+                waiting -= 1;
+                if round > 0 {
+                    times.push(at - started);
+                }
+            }
+        }
+    }
+    times.sort();
+    println!(
+        "monitor/{label}: POST /sync/v1/events of one access event until it arrives on each of {MONITOR_STREAMS} open GET /api/v1/monitor/stream connections, {rounds} events, {} arrivals: p50 {:?}, p95 {:?}, max {:?}",
+        times.len(),
+        percentile(&times, 50),
+        percentile(&times, 95),
+        times.last().unwrap()
+    );
 }
 
 /// The rows the page bench shows beside the seeded ones: a schedule, an
@@ -734,7 +963,7 @@ async fn bench_pages(store: &Store, s: &Sizes, label: &str) {
     );
 }
 
-/// `TOBIRA_BENCH_PARTS=ingest,snapshot,history,pages` (default: all) picks what runs;
+/// `TOBIRA_BENCH_PARTS=ingest,snapshot,history,pages,monitor` (default: all) picks what runs;
 /// the 10M-event history fill alone takes minutes.
 fn wanted(part: &str) -> bool {
     listed("TOBIRA_BENCH_PARTS", part)
@@ -766,6 +995,9 @@ async fn run(url: &str, s: &Sizes, label: &str) {
     }
     if wanted("pages") {
         bench_pages(&store, s, label).await;
+    }
+    if wanted("monitor") {
+        bench_monitor(&store, &base, s, label).await;
     }
     store.close().await;
 }
