@@ -124,6 +124,7 @@ pub fn role_key(role: Role) -> &'static str {
 
 mod alarms;
 mod approvals;
+mod audit;
 mod base;
 mod history;
 mod import;
@@ -142,6 +143,7 @@ pub const CATALOG_PARTS: &[&[(&str, &str, &str)]] = &[
     alarms::TEXTS,
     history::TEXTS,
     approvals::TEXTS,
+    audit::TEXTS,
 ];
 
 /// Every catalog entry, all parts.

@@ -5,6 +5,7 @@ pub mod account;
 pub mod alarms;
 pub mod approvals;
 pub mod assets;
+pub mod audit;
 pub mod csrf;
 pub mod form_data;
 pub mod forms;
@@ -120,6 +121,7 @@ pub fn page_posts() -> Vec<(String, MethodRouter<AppState>)> {
         ("/inside/muster/new".into(), post(inside::start)),
         ("/approvals/{id}/approve".into(), post(approvals::approve)),
         ("/approvals/{id}/refuse".into(), post(approvals::refuse)),
+        ("/audit/verify".into(), post(audit::verify)),
     ];
     posts.extend(resource_routes().1);
     posts
@@ -148,6 +150,7 @@ pub fn page_get_paths() -> Vec<String> {
         "/inside/muster",
         "/approvals",
         "/approvals/{id}",
+        "/audit",
     ]
     .into_iter()
     .map(String::from)
@@ -188,6 +191,7 @@ pub fn router(state: AppState, options: UiOptions) -> Router<AppState> {
         .route("/events.csv", get(history::events_download))
         .route("/inside", get(inside::inside_page))
         .route("/inside/muster", get(inside::muster))
+        .route("/audit", get(audit::list))
         .merge(posts)
         .layer(axum::middleware::from_fn(page_headers))
         .layer(axum::Extension(options))
