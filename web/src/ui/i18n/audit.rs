@@ -6,7 +6,7 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("audit.title", "監査ログ", "Audit trail"),
     (
         "audit.intro",
-        "管理操作と個人データの閲覧の記録です。新しい順に表示します。各記録は前の記録とハッシュでつながっており、書き換えると下の「検証」で分かります。",
+        "管理操作と個人データの閲覧の記録です。新しい順に表示します。各記録は前の記録とハッシュでつながっており、書き換えると「検証」で分かります。",
         "Every admin change and every read of personal data, newest first. Each entry is hash-linked to the one before it, so an edited row shows when you press Verify.",
     ),
     ("audit.filters", "絞り込み", "Filters"),
