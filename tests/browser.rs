@@ -1027,3 +1027,178 @@ async fn approval_steps(client: Client, base: String, screenshots: bool) {
     until_text(&client, "承認し、反映しました").await;
     assert_eq!(threat_now(&client, &base, &site).await, "厳重警戒");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_trail_is_searched_and_verify_names_a_row_edited_by_hand_on_sqlite() {
+    in_browser_with_database("browser-audit", "sqlite", |c, b, db| {
+        audit_steps(c, b, db, true)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_trail_is_searched_and_verify_names_a_row_edited_by_hand_on_postgres() {
+    in_browser_with_database("browser-audit-pg", "postgres", |c, b, db| {
+        audit_steps(c, b, db, false)
+    })
+    .await;
+}
+
+/// Presses the audit page's Verify button and waits for the result.
+async fn press_verify(client: &Client, base: &str, result: &str) {
+    client.goto(&format!("{base}/audit")).await.unwrap();
+    click(client, "form[action='/audit/verify'] button[type=submit]").await;
+    until_path(client, "/audit/verify").await;
+    until_text(client, result).await;
+}
+
+async fn audit_steps(client: Client, base: String, db: String, screenshots: bool) {
+    use tobira_firmware::{Chain, ChainEpoch, Reason, Side, Timestamp};
+    let store = tobira_web::Store::connect(&db).await.unwrap();
+    let controller = machine_room(&store).await;
+    let t = tobira_web::store::now_ms() - 3_600_000;
+    let mut chain = Chain::genesis(controller);
+    let batch: Vec<_> = [
+        (t, passage(Side::Entry, SATO_HANAKO, Reason::Granted, None)),
+        (
+            t + 60_000,
+            passage(Side::Exit, SATO_HANAKO, Reason::Granted, None),
+        ),
+    ]
+    .into_iter()
+    .map(|(at, kind)| chain.seal(Timestamp(at), kind).unwrap())
+    .collect();
+    store
+        .ingest(controller, ChainEpoch::FIRST, &batch)
+        .await
+        .unwrap();
+
+    // A facilities admin suspends a card through its page.
+    client.goto(&format!("{base}/login")).await.unwrap();
+    submit_login(&client, "tanaka", PASSWORD).await;
+    until_path(&client, "/").await;
+    client
+        .goto(&format!("{base}/cards/04A00001"))
+        .await
+        .unwrap();
+    click(&client, "input[name=action][value=suspend]").await;
+    fill(&client, "card-note", "貸し出し中に紛失の疑い").await;
+    click(&client, "#card-confirm").await;
+    click(&client, "form[action$='/action'] button[type=submit]").await;
+    until_path(&client, "/cards/04A00001?saved=1").await;
+    logout(&client).await;
+    until_path(&client, "/login?out=1").await;
+
+    // The security reviewer finds it by its action prefix: old → new.
+    submit_login(&client, "kenji", PASSWORD).await;
+    until_path(&client, "/").await;
+    click(&client, "header nav.menu a[href='/audit']").await;
+    until_path(&client, "/audit").await;
+    fill(&client, "f-action", "card.").await;
+    click(&client, "form[role=search] button[type=submit]").await;
+    until_text(&client, "カードを一時停止").await;
+    let text = main_text(&client).await;
+    assert!(text.contains("card.suspend"), "{text}");
+    assert!(text.contains("active → suspended"), "{text}");
+    assert!(text.contains("貸し出し中に紛失の疑い"), "{text}");
+    assert!(!text.contains("session.login"), "only card actions: {text}");
+    if screenshots {
+        shot(&client, "audit-ja").await;
+        client
+            .find(Locator::LinkText("English"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until_text(&client, "Card suspended").await;
+        shot(&client, "audit-en").await;
+        client
+            .find(Locator::LinkText("日本語"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until_text(&client, "カードを一時停止").await;
+    }
+    let seq: i64 = sqlx::query_scalar("SELECT seq FROM admin_audit WHERE action = 'card.suspend'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+
+    // Intact first.
+    press_verify(&client, &base, "すべてのチェーンは改ざんされていません。").await;
+
+    // An event's column edited by hand: its chain and seq are named.
+    sqlx::query(
+        "UPDATE events SET reason = 'granted_with_escort' WHERE controller_id = $1 AND seq = 2",
+    )
+    .bind(i64::from(controller.0))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    press_verify(&client, &base, "最初に壊れているつながり").await;
+    let broken = client
+        .find(Locator::Css(".first-broken"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        broken.contains(&format!("controller:{}", controller.0)) && broken.contains('2'),
+        "{broken}"
+    );
+
+    // An audit entry's detail edited by hand: the admin log comes first.
+    sqlx::query(
+        "UPDATE admin_audit SET detail = '{\"from\":\"active\",\"to\":\"active\"}' WHERE seq = $1",
+    )
+    .bind(seq)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    press_verify(&client, &base, "最初に壊れているつながり").await;
+    let broken = client
+        .find(Locator::Css(".first-broken"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        broken.contains("admin_audit") && broken.contains(&seq.to_string()),
+        "{broken}"
+    );
+    let text = main_text(&client).await;
+    assert!(
+        text.contains(&format!("controller:{}", controller.0)),
+        "the event chain's problem in the table too: {text}"
+    );
+    if screenshots {
+        shot(&client, "audit-verify-broken-ja").await;
+    }
+    // The link goes to the edited row in the trail.
+    client
+        .find(Locator::LinkText("この記録を表示"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_path(&client, &format!("/audit?seq={seq}")).await;
+    until_text(&client, "card.suspend").await;
+    if screenshots {
+        client
+            .find(Locator::LinkText("English"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until_text(&client, "Card suspended").await;
+        press_verify(&client, &base, "First broken link").await;
+        shot(&client, "audit-verify-broken-en").await;
+    }
+}

@@ -922,6 +922,7 @@ async fn bench_pages(store: &Store, s: &Sizes, label: &str) {
         format!("/people?kind=staff&page={}", (s.people / 250).max(1)),
         "/people?q=person%2099".to_string(),
         "/doors?sort=name&inside_zone_id=4".to_string(),
+        "/audit?action=card.&text=lost".to_string(),
     ]);
     let rounds = s.history_rounds;
     let mut worst: Vec<(Duration, String)> = Vec::new();

@@ -68,6 +68,7 @@ on_both_backends!(
     reads_of_personal_data_are_audited,
     the_history_pairs_entries_and_exits_as_json_and_excel_csv,
     four_eyes_threat_changes_wait_for_a_second_admin,
+    the_audit_log_is_searched_by_actor_action_target_words_and_period,
 );
 
 async fn start(store: Store, dir: Option<tempfile::TempDir>) -> Server {
@@ -2736,5 +2737,111 @@ async fn four_eyes_threat_changes_wait_for_a_second_admin(s: Server) {
         "site.threat",
     ] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
+}
+
+/// The seqs of a page of `GET /api/v1/audit{query}`.
+async fn audit_seqs(s: &Server, query: &str) -> (Vec<i64>, Value) {
+    let page = s.get(&format!("/audit{query}")).await;
+    let seqs = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    (seqs, page["next"].clone())
+}
+
+async fn the_audit_log_is_searched_by_actor_action_target_words_and_period(s: Server) {
+    let sato = s
+        .post("/people", json!({"kind": "staff", "name": "佐藤 一郎"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let kato = s
+        .post("/people", json!({"kind": "visitor", "name": "加藤 次郎"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    s.put(
+        &format!("/people/{sato}"),
+        json!({"kind": "staff", "name": "佐藤 一朗"}),
+    )
+    .await;
+    let security = s.token(Role::Security).await;
+    let (status, _) = s
+        .call_as(
+            Some(&security),
+            Method::GET,
+            &format!("/people/{kato}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let all = s.get("/audit?limit=500").await;
+    let seq_of = |action: &str, target: &str| {
+        all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action && e["target"] == target)
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (created_sato, created_kato) = (
+        seq_of("person.create", &format!("person:{sato}")),
+        seq_of("person.create", &format!("person:{kato}")),
+    );
+    let updated = seq_of("person.update", &format!("person:{sato}"));
+    let read = seq_of("person.read", &format!("person:{kato}"));
+    assert_eq!((created_sato.len(), updated.len(), read.len()), (1, 1, 1));
+    // An action prefix ends with a dot; an exact name does not.
+    let (prefix, _) = audit_seqs(&s, "?action=person.").await;
+    assert_eq!(
+        prefix,
+        vec![read[0], updated[0], created_kato[0], created_sato[0]]
+    );
+    let (exact, _) = audit_seqs(&s, "?action=person.read").await;
+    assert_eq!(exact, read);
+    let (target, _) = audit_seqs(&s, &format!("?target=person:{sato}")).await;
+    assert_eq!(target, vec![updated[0], created_sato[0]]);
+    let (actor, _) = audit_seqs(&s, "?actor=token:security").await;
+    assert_eq!(actor, read);
+    // Words in the detail: the new name is only in the update.
+    let (words, _) = audit_seqs(&s, &format!("?text={}", "一朗")).await;
+    assert_eq!(words, updated);
+    let (one, _) = audit_seqs(&s, &format!("?seq={}", updated[0])).await;
+    assert_eq!(one, updated);
+    // A period long past finds nothing; one up to the far future, all.
+    let (past, _) = audit_seqs(&s, "?from=0&to=1000").await;
+    assert!(past.is_empty());
+    let (future, _) = audit_seqs(&s, "?action=person.&from=1000&to=253402300799999").await;
+    assert_eq!(future.len(), 4);
+    // Filtered pages go on by seq, the filter kept.
+    let (first, next) = audit_seqs(&s, "?action=person.&limit=3").await;
+    assert_eq!(first, prefix[..3].to_vec());
+    let cursor = next.as_str().unwrap().to_string();
+    let (second, next) = audit_seqs(&s, &format!("?action=person.&limit=3&cursor={cursor}")).await;
+    assert_eq!(second, prefix[3..].to_vec());
+    assert!(next.is_null());
+    // Bad filters are refused with a clear message.
+    for (query, says) in [
+        ("?from=5000&to=5000", "period"),
+        ("?seq=0", "seq"),
+        ("?from=yesterday", "from"),
+        (&*format!("?text={}", "x".repeat(201)), "text"),
+    ] {
+        let v = s
+            .expect(
+                Method::GET,
+                &format!("/audit{query}"),
+                None,
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        assert!(
+            v["message"].as_str().unwrap().contains(says),
+            "{query}: {v}"
+        );
     }
 }

@@ -11,6 +11,7 @@ use crate::error::{WebError, WebResult};
 use crate::json::{Input, PathParam, QueryParams};
 use crate::store::alarms::{Alarm, AlarmState};
 use crate::store::audit::AuditEntry;
+use crate::store::audit_search::AuditFilter;
 use crate::store::resources::{page_size, Id, Page};
 use crate::AppState;
 
@@ -93,12 +94,14 @@ pub async fn clear_alarm(
     ))
 }
 
-/// List admin audit entries, newest first.
-#[utoipa::path(get, path = "/api/v1/audit", tag = "review", params(Paging),
+/// List admin audit entries, newest first; filter by actor, action (or an
+/// action prefix ending in `.`), target, words in the detail, period or seq.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "review", params(AuditFilter, Paging),
     responses((status = 200, description = "A page of audit entries", body = Page<AuditEntry>), ReadErrors))]
 pub async fn list_audit(
     State(state): State<AppState>,
     _caller: Caller,
+    QueryParams(filter): QueryParams<AuditFilter>,
     QueryParams(p): QueryParams<Paging>,
 ) -> WebResult<Json<Page<AuditEntry>>> {
     let limit = page_size(p.limit)?;
@@ -111,7 +114,7 @@ pub async fn list_audit(
                 .ok_or_else(|| WebError::BadRequest("bad cursor".into()))?,
         ),
     };
-    let mut items = state.store.audit_entries(before, limit + 1).await?;
+    let mut items = state.store.search_audit(&filter, before, limit + 1).await?;
     let more = items.len() > usize::try_from(limit).unwrap_or(0);
     items.truncate(usize::try_from(limit).unwrap_or(0));
     let next = if more {

@@ -86,6 +86,31 @@ impl Store {
         Ok(())
     }
 
+    /// Records that someone ran the check of every chain (a security-relevant
+    /// act): whether it passed, and how many chains and problems it found.
+    pub async fn audit_verification(
+        &self,
+        actor: &str,
+        verification: &super::verify::Verification,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        self.audit(
+            &mut tx,
+            actor,
+            "chains.verify",
+            "chains",
+            &serde_json::json!({
+                "ok": verification.ok,
+                "chains": verification.chains.len(),
+                "problems": verification.problems.len(),
+                "first_problem": verification.problems.first().map(ToString::to_string),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Appends an entry inside the caller's transaction, so the change and its
     /// record commit together.
     pub async fn audit(
@@ -126,20 +151,18 @@ impl Store {
         Ok(())
     }
 
-    /// Audit entries, newest first.
+    /// Audit entries, newest first (the unfiltered [`Store::search_audit`]).
     pub async fn audit_entries(
         &self,
         before_seq: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<AuditEntry>> {
-        let rows = sqlx::query(
-            "SELECT seq, at, actor, action, target, detail, prev, link FROM admin_audit WHERE seq < $1 ORDER BY seq DESC LIMIT $2",
+        self.search_audit(
+            &super::audit_search::AuditFilter::default(),
+            before_seq,
+            limit,
         )
-        .bind(before_seq.unwrap_or(i64::MAX))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(audit_row).collect()
+        .await
     }
 
     /// Walks the whole audit chain; returns the number of entries, or the

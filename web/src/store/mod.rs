@@ -7,6 +7,7 @@
 pub mod alarms;
 pub mod approvals;
 pub mod audit;
+pub mod audit_search;
 pub mod auth;
 pub mod backup;
 pub mod browse;

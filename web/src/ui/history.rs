@@ -136,7 +136,7 @@ impl Filters {
 
 /// A local date (`YYYY-MM-DD`) in `time_zone` as its first instant; `next`:
 /// the day after's (the end of an inclusive "to" date).
-fn day_start(text: &str, time_zone: &str, next: bool) -> Option<Millis> {
+pub(super) fn day_start(text: &str, time_zone: &str, next: bool) -> Option<Millis> {
     let date: jiff::civil::Date = text.trim().parse().ok()?;
     let date = if next { date.tomorrow().ok()? } else { date };
     let tz = jiff::tz::TimeZone::get(time_zone).ok()?;

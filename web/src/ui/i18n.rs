@@ -124,6 +124,7 @@ pub fn role_key(role: Role) -> &'static str {
 
 mod alarms;
 mod approvals;
+mod audit;
 mod base;
 mod history;
 mod import;
@@ -144,6 +145,7 @@ pub const CATALOG_PARTS: &[&[(&str, &str, &str)]] = &[
     history::TEXTS,
     approvals::TEXTS,
     lockdown::TEXTS,
+    audit::TEXTS,
 ];
 
 /// Every catalog entry, all parts.

@@ -5,6 +5,7 @@ pub mod account;
 pub mod alarms;
 pub mod approvals;
 pub mod assets;
+pub mod audit;
 pub mod csrf;
 pub mod form_data;
 pub mod forms;
@@ -123,6 +124,7 @@ pub fn page_posts() -> Vec<(String, MethodRouter<AppState>)> {
         ("/approvals/{id}/refuse".into(), post(approvals::refuse)),
         ("/lockdown".into(), post(lockdown::start)),
         ("/lockdown/{id}/release".into(), post(lockdown::release)),
+        ("/audit/verify".into(), post(audit::verify)),
     ];
     posts.extend(resource_routes().1);
     posts
@@ -152,6 +154,7 @@ pub fn page_get_paths() -> Vec<String> {
         "/approvals",
         "/approvals/{id}",
         "/lockdown",
+        "/audit",
     ]
     .into_iter()
     .map(String::from)
@@ -193,6 +196,7 @@ pub fn router(state: AppState, options: UiOptions) -> Router<AppState> {
         .route("/inside", get(inside::inside_page))
         .route("/inside/muster", get(inside::muster))
         .route("/lockdown", get(lockdown::console))
+        .route("/audit", get(audit::list))
         .merge(posts)
         .layer(axum::middleware::from_fn(page_headers))
         .layer(axum::Extension(options))

@@ -66,33 +66,20 @@ impl FilterForm {
 
     /// The query string that carries this filter (for the stream's URL).
     fn query(&self) -> String {
-        let mut parts = Vec::new();
-        for (name, value) in [
+        let given: Vec<(&str, &str)> = [
             ("site", &self.site),
             ("zone", &self.zone),
             ("level", &self.level),
             ("outcome", &self.outcome),
-        ] {
-            if !value.trim().is_empty() {
-                parts.push(format!("{name}={}", urlencoding(value.trim())));
-            }
-        }
-        parts.join("&")
+        ]
+        .into_iter()
+        .map(|(name, value)| (name, value.trim()))
+        .filter(|(_, value)| !value.is_empty())
+        .collect();
+        // Four string pairs always encode; a hand-typed URL may carry anything
+        // in them, and the encoder escapes it.
+        serde_urlencoded::to_string(given).unwrap_or_default()
     }
-}
-
-/// Percent-encodes a query value (the values here are numbers and words,
-/// but a hand-typed URL may carry anything).
-fn urlencoding(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// How rows are written: the viewer's language and the site's time zone.
