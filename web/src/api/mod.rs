@@ -13,6 +13,7 @@ mod imports;
 mod monitor;
 mod people;
 mod review;
+mod reviews;
 mod sites;
 mod tamper;
 mod zones;
@@ -189,6 +190,8 @@ impl utoipa::Modify for BearerAuth {
         monitor::view, monitor::updates,
         history::history, history::export_history, history::inside,
         approvals::list_approvals, approvals::get_approval, approvals::approve, approvals::refuse,
+        reviews::list_reviews, reviews::get_review, reviews::sign_off, reviews::zone_access,
+        reviews::list_recertifications, reviews::recertify,
     ),
     components(schemas(ErrorBody, Id, Level, Millis, Uid, PersonKind, CardState, Outcome, ReasonCode, Order, AlarmState)),
     modifiers(&BearerAuth),
@@ -418,4 +421,12 @@ fn routes() -> Router<AppState> {
         .route("/api/v1/approvals/{id}", get(approvals::get_approval))
         .route("/api/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/api/v1/approvals/{id}/refuse", post(approvals::refuse))
+        .route("/api/v1/reviews", get(reviews::list_reviews))
+        .route("/api/v1/reviews/access", get(reviews::zone_access))
+        .route("/api/v1/reviews/{month}", get(reviews::get_review))
+        .route("/api/v1/reviews/{month}/sign-off", post(reviews::sign_off))
+        .route(
+            "/api/v1/recertifications",
+            get(reviews::list_recertifications).post(reviews::recertify),
+        )
 }

@@ -129,6 +129,7 @@ mod history;
 mod import;
 mod monitor;
 mod resources;
+mod reviews;
 mod users;
 
 /// Every page text: key, Japanese, English; one part per group of pages, so
@@ -142,6 +143,7 @@ pub const CATALOG_PARTS: &[&[(&str, &str, &str)]] = &[
     alarms::TEXTS,
     history::TEXTS,
     approvals::TEXTS,
+    reviews::TEXTS,
 ];
 
 /// Every catalog entry, all parts.

@@ -16,6 +16,7 @@ pub mod login;
 pub mod monitor;
 pub mod page;
 pub mod resources;
+pub mod reviews;
 pub mod session;
 pub mod users;
 
@@ -120,6 +121,8 @@ pub fn page_posts() -> Vec<(String, MethodRouter<AppState>)> {
         ("/inside/muster/new".into(), post(inside::start)),
         ("/approvals/{id}/approve".into(), post(approvals::approve)),
         ("/approvals/{id}/refuse".into(), post(approvals::refuse)),
+        ("/reviews/{month}/sign-off".into(), post(reviews::sign_off)),
+        ("/reviews/access".into(), post(reviews::recertify)),
     ];
     posts.extend(resource_routes().1);
     posts
@@ -148,6 +151,9 @@ pub fn page_get_paths() -> Vec<String> {
         "/inside/muster",
         "/approvals",
         "/approvals/{id}",
+        "/reviews",
+        "/reviews/{month}",
+        "/reviews/access",
     ]
     .into_iter()
     .map(String::from)
@@ -188,6 +194,9 @@ pub fn router(state: AppState, options: UiOptions) -> Router<AppState> {
         .route("/events.csv", get(history::events_download))
         .route("/inside", get(inside::inside_page))
         .route("/inside/muster", get(inside::muster))
+        .route("/reviews", get(reviews::list))
+        .route("/reviews/access", get(reviews::access))
+        .route("/reviews/{month}", get(reviews::month))
         .merge(posts)
         .layer(axum::middleware::from_fn(page_headers))
         .layer(axum::Extension(options))
