@@ -2815,7 +2815,7 @@ async fn monthly_reviews_are_prepared_signed_off_once_and_zones_recertified(s: S
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{signed}");
-    assert_eq!(signed["signed_by"], "security");
+    assert_eq!(signed["signed_by"], "token:security");
     assert_eq!(signed["comment"], "checked");
     assert_eq!(signed["counts"], review["counts"]);
     s.expect(
