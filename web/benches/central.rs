@@ -904,8 +904,11 @@ async fn bench_pages(store: &Store, s: &Sizes, label: &str) {
             "grants" => "10".into(),
             _ => String::new(),
         };
-        // The bench's own admin is user 1.
-        pattern.replace("{key}", &key).replace("{id}", "1")
+        // The bench's own admin is user 1; any month reviews (the events' one is best).
+        pattern
+            .replace("{key}", &key)
+            .replace("{id}", "1")
+            .replace("{month}", "2026-11")
     };
     let deep = s.people * s.cards_per_person / 100;
     let mut paths: Vec<String> = tobira_web::ui::page_get_paths()

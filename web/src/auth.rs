@@ -198,3 +198,18 @@ impl FromRequestParts<AppState> for ControllerCaller {
         }
     }
 }
+
+/// Signs off the monthly machine-room review: the security reviewer, or an
+/// admin. Facilities and operators make the changes the review looks at, so
+/// they do not sign it off.
+#[derive(Debug, Clone, Copy)]
+pub struct SignOffReview;
+
+impl Requirement for SignOffReview {
+    fn allows(role: Role) -> bool {
+        matches!(role, Role::Admin | Role::Security)
+    }
+}
+
+/// A caller that may sign off the monthly review.
+pub type Reviewer = Authorized<SignOffReview>;

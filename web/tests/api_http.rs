@@ -69,6 +69,7 @@ on_both_backends!(
     the_history_pairs_entries_and_exits_as_json_and_excel_csv,
     four_eyes_threat_changes_wait_for_a_second_admin,
     the_audit_log_is_searched_by_actor_action_target_words_and_period,
+    monthly_reviews_are_prepared_signed_off_once_and_zones_recertified,
 );
 
 async fn start(store: Store, dir: Option<tempfile::TempDir>) -> Server {
@@ -2181,6 +2182,7 @@ async fn head_only(addr: &str, method: &str, path: &str, token: &str) -> String 
 
 async fn state_changes_check_the_role_before_reading_the_body(s: Server) {
     let security = s.token(Role::Security).await;
+    let operator = s.token(Role::Operator).await;
     let addr = s
         .base
         .trim_start_matches("http://")
@@ -2202,7 +2204,14 @@ async fn state_changes_check_the_role_before_reading_the_body(s: Server) {
                 .map(|seg| if seg.starts_with('{') { "1" } else { seg })
                 .collect::<Vec<_>>()
                 .join("/");
-            let answer = head_only(&addr, &method.to_uppercase(), &concrete, &security).await;
+            // The security reviewer signs off the monthly review: an
+            // operator is the role refused there.
+            let token = if path.ends_with("/sign-off") {
+                &operator
+            } else {
+                &security
+            };
+            let answer = head_only(&addr, &method.to_uppercase(), &concrete, token).await;
             assert!(
                 answer.starts_with("HTTP/1.1 403"),
                 "{method} {path}: {answer}"
@@ -2844,4 +2853,160 @@ async fn the_audit_log_is_searched_by_actor_action_target_words_and_period(s: Se
             "{query}: {v}"
         );
     }
+/// The monthly review and re-certification endpoints: a bad month is a 400,
+/// only the security reviewer or an admin signs off (with a comment, once,
+/// after the month), only facilities or admins re-certify.
+async fn monthly_reviews_are_prepared_signed_off_once_and_zones_recertified(s: Server) {
+    support::seed(&s.store).await;
+    let list = s.get("/reviews").await;
+    let month = list["default_month"].as_str().unwrap().to_string();
+    assert_eq!(list["months"].as_array().unwrap().len(), 13);
+    assert_eq!(list["months"][1]["month"], month.as_str());
+    assert_eq!(list["months"][1]["ended"], true);
+    assert_eq!(list["months"][0]["ended"], false);
+    let review = s.get(&format!("/reviews/{month}")).await;
+    assert_eq!(review["zone_ids"], json!([support::MACHINE]));
+    assert_eq!(review["scope"], "level4");
+    for section in [
+        "entries",
+        "denied",
+        "doors",
+        "out_of_hours",
+        "access_changes",
+    ] {
+        assert!(review["counts"][section].is_i64(), "{section}: {review}");
+    }
+    for bad in ["2026-13", "26-01", "2026-1", "latest"] {
+        s.expect(
+            Method::GET,
+            &format!("/reviews/{bad}"),
+            None,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    }
+    let path = format!("/reviews/{month}/sign-off");
+    let facilities = s.token(Role::Facilities).await;
+    let operator = s.token(Role::Operator).await;
+    let security = s.token(Role::Security).await;
+    for token in [&facilities, &operator] {
+        let (status, _) = s
+            .call_as(
+                Some(token),
+                Method::POST,
+                &path,
+                Some(json!({"comment": "ok"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let (status, _) = s
+        .call_as(
+            Some(&security),
+            Method::POST,
+            &path,
+            Some(json!({"comment": "  "})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let current = list["months"][0]["month"].as_str().unwrap();
+    let (status, _) = s
+        .call_as(
+            Some(&security),
+            Method::POST,
+            &format!("/reviews/{current}/sign-off"),
+            Some(json!({"comment": "too early"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, signed) = s
+        .call_as(
+            Some(&security),
+            Method::POST,
+            &path,
+            Some(json!({"comment": "checked"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{signed}");
+    assert_eq!(signed["signed_by"], "token:security");
+    assert_eq!(signed["comment"], "checked");
+    assert_eq!(signed["counts"], review["counts"]);
+    s.expect(
+        Method::POST,
+        &path,
+        Some(json!({"comment": "again"})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    s.expect(
+        Method::POST,
+        "/reviews/2026-13/sign-off",
+        Some(json!({"comment": "x"})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let list = s.get("/reviews").await;
+    assert_eq!(list["sign_offs"][0]["month"], month.as_str());
+    assert_eq!(list["months"][1]["sign_off"]["comment"], "checked");
+
+    // Who can enter the machine room (the default zone), and a pass over it.
+    let access = s.get("/reviews/access").await;
+    assert_eq!(access["zone_id"], support::MACHINE);
+    assert_eq!(access["people"][0]["person_id"], support::SATO);
+    assert_eq!(access["people"][0]["routes"][0]["kind"], "group");
+    assert_eq!(
+        access["people"][0]["routes"][0]["other_zones"][0]["name"],
+        "Office"
+    );
+    s.expect(
+        Method::GET,
+        "/reviews/access?zone=999",
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    s.expect(
+        Method::GET,
+        "/reviews/access?zone=x",
+        None,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let pass = json!({"zone_id": support::MACHINE, "revoke": [support::SATO], "comment": "moved"});
+    let (status, _) = s
+        .call_as(
+            Some(&security),
+            Method::POST,
+            "/recertifications",
+            Some(pass.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    s.expect(
+        Method::POST,
+        "/recertifications",
+        Some(json!({"zone_id": support::MACHINE, "revoke": [support::ONO]})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let (status, done) = s
+        .call_as(
+            Some(&facilities),
+            Method::POST,
+            "/recertifications",
+            Some(pass),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{done}");
+    assert_eq!(
+        (done["confirmed"].as_i64(), done["revoked"].as_i64()),
+        (Some(0), Some(1))
+    );
+    let access = s
+        .get(&format!("/reviews/access?zone={}", support::MACHINE))
+        .await;
+    assert_eq!(access["people"], json!([]));
+    let listed = s.get("/recertifications").await;
+    assert_eq!(listed[0]["id"], done["id"]);
+    assert_eq!(listed[0]["people"][0]["decision"], "revoke");
 }

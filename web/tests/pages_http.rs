@@ -216,7 +216,10 @@ fn concrete(pattern: &str) -> String {
         return pattern.replace("{id}", "2");
     }
     // Users: tanaka, the first one created; changes: the first seeded.
-    pattern.replace("{key}", &key).replace("{id}", "1")
+    pattern
+        .replace("{key}", &key)
+        .replace("{id}", "1")
+        .replace("{month}", &last_month())
 }
 
 /// A valid form for each page POST route, token included.
@@ -294,6 +297,8 @@ fn valid_form<'a>(path: &str, csrf: &'a str) -> Vec<(&'static str, &'a str)> {
         ],
         "/lockdown/{id}/release" => vec![("comment", "intruder caught"), ("confirm", "1")],
         "/audit/verify" => vec![],
+        "/reviews/{month}/sign-off" => vec![("comment", "entries and denials checked")],
+        "/reviews/access" => vec![("zone", "12"), ("decision-100", "confirm"), ("comment", "")],
         other => panic!("the test has no form for the page POST route {other}; add one"),
     };
     form.push(("csrf", csrf));
@@ -969,6 +974,11 @@ async fn a_security_reviewer_sees_no_edit_controls_and_a_forged_post_is_refused(
         if ["/login", "/logout", "/account/password"].contains(&pattern.as_str()) {
             continue;
         }
+        // Signing off the monthly review is the security reviewer's own
+        // action (the review pages' test checks who may).
+        if pattern == "/reviews/{month}/sign-off" {
+            continue;
+        }
         let before = pages.audit_len().await;
         let form = valid_form(&pattern, &browser.csrf);
         let response = pages
@@ -1014,6 +1024,7 @@ async fn every_page_form_with_its_token_does_what_it_says() {
             || pattern.starts_with("/alarms")
             || pattern.starts_with("/approvals")
             || pattern.starts_with("/lockdown")
+            || pattern.starts_with("/reviews")
         {
             &admin
         } else {
@@ -2406,4 +2417,179 @@ async fn the_audit_trail_reads_as_old_to_new_is_searched_and_verifies_every_chai
     assert_eq!(status, StatusCode::OK);
     let anonymous = pages.get("/audit", None).await;
     assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+/// The last completed month in the seeded site's time zone (Asia/Tokyo).
+fn last_month() -> String {
+    tobira_web::store::reviews::Month::containing(tobira_web::store::now_ms(), "Asia/Tokyo")
+        .unwrap()
+        .previous()
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_review_pages_prepare_a_month_sign_it_off_once_and_recertify_a_zone() {
+    let pages = start().await;
+    let month = last_month();
+    let kenji = pages.login("kenji").await;
+    let tanaka = pages.login("tanaka").await;
+    let aiko = pages.login("aiko").await;
+    for lang in ["ja", "en"] {
+        for path in [
+            "/reviews".to_string(),
+            format!("/reviews/{month}"),
+            "/reviews/access".to_string(),
+            "/reviews/access?zone=11".to_string(),
+        ] {
+            let (status, html) = pages.page_as(&kenji, &path, lang).await;
+            assert_eq!(status, StatusCode::OK, "{path} {lang}");
+            assert!(
+                !html.contains("??"),
+                "{path} in {lang} lacks a text: {html}"
+            );
+            for id in field_ids(&html) {
+                assert!(
+                    html.contains(&format!("<label for=\"{id}\">")),
+                    "{path}: the field {id} has no label"
+                );
+            }
+        }
+    }
+    let (_, list) = pages.page_as(&kenji, "/reviews", "en").await;
+    assert!(
+        list.contains(&format!("href=\"/reviews/{month}\"")),
+        "{list}"
+    );
+    assert!(
+        list.contains("href=\"/reviews\""),
+        "the menu links the reviews"
+    );
+    let (_, page) = pages
+        .page_as(&kenji, &format!("/reviews/{month}"), "en")
+        .await;
+    for section in [
+        "Level-4 entries",
+        "Denied attempts",
+        "Doors forced or held open",
+        "Cards used out of hours",
+        "Grant and membership changes",
+    ] {
+        assert!(page.contains(section), "{section}: {page}");
+    }
+    assert!(page.contains("07:00–20:00"), "the usual hours are said");
+    assert!(page.contains(&format!("action=\"/reviews/{month}/sign-off\"")));
+    // Facilities staff do not sign off: no form, and the POST is refused.
+    let (_, page) = pages
+        .page_as(&tanaka, &format!("/reviews/{month}"), "en")
+        .await;
+    assert!(!page.contains("/sign-off\""), "{page}");
+    let (status, _, _) = pages
+        .submit(
+            &tanaka,
+            &format!("/reviews/{month}/sign-off"),
+            &[("comment", "ok")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A comment is required; the current month is not over; a bad month is not found.
+    let (status, _, html) = pages
+        .submit(
+            &kenji,
+            &format!("/reviews/{month}/sign-off"),
+            &[("comment", " ")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        html.contains("Enter a comment") || html.contains("コメントを入力"),
+        "{html}"
+    );
+    let current = tobira_web::store::reviews::Month::parse(&month)
+        .unwrap()
+        .next();
+    let (status, _, _) = pages
+        .submit(
+            &kenji,
+            &format!("/reviews/{current}/sign-off"),
+            &[("comment", "early")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = pages.page_as(&kenji, "/reviews/2026-13", "en").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, to, _) = pages
+        .submit(
+            &kenji,
+            &format!("/reviews/{month}/sign-off"),
+            &[("comment", "all entries explained")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(to, format!("/reviews/{month}?done=signed"));
+    let (_, page) = pages.page_as(&kenji, &to, "en").await;
+    assert!(page.contains("The month is signed off."), "{page}");
+    assert!(page.contains("all entries explained"));
+    assert!(!page.contains("/sign-off\""), "no second form");
+    let (status, _, _) = pages
+        .submit(
+            &aiko,
+            &format!("/reviews/{month}/sign-off"),
+            &[("comment", "again")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "once only");
+    let (_, list) = pages.page_as(&kenji, "/reviews", "en").await;
+    assert!(list.contains("all entries explained"), "listed: {list}");
+
+    // Re-certification of the machine room: Sato (staff group) is listed with
+    // what revoking does; the security reviewer may not record a pass.
+    let (_, access) = pages.page_as(&tanaka, "/reviews/access", "en").await;
+    assert!(access.contains("data-person=\"100\""), "{access}");
+    assert!(
+        access.contains("revoking removes the membership"),
+        "{access}"
+    );
+    assert!(access.contains("The group also opens:"), "{access}");
+    assert!(access.contains("name=\"decision-100\" value=\"confirm\" checked"));
+    let (status, _, _) = pages
+        .submit(
+            &kenji,
+            "/reviews/access",
+            &[("zone", "12"), ("decision-100", "revoke")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = pages
+        .submit(
+            &tanaka,
+            "/reviews/access",
+            &[("zone", "12"), ("decision-100", "maybe")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, html) = pages
+        .submit(
+            &tanaka,
+            "/reviews/access",
+            &[("zone", "12"), ("decision-102", "revoke")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "Ono cannot enter: {html}");
+    let (status, to, _) = pages
+        .submit(
+            &tanaka,
+            "/reviews/access",
+            &[
+                ("zone", "12"),
+                ("decision-100", "revoke"),
+                ("comment", "left the team"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(to, "/reviews/access?zone=12&done=recertified");
+    let (_, access) = pages.page_as(&tanaka, &to, "en").await;
+    assert!(
+        !access.contains("data-person=\"100\""),
+        "Sato is gone: {access}"
+    );
+    assert!(access.contains("left the team"), "the pass is listed");
 }

@@ -14,6 +14,7 @@ mod lockdowns;
 mod monitor;
 mod people;
 mod review;
+mod reviews;
 mod sites;
 mod tamper;
 mod zones;
@@ -193,6 +194,8 @@ impl utoipa::Modify for BearerAuth {
         approvals::list_approvals, approvals::get_approval, approvals::approve, approvals::refuse,
         lockdowns::list_lockdowns, lockdowns::start_lockdown, lockdowns::get_lockdown,
         lockdowns::release_lockdown,
+        reviews::list_reviews, reviews::get_review, reviews::sign_off, reviews::zone_access,
+        reviews::list_recertifications, reviews::recertify,
     ),
     components(schemas(ErrorBody, Id, Level, Millis, Uid, PersonKind, CardState, Outcome, ReasonCode, Order, AlarmState, LockdownState)),
     modifiers(&BearerAuth),
@@ -430,5 +433,13 @@ fn routes() -> Router<AppState> {
         .route(
             "/api/v1/lockdowns/{id}/release",
             post(lockdowns::release_lockdown),
+        )
+        .route("/api/v1/reviews", get(reviews::list_reviews))
+        .route("/api/v1/reviews/access", get(reviews::zone_access))
+        .route("/api/v1/reviews/{month}", get(reviews::get_review))
+        .route("/api/v1/reviews/{month}/sign-off", post(reviews::sign_off))
+        .route(
+            "/api/v1/recertifications",
+            get(reviews::list_recertifications).post(reviews::recertify),
         )
 }

@@ -131,6 +131,7 @@ mod import;
 mod lockdown;
 mod monitor;
 mod resources;
+mod reviews;
 mod users;
 
 /// Every page text: key, Japanese, English; one part per group of pages, so
@@ -146,6 +147,7 @@ pub const CATALOG_PARTS: &[&[(&str, &str, &str)]] = &[
     approvals::TEXTS,
     lockdown::TEXTS,
     audit::TEXTS,
+    reviews::TEXTS,
 ];
 
 /// Every catalog entry, all parts.

@@ -18,6 +18,7 @@ pub mod login;
 pub mod monitor;
 pub mod page;
 pub mod resources;
+pub mod reviews;
 pub mod session;
 pub mod users;
 
@@ -125,6 +126,8 @@ pub fn page_posts() -> Vec<(String, MethodRouter<AppState>)> {
         ("/lockdown".into(), post(lockdown::start)),
         ("/lockdown/{id}/release".into(), post(lockdown::release)),
         ("/audit/verify".into(), post(audit::verify)),
+        ("/reviews/{month}/sign-off".into(), post(reviews::sign_off)),
+        ("/reviews/access".into(), post(reviews::recertify)),
     ];
     posts.extend(resource_routes().1);
     posts
@@ -155,6 +158,9 @@ pub fn page_get_paths() -> Vec<String> {
         "/approvals/{id}",
         "/lockdown",
         "/audit",
+        "/reviews",
+        "/reviews/{month}",
+        "/reviews/access",
     ]
     .into_iter()
     .map(String::from)
@@ -197,6 +203,9 @@ pub fn router(state: AppState, options: UiOptions) -> Router<AppState> {
         .route("/inside/muster", get(inside::muster))
         .route("/lockdown", get(lockdown::console))
         .route("/audit", get(audit::list))
+        .route("/reviews", get(reviews::list))
+        .route("/reviews/access", get(reviews::access))
+        .route("/reviews/{month}", get(reviews::month))
         .merge(posts)
         .layer(axum::middleware::from_fn(page_headers))
         .layer(axum::Extension(options))
