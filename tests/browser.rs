@@ -1202,3 +1202,112 @@ async fn audit_steps(client: Client, base: String, db: String, screenshots: bool
         shot(&client, "audit-verify-broken-en").await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_month_is_reviewed_and_a_zone_recertified_in_a_real_browser_on_sqlite() {
+    in_browser_with_database("browser-reviews", "sqlite", |c, b, db| {
+        review_steps(c, b, db, true)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_month_is_reviewed_and_a_zone_recertified_in_a_real_browser_on_postgres() {
+    in_browser_with_database("browser-reviews-pg", "postgres", |c, b, db| {
+        review_steps(c, b, db, false)
+    })
+    .await;
+}
+
+/// A reviewer opens last month's machine-room review, sees 佐藤's entry and
+/// signs the month off with a comment; a facilities manager re-certifies the
+/// machine room and revokes 山田, who then no longer appears.
+async fn review_steps(client: Client, base: String, db: String, screenshots: bool) {
+    use tobira_firmware::{Chain, ChainEpoch, Reason, Side, Timestamp};
+    use tobira_web::ui::page::local_time;
+    let store = tobira_web::Store::connect(&db).await.unwrap();
+    let controller = machine_room(&store).await;
+    for sql in [
+        "INSERT INTO access_groups (id, name) VALUES (7, 'サーバー室担当')",
+        "INSERT INTO grants (id, group_id, zones) VALUES (8, 7, '[3]')",
+        "INSERT INTO group_members (group_id, person_id) VALUES (7, 1), (7, 2)",
+    ] {
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
+    // A moment in last month (Tokyo time): step back a day at a time until
+    // the month changes, then one more day.
+    let day = 86_400_000;
+    let now = tobira_web::store::now_ms();
+    let this_month = local_time(now, "Asia/Tokyo")[..7].to_string();
+    let mut t = now;
+    while local_time(t, "Asia/Tokyo")[..7] == this_month {
+        t -= day;
+    }
+    t -= day;
+    let month = local_time(t, "Asia/Tokyo")[..7].to_string();
+    let mut chain = Chain::genesis(controller);
+    let batch: Vec<_> = [
+        (t, passage(Side::Entry, SATO_HANAKO, Reason::Granted, None)),
+        (
+            t + 30 * 60_000,
+            passage(Side::Exit, SATO_HANAKO, Reason::Granted, None),
+        ),
+    ]
+    .into_iter()
+    .map(|(at, kind)| chain.seal(Timestamp(at), kind).unwrap())
+    .collect();
+    store
+        .ingest(controller, ChainEpoch::FIRST, &batch)
+        .await
+        .unwrap();
+
+    client.goto(&format!("{base}/login")).await.unwrap();
+    submit_login(&client, "kenji", PASSWORD).await;
+    until_path(&client, "/").await;
+    client
+        .goto(&format!("{base}/reviews/{month}"))
+        .await
+        .unwrap();
+    until_text(&client, "レベル4への入室").await;
+    let text = main_text(&client).await;
+    assert!(text.contains("佐藤 花子") && text.contains("未承認"), "{text}");
+    fill(&client, "comment", "入室1件を確認。拒否・こじ開けなし。").await;
+    click(&client, "form[action$='/sign-off'] button[type=submit]").await;
+    until_text(&client, "この月を承認しました。").await;
+    if screenshots {
+        shot(&client, "reviews-ja").await;
+    }
+    client.goto(&format!("{base}/reviews")).await.unwrap();
+    until_text(&client, "承認の記録").await;
+    let text = main_text(&client).await;
+    assert!(
+        text.contains("入室1件を確認。拒否・こじ開けなし。") && text.contains("kenji"),
+        "{text}"
+    );
+    logout(&client).await;
+
+    submit_login(&client, "tanaka", PASSWORD).await;
+    until_path(&client, "/").await;
+    client
+        .goto(&format!("{base}/reviews/access?zone={MACHINE_ROOM}"))
+        .await
+        .unwrap();
+    until_text(&client, "山田 太郎").await;
+    click(&client, &format!("#revoke-{YAMADA_TARO}")).await;
+    fill(&client, "comment", "来訪者のため取り消し").await;
+    click(&client, "form[action='/reviews/access'] button[type=submit]").await;
+    until_text(&client, "再認証を記録しました。").await;
+    let text = main_text(&client).await;
+    assert!(
+        text.contains("佐藤 花子") && !text.contains("山田 太郎"),
+        "{text}"
+    );
+    if screenshots {
+        client
+            .goto(&format!("{base}/lang/en?next=/reviews/access?zone={MACHINE_ROOM}"))
+            .await
+            .unwrap();
+        until_text(&client, "Access re-certification").await;
+        shot(&client, "reviews-access-en").await;
+    }
+}
