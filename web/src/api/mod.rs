@@ -16,6 +16,7 @@ mod review;
 mod sites;
 mod tamper;
 mod zones;
+pub(crate) mod reports;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -189,6 +190,9 @@ impl utoipa::Modify for BearerAuth {
         monitor::view, monitor::updates,
         history::history, history::export_history, history::inside,
         approvals::list_approvals, approvals::get_approval, approvals::approve, approvals::refuse,
+        reports::unused_cards, reports::unused_cards_csv, reports::denials, reports::denials_csv,
+        reports::door_alarms, reports::door_alarms_csv, reports::room_utilisation,
+        reports::room_utilisation_csv, reports::busiest_doors, reports::busiest_doors_csv,
     ),
     components(schemas(ErrorBody, Id, Level, Millis, Uid, PersonKind, CardState, Outcome, ReasonCode, Order, AlarmState)),
     modifiers(&BearerAuth),
@@ -200,6 +204,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "events", description = "Event search, CSV export, level-4 occupancy"),
         (name = "review", description = "Alarms and the admin audit log"),
         (name = "credentials", description = "API tokens and controller credentials (admin)"),
+        (name = "reports", description = "Reports over a period: unused cards, denials, door alarms, room utilisation, busiest doors"),
     )
 )]
 #[derive(Debug)]
@@ -418,4 +423,29 @@ fn routes() -> Router<AppState> {
         .route("/api/v1/approvals/{id}", get(approvals::get_approval))
         .route("/api/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/api/v1/approvals/{id}/refuse", post(approvals::refuse))
+        .route("/api/v1/reports/unused-cards", get(reports::unused_cards))
+        .route(
+            "/api/v1/reports/unused-cards.csv",
+            get(reports::unused_cards_csv),
+        )
+        .route("/api/v1/reports/denials", get(reports::denials))
+        .route("/api/v1/reports/denials.csv", get(reports::denials_csv))
+        .route("/api/v1/reports/door-alarms", get(reports::door_alarms))
+        .route(
+            "/api/v1/reports/door-alarms.csv",
+            get(reports::door_alarms_csv),
+        )
+        .route(
+            "/api/v1/reports/room-utilisation",
+            get(reports::room_utilisation),
+        )
+        .route(
+            "/api/v1/reports/room-utilisation.csv",
+            get(reports::room_utilisation_csv),
+        )
+        .route("/api/v1/reports/busiest-doors", get(reports::busiest_doors))
+        .route(
+            "/api/v1/reports/busiest-doors.csv",
+            get(reports::busiest_doors_csv),
+        )
 }

@@ -31,6 +31,7 @@ pub mod siem;
 pub mod trust;
 pub mod users;
 pub mod verify;
+pub mod reports;
 
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
