@@ -130,6 +130,7 @@ mod import;
 mod monitor;
 mod resources;
 mod users;
+mod reports;
 
 /// Every page text: key, Japanese, English; one part per group of pages, so
 /// that work on different pages does not meet in one list.
@@ -142,6 +143,7 @@ pub const CATALOG_PARTS: &[&[(&str, &str, &str)]] = &[
     alarms::TEXTS,
     history::TEXTS,
     approvals::TEXTS,
+    reports::TEXTS,
 ];
 
 /// Every catalog entry, all parts.

@@ -18,6 +18,7 @@ pub mod page;
 pub mod resources;
 pub mod session;
 pub mod users;
+pub mod reports;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -148,6 +149,12 @@ pub fn page_get_paths() -> Vec<String> {
         "/inside/muster",
         "/approvals",
         "/approvals/{id}",
+        "/reports",
+        "/reports/unused-cards",
+        "/reports/denials",
+        "/reports/door-alarms",
+        "/reports/room-utilisation",
+        "/reports/busiest-doors",
     ]
     .into_iter()
     .map(String::from)
@@ -188,6 +195,8 @@ pub fn router(state: AppState, options: UiOptions) -> Router<AppState> {
         .route("/events.csv", get(history::events_download))
         .route("/inside", get(inside::inside_page))
         .route("/inside/muster", get(inside::muster))
+        .route("/reports", get(reports::index))
+        .route("/reports/{name}", get(reports::report))
         .merge(posts)
         .layer(axum::middleware::from_fn(page_headers))
         .layer(axum::Extension(options))
