@@ -273,7 +273,8 @@ pub struct DoorAlarmCount {
     pub zone_name: Option<String>,
     /// `door_forced` events.
     pub forced: i64,
-    /// `door_held_open` events.
+    /// `door_held_open` events at the alarm stage (the pre-alarm buzzer
+    /// at the door is not counted).
     pub held_open: i64,
     /// The last of them (ms since epoch).
     pub last_at: i64,
@@ -481,7 +482,8 @@ impl Store {
         })
     }
 
-    /// Doors forced or held open in `period`, from the recorded events, most first.
+    /// Doors forced or held open in `period`, from the recorded events, most
+    /// first; a door held open counts once it reached the alarm stage.
     pub async fn door_alarms(&self, period: &Period) -> StoreResult<DoorAlarms> {
         let rows = sqlx::query(
             "SELECT g.door_id, g.forced, g.held_open, g.last_at, \
@@ -493,6 +495,7 @@ impl Store {
                      MAX(e.door_name_at_event) AS door_name_at_event \
                    FROM events e WHERE e.at >= $1 AND e.at < $2 AND e.door_id IS NOT NULL \
                      AND e.kind IN ('door_forced', 'door_held_open') AND e.suspect IS NULL \
+                     AND NOT (e.kind = 'door_held_open' AND e.body LIKE '%\"stage\":\"pre_alarm\"%') \
                    GROUP BY e.door_id) g \
              LEFT JOIN doors d ON d.id = g.door_id \
              LEFT JOIN zones z ON z.id = COALESCE(d.inside_zone_id, g.zone_id) \

@@ -25,8 +25,8 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("rep.alarms.title", "ドアの異常", "Door alarms"),
     (
         "rep.alarms.intro",
-        "期間内にこじ開け（door_forced）または開放しすぎ（door_held_open）が記録されたドアです。コントローラーが記録したイベントから数えます（アラームの確認・解除の有無は問いません）。",
-        "Doors forced or held open in the period, counted from the events the controllers recorded (whether or not their alarms were acknowledged or cleared).",
+        "期間内にこじ開け（door_forced）または開放しすぎ（door_held_open）が記録されたドアです。コントローラーが記録したイベントから数えます（アラームの確認・解除の有無は問いません）。開放しすぎは警報段階に達したものだけを数え、ドアでのブザー（予告）は数えません。",
+        "Doors forced or held open in the period, counted from the events the controllers recorded (whether or not their alarms were acknowledged or cleared). A door held open counts once it reached the alarm stage, not for the buzzer at the door before it.",
     ),
     ("rep.rooms.title", "会議室の利用率", "Meeting-room utilisation"),
     (
