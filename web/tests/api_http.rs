@@ -2756,10 +2756,16 @@ async fn excel_csv_lines(s: &Server, path: &str) -> Vec<String> {
         .unwrap()
         .starts_with("text/csv"));
     let bytes = resp.bytes().await.unwrap();
-    assert!(bytes.starts_with(&[0xEF, 0xBB, 0xBF]), "{path}: a UTF-8 BOM");
+    assert!(
+        bytes.starts_with(&[0xEF, 0xBB, 0xBF]),
+        "{path}: a UTF-8 BOM"
+    );
     let text = std::str::from_utf8(&bytes[3..]).unwrap();
     assert!(text.ends_with("\r\n"), "{path}");
-    assert!(!text.replace("\r\n", "").contains('\n'), "{path}: CRLF only");
+    assert!(
+        !text.replace("\r\n", "").contains('\n'),
+        "{path}: CRLF only"
+    );
     text.split("\r\n")
         .filter(|l| !l.is_empty())
         .map(String::from)
@@ -2787,7 +2793,9 @@ async fn reports_answer_json_and_excel_csv_and_refuse_bad_periods(s: Server) {
         .as_array()
         .unwrap()
         .is_empty());
-    let rooms = s.get("/reports/room-utilisation?from=2026-11-02&to=2026-11-15").await;
+    let rooms = s
+        .get("/reports/room-utilisation?from=2026-11-02&to=2026-11-15")
+        .await;
     assert_eq!(rooms["weeks"], json!(["2026-W45", "2026-W46"]));
     assert_eq!(rooms["period"]["from_date"], "2026-11-02");
     let busiest = s.get("/reports/busiest-doors").await;
@@ -2804,22 +2812,53 @@ async fn reports_answer_json_and_excel_csv_and_refuse_bad_periods(s: Server) {
     for (path, header, rows) in [
         (
             "/reports/unused-cards.csv?days=90",
-            vec!["card", "person_id", "person_name", "issued_at", "last_used_at", "never_used"],
+            vec![
+                "card",
+                "person_id",
+                "person_name",
+                "issued_at",
+                "last_used_at",
+                "never_used",
+            ],
             1,
         ),
         (
             "/reports/denials.csv",
-            vec!["card", "person_id", "person_name", "door_id", "door_name", "reason", "count", "last_at"],
+            vec![
+                "card",
+                "person_id",
+                "person_name",
+                "door_id",
+                "door_name",
+                "reason",
+                "count",
+                "last_at",
+            ],
             1,
         ),
         (
             "/reports/door-alarms.csv",
-            vec!["door_id", "door_name", "zone_id", "zone_name", "forced", "held_open", "last_at"],
+            vec![
+                "door_id",
+                "door_name",
+                "zone_id",
+                "zone_name",
+                "forced",
+                "held_open",
+                "last_at",
+            ],
             0,
         ),
         (
             "/reports/room-utilisation.csv",
-            vec!["zone_id", "zone_name", "week", "booked_hours", "used_hours", "booked_minutes"],
+            vec![
+                "zone_id",
+                "zone_name",
+                "week",
+                "booked_hours",
+                "used_hours",
+                "booked_minutes",
+            ],
             0,
         ),
     ] {
@@ -2831,17 +2870,35 @@ async fn reports_answer_json_and_excel_csv_and_refuse_bad_periods(s: Server) {
     let lines = excel_csv_lines(&s, "/reports/busiest-doors.csv").await;
     let quoted: Vec<String> = busiest_header.iter().map(|h| format!("\"{h}\"")).collect();
     assert_eq!(lines[0], quoted.join(","));
-    assert!(lines[1].starts_with(&format!("\"{}\",\"Machine room\",\"2\"", support::MACHINE_DOOR)), "{lines:?}");
+    assert!(
+        lines[1].starts_with(&format!(
+            "\"{}\",\"Machine room\",\"2\"",
+            support::MACHINE_DOOR
+        )),
+        "{lines:?}"
+    );
     let unused = excel_csv_lines(&s, "/reports/unused-cards.csv").await;
-    assert!(unused[1].contains("\"Ono\"") && unused[1].ends_with("\"\",\"yes\""), "{unused:?}");
+    assert!(
+        unused[1].contains("\"Ono\"") && unused[1].ends_with("\"\",\"yes\""),
+        "{unused:?}"
+    );
 
     // Bad parameters: a 400 that says why.
     for (bad, why) in [
         ("/reports/denials?from=yesterday", "YYYY-MM-DD"),
         ("/reports/denials?to=2026-02-30", "YYYY-MM-DD"),
-        ("/reports/door-alarms?from=2026-11-10&to=2026-11-09", "after"),
-        ("/reports/busiest-doors?from=2025-01-01&to=2026-01-02", "366"),
-        ("/reports/room-utilisation.csv?from=2026-11-10&to=2026-11-01", "after"),
+        (
+            "/reports/door-alarms?from=2026-11-10&to=2026-11-09",
+            "after",
+        ),
+        (
+            "/reports/busiest-doors?from=2025-01-01&to=2026-01-02",
+            "366",
+        ),
+        (
+            "/reports/room-utilisation.csv?from=2026-11-10&to=2026-11-01",
+            "after",
+        ),
         ("/reports/unused-cards?days=0", "days"),
         ("/reports/unused-cards?days=3651", "days"),
         ("/reports/unused-cards.csv?days=-1", "days"),
@@ -2850,7 +2907,10 @@ async fn reports_answer_json_and_excel_csv_and_refuse_bad_periods(s: Server) {
         let (status, body) = s.call(Method::GET, bad, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert_eq!(body["error"], "bad_request", "{bad}: {body}");
-        assert!(body["message"].as_str().unwrap().contains(why), "{bad}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(why),
+            "{bad}: {body}"
+        );
     }
     assert_eq!(audited(&s, "report.read").await.len(), 5);
     assert_eq!(audited(&s, "report.export").await.len(), 6);

@@ -2212,23 +2212,41 @@ async fn the_report_pages_show_their_texts_labelled_fields_the_room_chart_and_cs
     let kenji = pages.login("kenji").await;
     for (lang, index, rooms, never, booked) in [
         ("ja", "レポート", "会議室の利用率", "未使用", "予約時間"),
-        ("en", "Reports", "Meeting-room utilisation", "never", "Booked hours"),
+        (
+            "en",
+            "Reports",
+            "Meeting-room utilisation",
+            "never",
+            "Booked hours",
+        ),
     ] {
         let (status, html) = pages.page_as(&kenji, "/reports", lang).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(html.contains(index) && html.contains(rooms), "{lang}: {html}");
+        assert!(
+            html.contains(index) && html.contains(rooms),
+            "{lang}: {html}"
+        );
         for name in tobira_web::store::reports::REPORTS {
-            assert!(html.contains(&format!("href=\"/reports/{name}\"")), "{name}");
+            assert!(
+                html.contains(&format!("href=\"/reports/{name}\"")),
+                "{name}"
+            );
         }
         let (status, html) = pages.page_as(&kenji, "/reports/unused-cards", lang).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(html.contains("for=\"f-days\"") && html.contains(never), "{lang}: {html}");
+        assert!(
+            html.contains("for=\"f-days\"") && html.contains(never),
+            "{lang}: {html}"
+        );
         assert!(html.contains("Ono"), "Ono's card is unused");
         assert!(html.contains("href=\"/reports/unused-cards.csv\""));
         let (status, html) = pages.page_as(&kenji, "/reports/denials", lang).await;
         assert_eq!(status, StatusCode::OK);
         assert!(html.contains("for=\"f-from\"") && html.contains("for=\"f-to\""));
-        assert!(html.contains("escort_missing") && html.contains("Yamada"), "{html}");
+        assert!(
+            html.contains("escort_missing") && html.contains("Yamada"),
+            "{html}"
+        );
         let (status, html) = pages
             .page_as(&kenji, "/reports/room-utilisation", lang)
             .await;
@@ -2244,7 +2262,10 @@ async fn the_report_pages_show_their_texts_labelled_fields_the_room_chart_and_cs
         assert!(html.contains("<title>"));
         let (status, html) = pages.page_as(&kenji, "/reports/busiest-doors", lang).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(html.contains("Machine room") && html.contains("shade5"), "{html}");
+        assert!(
+            html.contains("Machine room") && html.contains("shade5"),
+            "{html}"
+        );
         // A bad date names its field; an impossible period says so.
         let (status, html) = pages
             .page_as(&kenji, "/reports/denials?from=01%2F11%2F2026", lang)
@@ -2252,7 +2273,11 @@ async fn the_report_pages_show_their_texts_labelled_fields_the_room_chart_and_cs
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(html.contains("aria-invalid=\"true\"") && html.contains("id=\"e-from\""));
         let (status, html) = pages
-            .page_as(&kenji, "/reports/door-alarms?from=2026-11-10&to=2026-11-01", lang)
+            .page_as(
+                &kenji,
+                "/reports/door-alarms?from=2026-11-10&to=2026-11-01",
+                lang,
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(html.contains("role=\"alert\""), "{html}");
@@ -2264,7 +2289,10 @@ async fn the_report_pages_show_their_texts_labelled_fields_the_room_chart_and_cs
         .await;
     assert_eq!(csv.status(), StatusCode::OK);
     let text = csv.text().await.unwrap();
-    assert!(text.starts_with("\u{feff}\"door_id\",\"door_name\",\"total\",\"h00\""), "{text}");
+    assert!(
+        text.starts_with("\u{feff}\"door_id\",\"door_name\",\"total\",\"h00\""),
+        "{text}"
+    );
     assert!(text.contains("\"Machine room\",\"2\""));
     let bad = pages
         .get("/reports/unused-cards.csv?days=0", Some(&kenji.cookie))

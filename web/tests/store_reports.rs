@@ -43,11 +43,13 @@ async fn meeting_room(store: &Store) {
         tobira_firmware::SecurityLevel::L2,
     ))
     .unwrap();
-    sqlx::query("INSERT INTO zones (id, site_id, name, level, settings) VALUES (14, 1, 'Room A', 2, $1)")
-        .bind(l2)
-        .execute(store.pool())
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO zones (id, site_id, name, level, settings) VALUES (14, 1, 'Room A', 2, $1)",
+    )
+    .bind(l2)
+    .execute(store.pool())
+    .await
+    .unwrap();
     sqlx::query("INSERT INTO doors (id, name, kind, outside_zone_id, inside_zone_id, controller_id, entry_reader) VALUES (23, 'Room A door', 'door', 11, 14, 1, '{}')")
         .execute(store.pool())
         .await
@@ -76,23 +78,85 @@ async fn a_week(store: &Store) {
     let door = |d: i64| DoorId(d as u32);
     let kinds = vec![
         // Two entries into the room in the booked 10:00 hour: one used hour.
-        (at(0, 10, 15), access(ROOM_DOOR, Side::Entry, SATO, Reason::Granted)),
-        (at(0, 10, 40), access(ROOM_DOOR, Side::Entry, YAMADA, Reason::Granted)),
-        (at(0, 11, 30), access(ROOM_DOOR, Side::Exit, SATO, Reason::Granted)),
+        (
+            at(0, 10, 15),
+            access(ROOM_DOOR, Side::Entry, SATO, Reason::Granted),
+        ),
+        (
+            at(0, 10, 40),
+            access(ROOM_DOOR, Side::Entry, YAMADA, Reason::Granted),
+        ),
+        (
+            at(0, 11, 30),
+            access(ROOM_DOOR, Side::Exit, SATO, Reason::Granted),
+        ),
         // Gate entries at 08:xx twice and 17:xx once; an exit does not count.
-        (at(1, 8, 30), access(GATE, Side::Entry, SATO, Reason::Granted)),
-        (at(1, 9, 0), access(MACHINE_DOOR, Side::Entry, YAMADA, Reason::NoGrant)),
-        (at(1, 9, 1), access(MACHINE_DOOR, Side::Entry, YAMADA, Reason::NoGrant)),
-        (at(1, 9, 2), access(MACHINE_DOOR, Side::Entry, YAMADA, Reason::NoGrant)),
-        (at(1, 9, 3), access(MACHINE_DOOR, Side::Entry, YAMADA, Reason::EscortMissing)),
-        (at(1, 18, 0), access(GATE, Side::Exit, SATO, Reason::Granted)),
-        (at(2, 3, 0), EventKind::DoorForced { door: door(MACHINE_DOOR) }),
-        (at(2, 8, 45), access(GATE, Side::Entry, SATO, Reason::Granted)),
-        (at(2, 17, 10), access(GATE, Side::Entry, SATO, Reason::Granted)),
-        (at(3, 12, 0), EventKind::DoorHeldOpen { door: door(MACHINE_DOOR), stage: HeldStage::PreAlarm }),
-        (at(3, 12, 1), EventKind::DoorHeldOpen { door: door(MACHINE_DOOR), stage: HeldStage::Alarm }),
-        (at(3, 22, 0), EventKind::DoorHeldOpen { door: door(GATE), stage: HeldStage::Alarm }),
-        (at(4, 12, 0), EventKind::DoorHeldOpen { door: door(MACHINE_DOOR), stage: HeldStage::Alarm }),
+        (
+            at(1, 8, 30),
+            access(GATE, Side::Entry, SATO, Reason::Granted),
+        ),
+        (
+            at(1, 9, 0),
+            access(MACHINE_DOOR, Side::Entry, YAMADA, Reason::NoGrant),
+        ),
+        (
+            at(1, 9, 1),
+            access(MACHINE_DOOR, Side::Entry, YAMADA, Reason::NoGrant),
+        ),
+        (
+            at(1, 9, 2),
+            access(MACHINE_DOOR, Side::Entry, YAMADA, Reason::NoGrant),
+        ),
+        (
+            at(1, 9, 3),
+            access(MACHINE_DOOR, Side::Entry, YAMADA, Reason::EscortMissing),
+        ),
+        (
+            at(1, 18, 0),
+            access(GATE, Side::Exit, SATO, Reason::Granted),
+        ),
+        (
+            at(2, 3, 0),
+            EventKind::DoorForced {
+                door: door(MACHINE_DOOR),
+            },
+        ),
+        (
+            at(2, 8, 45),
+            access(GATE, Side::Entry, SATO, Reason::Granted),
+        ),
+        (
+            at(2, 17, 10),
+            access(GATE, Side::Entry, SATO, Reason::Granted),
+        ),
+        (
+            at(3, 12, 0),
+            EventKind::DoorHeldOpen {
+                door: door(MACHINE_DOOR),
+                stage: HeldStage::PreAlarm,
+            },
+        ),
+        (
+            at(3, 12, 1),
+            EventKind::DoorHeldOpen {
+                door: door(MACHINE_DOOR),
+                stage: HeldStage::Alarm,
+            },
+        ),
+        (
+            at(3, 22, 0),
+            EventKind::DoorHeldOpen {
+                door: door(GATE),
+                stage: HeldStage::Alarm,
+            },
+        ),
+        (
+            at(4, 12, 0),
+            EventKind::DoorHeldOpen {
+                door: door(MACHINE_DOOR),
+                stage: HeldStage::Alarm,
+            },
+        ),
     ];
     let batch: Vec<SealedEvent> = kinds
         .into_iter()
@@ -142,26 +206,46 @@ async fn each_report_counts_the_hand_checked_week(store: Store) {
             ("04A00064", Some(at(2, 17, 10))),
         ]
     );
-    assert!(matches!(store.unused_cards(Some(0), now).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(
+        store.unused_cards(Some(0), now).await,
+        Err(StoreError::Invalid(_))
+    ));
 
     // Denials: by card, door and reason, most first.
     let denials = store.denials(&week).await.unwrap();
     let rows: Vec<(Option<&str>, Option<&str>, Option<&str>, i64)> = denials
         .rows
         .iter()
-        .map(|d| (d.person_name.as_deref(), d.door_name.as_deref(), d.reason.as_deref(), d.count))
+        .map(|d| {
+            (
+                d.person_name.as_deref(),
+                d.door_name.as_deref(),
+                d.reason.as_deref(),
+                d.count,
+            )
+        })
         .collect();
     assert_eq!(
         rows,
         vec![
             (Some("Yamada"), Some("Machine room"), Some("no_grant"), 3),
-            (Some("Yamada"), Some("Machine room"), Some("escort_missing"), 1),
+            (
+                Some("Yamada"),
+                Some("Machine room"),
+                Some("escort_missing"),
+                1
+            ),
         ]
     );
     assert_eq!(denials.rows[0].last_at, at(1, 9, 2));
     assert_eq!(denials.rows[0].card.as_deref(), Some("04A00065"));
     // A period without them.
-    assert!(store.denials(&period("2026-11-05", "2026-11-06")).await.unwrap().rows.is_empty());
+    assert!(store
+        .denials(&period("2026-11-05", "2026-11-06"))
+        .await
+        .unwrap()
+        .rows
+        .is_empty());
 
     // Door alarms: forced 1 and held 2 (the pre-alarm not counted) at the
     // machine room, held 1 at the gate.
@@ -169,7 +253,15 @@ async fn each_report_counts_the_hand_checked_week(store: Store) {
     let doors: Vec<(i64, Option<&str>, i64, i64, i64)> = alarms
         .doors
         .iter()
-        .map(|d| (d.door_id, d.zone_name.as_deref(), d.forced, d.held_open, d.last_at))
+        .map(|d| {
+            (
+                d.door_id,
+                d.zone_name.as_deref(),
+                d.forced,
+                d.held_open,
+                d.last_at,
+            )
+        })
         .collect();
     assert_eq!(
         doors,
@@ -188,14 +280,24 @@ async fn each_report_counts_the_hand_checked_week(store: Store) {
     let weeks: Vec<(&str, i64, f64, i64)> = room
         .weeks
         .iter()
-        .map(|w| (w.week.as_str(), w.booked_minutes, w.booked_hours, w.used_hours))
+        .map(|w| {
+            (
+                w.week.as_str(),
+                w.booked_minutes,
+                w.booked_hours,
+                w.used_hours,
+            )
+        })
         .collect();
     assert_eq!(
         weeks,
         vec![("2026-W45", 120, 2.0, 1), ("2026-W46", 90, 1.5, 0)]
     );
     // A period cutting the first booking at its start: only what is inside counts.
-    let cut = store.room_utilisation(&period("2026-11-03", "2026-11-09")).await.unwrap();
+    let cut = store
+        .room_utilisation(&period("2026-11-03", "2026-11-09"))
+        .await
+        .unwrap();
     assert_eq!(cut.rooms[0].weeks[0].booked_minutes, 0);
     assert_eq!(cut.rooms[0].weeks[0].used_hours, 0);
 

@@ -12,11 +12,11 @@ pub(crate) mod history;
 mod imports;
 mod monitor;
 mod people;
+pub(crate) mod reports;
 mod review;
 mod sites;
 mod tamper;
 mod zones;
-pub(crate) mod reports;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

@@ -146,7 +146,12 @@ pub(crate) fn csv_table(outcome: &Outcome, zone: &str) -> (Vec<String>, Vec<Vec<
                         c.last_used_at
                             .map(|t| csv_time(t, zone))
                             .unwrap_or_default(),
-                        if c.last_used_at.is_none() { "yes" } else { "no" }.into(),
+                        if c.last_used_at.is_none() {
+                            "yes"
+                        } else {
+                            "no"
+                        }
+                        .into(),
                     ]
                 })
                 .collect(),
@@ -314,7 +319,15 @@ pub async fn unused_cards(
     RawQuery(query): RawQuery,
 ) -> WebResult<Json<UnusedCards>> {
     let period = PeriodQuery::default();
-    match read(&state, &caller, Report::UnusedCards, (&period, q.days), query.as_deref()).await? {
+    match read(
+        &state,
+        &caller,
+        Report::UnusedCards,
+        (&period, q.days),
+        query.as_deref(),
+    )
+    .await?
+    {
         Outcome::Unused(r) => Ok(Json(r)),
         _ => Err(unexpected()),
     }
@@ -350,7 +363,15 @@ pub async fn denials(
     QueryParams(p): QueryParams<PeriodQuery>,
     RawQuery(query): RawQuery,
 ) -> WebResult<Json<Denials>> {
-    match read(&state, &caller, Report::Denials, (&p, None), query.as_deref()).await? {
+    match read(
+        &state,
+        &caller,
+        Report::Denials,
+        (&p, None),
+        query.as_deref(),
+    )
+    .await?
+    {
         Outcome::Denials(r) => Ok(Json(r)),
         _ => Err(unexpected()),
     }
@@ -386,7 +407,15 @@ pub async fn door_alarms(
     QueryParams(p): QueryParams<PeriodQuery>,
     RawQuery(query): RawQuery,
 ) -> WebResult<Json<DoorAlarms>> {
-    match read(&state, &caller, Report::DoorAlarms, (&p, None), query.as_deref()).await? {
+    match read(
+        &state,
+        &caller,
+        Report::DoorAlarms,
+        (&p, None),
+        query.as_deref(),
+    )
+    .await?
+    {
         Outcome::DoorAlarms(r) => Ok(Json(r)),
         _ => Err(unexpected()),
     }
@@ -422,7 +451,15 @@ pub async fn room_utilisation(
     QueryParams(p): QueryParams<PeriodQuery>,
     RawQuery(query): RawQuery,
 ) -> WebResult<Json<RoomUtilisation>> {
-    match read(&state, &caller, Report::RoomUtilisation, (&p, None), query.as_deref()).await? {
+    match read(
+        &state,
+        &caller,
+        Report::RoomUtilisation,
+        (&p, None),
+        query.as_deref(),
+    )
+    .await?
+    {
         Outcome::Rooms(r) => Ok(Json(r)),
         _ => Err(unexpected()),
     }
@@ -458,7 +495,15 @@ pub async fn busiest_doors(
     QueryParams(p): QueryParams<PeriodQuery>,
     RawQuery(query): RawQuery,
 ) -> WebResult<Json<BusiestDoors>> {
-    match read(&state, &caller, Report::BusiestDoors, (&p, None), query.as_deref()).await? {
+    match read(
+        &state,
+        &caller,
+        Report::BusiestDoors,
+        (&p, None),
+        query.as_deref(),
+    )
+    .await?
+    {
         Outcome::Busiest(r) => Ok(Json(r)),
         _ => Err(unexpected()),
     }

@@ -24,6 +24,7 @@ pub mod passages;
 pub mod policy;
 pub mod presence;
 pub mod queries;
+pub mod reports;
 pub mod resources;
 pub mod retention;
 pub mod sessions;
@@ -31,7 +32,6 @@ pub mod siem;
 pub mod trust;
 pub mod users;
 pub mod verify;
-pub mod reports;
 
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};

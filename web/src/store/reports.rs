@@ -130,15 +130,9 @@ impl Period {
             None => add_days(last, 1 - DEFAULT_PERIOD_DAYS)?,
         };
         if first > last {
-            return Err(StoreError::Invalid(
-                "from must not be after to".to_string(),
-            ));
+            return Err(StoreError::Invalid("from must not be after to".to_string()));
         }
-        let days = i64::from(
-            (last - first)
-                .get_days()
-                .saturating_add(1),
-        );
+        let days = i64::from((last - first).get_days().saturating_add(1));
         if days > MAX_PERIOD_DAYS {
             return Err(StoreError::Invalid(format!(
                 "the period must be at most {MAX_PERIOD_DAYS} days; narrow from and to"
@@ -711,15 +705,20 @@ mod tests {
     #[test]
     fn a_summer_time_change_splits_the_period_by_offset() {
         // Europe/Berlin leaves summer time on 2026-10-25.
-        let p = Period::resolve(Some("2026-10-20"), Some("2026-10-30"), "Europe/Berlin", NOW).unwrap();
+        let p =
+            Period::resolve(Some("2026-10-20"), Some("2026-10-30"), "Europe/Berlin", NOW).unwrap();
         let pieces = p.offset_pieces().unwrap();
         assert_eq!(pieces.len(), 2, "{pieces:?}");
         assert_eq!(pieces[0].2, 2 * HOUR_MS);
         assert_eq!(pieces[1].2, HOUR_MS);
         assert_eq!(pieces[0].1, pieces[1].0);
         assert_eq!(p.to - p.from, 11 * DAY_MS + HOUR_MS);
-        let tokyo = Period::resolve(Some("2026-10-20"), Some("2026-10-30"), "Asia/Tokyo", NOW).unwrap();
-        assert_eq!(tokyo.offset_pieces().unwrap(), vec![(tokyo.from, tokyo.to, 9 * HOUR_MS)]);
+        let tokyo =
+            Period::resolve(Some("2026-10-20"), Some("2026-10-30"), "Asia/Tokyo", NOW).unwrap();
+        assert_eq!(
+            tokyo.offset_pieces().unwrap(),
+            vec![(tokyo.from, tokyo.to, 9 * HOUR_MS)]
+        );
         // 2026-10-20 is a Tuesday in W43; the period touches W43 and W44.
         let weeks: Vec<String> = tokyo.weeks().unwrap().into_iter().map(|w| w.0).collect();
         assert_eq!(weeks, vec!["2026-W43", "2026-W44"]);

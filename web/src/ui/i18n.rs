@@ -128,9 +128,9 @@ mod base;
 mod history;
 mod import;
 mod monitor;
+mod reports;
 mod resources;
 mod users;
-mod reports;
 
 /// Every page text: key, Japanese, English; one part per group of pages, so
 /// that work on different pages does not meet in one list.

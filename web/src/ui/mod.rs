@@ -15,10 +15,10 @@ pub mod inside;
 pub mod login;
 pub mod monitor;
 pub mod page;
+pub mod reports;
 pub mod resources;
 pub mod session;
 pub mod users;
-pub mod reports;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;

@@ -50,7 +50,11 @@ fn read_form(form: &ReportForm, report: Report) -> Read {
     let mut days = None;
     if report == Report::UnusedCards {
         if let Some(v) = text(&form.days) {
-            match v.parse::<i64>().ok().filter(|d| unused_days(Some(*d)).is_ok()) {
+            match v
+                .parse::<i64>()
+                .ok()
+                .filter(|d| unused_days(Some(*d)).is_ok())
+            {
                 Some(d) => days = Some(d),
                 None => problems.push(("days", "rep.error.days")),
             }
@@ -221,7 +225,13 @@ fn chart(room: &RoomUsage, lang: Lang) -> Chart {
                 y,
                 height: PLOT_BOTTOM - y,
                 class,
-                title: format!("{} {}: {} {}", w.week, lang.t(key), shown, lang.t("rep.hours")),
+                title: format!(
+                    "{} {}: {} {}",
+                    w.week,
+                    lang.t(key),
+                    shown,
+                    lang.t("rep.hours")
+                ),
             });
         }
         x_labels.push(Tick {
@@ -433,7 +443,9 @@ pub async fn report(
 ) -> Result<Response, PageError> {
     let lang = page.lang;
     let (report, csv) = report_of(&name, lang)?;
-    let form = q.map(|Query(q)| q).map_err(|_| PageError::BadRequest(lang))?;
+    let form = q
+        .map(|Query(q)| q)
+        .map_err(|_| PageError::BadRequest(lang))?;
     let read = read_form(&form, report);
     let now = options.clock.now();
     if csv {
@@ -460,8 +472,8 @@ pub async fn report(
         .await
         .map_err(|e| PageError::internal(lang, e))?;
     let path = format!("/reports/{}", report.name());
-    let ctx = PageContext::signed_in(lang, &path, &page.principal, &page.csrf_token)
-        .in_time_zone(&zone);
+    let ctx =
+        PageContext::signed_in(lang, &path, &page.principal, &page.csrf_token).in_time_zone(&zone);
     let (title_key, intro_key) = keys(report);
     let query: Vec<String> = [("from", &form.from), ("to", &form.to), ("days", &form.days)]
         .iter()
