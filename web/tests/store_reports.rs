@@ -11,6 +11,9 @@ use tobira_firmware::{
 use tobira_web::store::reports::Period;
 use tobira_web::store::{Store, StoreError};
 
+/// Person, door, reason, count.
+type Denied<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, i64);
+
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
 const DAY: i64 = 24 * HOUR;
@@ -213,7 +216,7 @@ async fn each_report_counts_the_hand_checked_week(store: Store) {
 
     // Denials: by card, door and reason, most first.
     let denials = store.denials(&week).await.unwrap();
-    let rows: Vec<(Option<&str>, Option<&str>, Option<&str>, i64)> = denials
+    let rows: Vec<Denied> = denials
         .rows
         .iter()
         .map(|d| {
