@@ -234,10 +234,12 @@ fn chart(room: &RoomUsage, lang: Lang) -> Chart {
                 ),
             });
         }
+        // The axis shows the week number only (`W45`); the table and the
+        // tooltips give the whole ISO week.
         x_labels.push(Tick {
             x: x0 + BAR,
             y: PLOT_BOTTOM + 16,
-            label: w.week.clone(),
+            label: w.week.rsplit('-').next().unwrap_or(&w.week).to_string(),
         });
         rows.push(Row {
             cells: vec![w.week.clone(), booked, w.used_hours.to_string()],
