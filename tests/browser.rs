@@ -1032,6 +1032,9 @@ async fn approval_steps(client: Client, base: String, screenshots: bool) {
 async fn the_audit_trail_is_searched_and_verify_names_a_row_edited_by_hand_on_sqlite() {
     in_browser_with_database("browser-audit", "sqlite", |c, b, db| {
         audit_steps(c, b, db, true)
+async fn the_reports_and_the_room_chart_work_in_a_real_browser_on_sqlite() {
+    in_browser_with_database("browser-reports", "sqlite", |c, b, db| {
+        report_steps(c, b, db, true)
     })
     .await;
 }
@@ -1040,6 +1043,9 @@ async fn the_audit_trail_is_searched_and_verify_names_a_row_edited_by_hand_on_sq
 async fn the_audit_trail_is_searched_and_verify_names_a_row_edited_by_hand_on_postgres() {
     in_browser_with_database("browser-audit-pg", "postgres", |c, b, db| {
         audit_steps(c, b, db, false)
+async fn the_reports_and_the_room_chart_work_in_a_real_browser_on_postgres() {
+    in_browser_with_database("browser-reports-pg", "postgres", |c, b, db| {
+        report_steps(c, b, db, false)
     })
     .await;
 }
@@ -1064,6 +1070,66 @@ async fn audit_steps(client: Client, base: String, db: String, screenshots: bool
             t + 60_000,
             passage(Side::Exit, SATO_HANAKO, Reason::Granted, None),
         ),
+async fn report_steps(client: Client, base: String, db: String, screenshots: bool) {
+    use tobira_firmware::{
+        AccessRecord, Chain, ChainEpoch, DoorId, EventKind, PersonId, Reason, SecurityLevel, Side,
+        Timestamp, Warnings,
+    };
+    let store = tobira_web::Store::connect(&db).await.unwrap();
+    let controller = machine_room(&store).await;
+    // A meeting room behind door 6, booked two hours three days ago (with
+    // an entry in the first hour) and one hour ten days ago (unused).
+    let l2 = tobira_firmware::ZoneSettings::for_level(SecurityLevel::L2);
+    sqlx::query(
+        "INSERT INTO zones (id, site_id, name, level, settings) VALUES (4, 1, '会議室A', 2, $1)",
+    )
+    .bind(serde_json::to_string(&l2).unwrap())
+    .execute(store.pool())
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO doors (id, name, kind, outside_zone_id, inside_zone_id, controller_id, entry_reader) VALUES (6, '会議室A扉', 'door', 2, 4, $1, '{}')")
+        .bind(i64::from(controller.0))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let hour = 3_600_000;
+    let now = tobira_web::store::now_ms();
+    let booked = now - 72 * hour;
+    for (start, end) in [
+        (booked, booked + 2 * hour),
+        (now - 240 * hour, now - 239 * hour),
+    ] {
+        sqlx::query("INSERT INTO bookings (person_id, room_zone_id, path, start_at, end_at) VALUES (1, 4, '[6]', $1, $2)")
+            .bind(start)
+            .bind(end)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    // A spare card of 佐藤's, never used.
+    sqlx::query("INSERT INTO cards (uid, person_id, state, issued_at, changed_version) VALUES ('04A00009', 1, 'active', 0, 0)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let into_room = EventKind::Access(AccessRecord {
+        door: DoorId(6),
+        side: Side::Entry,
+        level: Some(SecurityLevel::L2),
+        reason: Reason::Granted,
+        person: Some(PersonId(SATO_HANAKO as u32)),
+        card: "04A00001".parse().ok(),
+        escort: None,
+        warnings: Warnings::default(),
+    });
+    let t = now - 2 * hour;
+    let mut chain = Chain::genesis(controller);
+    let batch: Vec<_> = [
+        (booked + 10 * 60_000, into_room),
+        (
+            t - 300_000,
+            passage(Side::Entry, YAMADA_TARO, Reason::EscortMissing, None),
+        ),
+        (t, passage(Side::Entry, SATO_HANAKO, Reason::Granted, None)),
     ]
     .into_iter()
     .map(|(at, kind)| chain.seal(Timestamp(at), kind).unwrap())
@@ -1182,6 +1248,12 @@ async fn audit_steps(client: Client, base: String, db: String, screenshots: bool
     // The link goes to the edited row in the trail.
     client
         .find(Locator::LinkText("この記録を表示"))
+    client.goto(&format!("{base}/login")).await.unwrap();
+    submit_login(&client, "kenji", PASSWORD).await;
+    until_path(&client, "/").await;
+    // The menu leads to the reports.
+    client
+        .find(Locator::Css("nav.menu a[href='/reports']"))
         .await
         .unwrap()
         .click()
@@ -1310,4 +1382,108 @@ async fn review_steps(client: Client, base: String, db: String, screenshots: boo
         until_text(&client, "Access re-certification").await;
         shot(&client, "reviews-access-en").await;
     }
+    until_text(&client, "会議室の利用率").await;
+    if screenshots {
+        shot(&client, "reports-ja").await;
+        client
+            .goto(&format!("{base}/lang/en?next=/reports"))
+            .await
+            .unwrap();
+        until_text(&client, "Meeting-room utilisation").await;
+        shot(&client, "reports-en").await;
+        client
+            .goto(&format!("{base}/lang/ja?next=/reports"))
+            .await
+            .unwrap();
+        until_text(&client, "会議室の利用率").await;
+    }
+    // The room chart: one SVG, two bars per week, each with its tooltip.
+    client
+        .find(Locator::Css("main a[href='/reports/room-utilisation']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_text(&client, "会議室A").await;
+    let charts = client
+        .find_all(Locator::Css("main svg.bars"))
+        .await
+        .unwrap();
+    assert_eq!(charts.len(), 1);
+    let bars = client
+        .find_all(Locator::Css("main svg.bars > rect.bar"))
+        .await
+        .unwrap();
+    let weeks = client
+        .find_all(Locator::Css("main table.weeks tbody tr"))
+        .await
+        .unwrap();
+    assert!(weeks.len() >= 5, "30 days touch five or six weeks");
+    assert_eq!(bars.len(), 2 * weeks.len());
+    let titles = client
+        .find_all(Locator::Css("main svg.bars > rect.bar > title"))
+        .await
+        .unwrap();
+    assert_eq!(titles.len(), bars.len());
+    let text = main_text(&client).await;
+    assert!(
+        text.contains("予約時間") && text.contains("利用時間"),
+        "{text}"
+    );
+    assert!(text.contains("2.0"), "two booked hours: {text}");
+    if screenshots {
+        client.set_window_size(1024, 900).await.unwrap();
+        shot(&client, "reports-rooms-ja").await;
+        client
+            .goto(&format!("{base}/lang/en?next=/reports/room-utilisation"))
+            .await
+            .unwrap();
+        until_text(&client, "Booked hours").await;
+        shot(&client, "reports-rooms-en").await;
+        client
+            .goto(&format!("{base}/lang/ja?next=/reports/room-utilisation"))
+            .await
+            .unwrap();
+        until_text(&client, "予約時間").await;
+        client.set_window_size(1024, 768).await.unwrap();
+    }
+    // Each other report shows its rows.
+    for (path, expect) in [
+        ("/reports/unused-cards?days=1", "04A00009"),
+        ("/reports/denials", "escort_missing"),
+        ("/reports/door-alarms", "該当するものはありません"),
+        ("/reports/busiest-doors", "サーバー室扉"),
+    ] {
+        client.goto(&format!("{base}{path}")).await.unwrap();
+        until_text(&client, expect).await;
+    }
+    // The denials' CSV link downloads the same rows for Excel.
+    client
+        .goto(&format!("{base}/reports/denials"))
+        .await
+        .unwrap();
+    until_text(&client, "escort_missing").await;
+    let href = client
+        .find(Locator::Css("main a[href^='/reports/denials.csv']"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let cookie = client.get_named_cookie("tobira_session").await.unwrap();
+    let (head, body) = download(&base, &href, cookie.value());
+    assert!(head.contains("text/csv"), "{head}");
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.starts_with(
+            "\u{feff}\"card\",\"person_id\",\"person_name\",\"door_id\",\"door_name\",\"reason\",\"count\",\"last_at\"\r\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"山田 太郎\"") && text.contains("\"escort_missing\",\"1\""),
+        "{text}"
+    );
 }

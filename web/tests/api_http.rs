@@ -70,6 +70,7 @@ on_both_backends!(
     four_eyes_threat_changes_wait_for_a_second_admin,
     the_audit_log_is_searched_by_actor_action_target_words_and_period,
     monthly_reviews_are_prepared_signed_off_once_and_zones_recertified,
+    reports_answer_json_and_excel_csv_and_refuse_bad_periods,
 );
 
 async fn start(store: Store, dir: Option<tempfile::TempDir>) -> Server {
@@ -3009,4 +3010,178 @@ async fn monthly_reviews_are_prepared_signed_off_once_and_zones_recertified(s: S
     let listed = s.get("/recertifications").await;
     assert_eq!(listed[0]["id"], done["id"]);
     assert_eq!(listed[0]["people"][0]["decision"], "revoke");
+/// Fetches a CSV download and checks the Excel conventions: a BOM, CRLF
+/// only, quoted fields; answers its lines.
+async fn excel_csv_lines(s: &Server, path: &str) -> Vec<String> {
+    let resp = s
+        .http
+        .get(format!("{}{path}", s.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let bytes = resp.bytes().await.unwrap();
+    assert!(
+        bytes.starts_with(&[0xEF, 0xBB, 0xBF]),
+        "{path}: a UTF-8 BOM"
+    );
+    let text = std::str::from_utf8(&bytes[3..]).unwrap();
+    assert!(text.ends_with("\r\n"), "{path}");
+    assert!(
+        !text.replace("\r\n", "").contains('\n'),
+        "{path}: CRLF only"
+    );
+    text.split("\r\n")
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+async fn reports_answer_json_and_excel_csv_and_refuse_bad_periods(s: Server) {
+    machine_room_day(&s).await;
+    // Unused for 90 days (default): Ono's card, never used.
+    let unused = s.get("/reports/unused-cards").await;
+    assert_eq!(unused["days"], 90);
+    let cards = unused["cards"].as_array().unwrap();
+    assert_eq!(cards.len(), 1, "{unused}");
+    assert_eq!(cards[0]["card"], support::uid_of(support::ONO));
+    assert_eq!(cards[0]["last_used_at"], Value::Null);
+    // Denials in the last 30 days (default).
+    let denials = s.get("/reports/denials").await;
+    let rows = denials["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{denials}");
+    assert_eq!(rows[0]["reason"], "escort_missing");
+    assert_eq!(rows[0]["count"], 1);
+    assert_eq!(rows[0]["person_name"], "Yamada");
+    assert_eq!(denials["period"]["time_zone"], "Asia/Tokyo");
+    assert!(s.get("/reports/door-alarms").await["doors"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let rooms = s
+        .get("/reports/room-utilisation?from=2026-11-02&to=2026-11-15")
+        .await;
+    assert_eq!(rooms["weeks"], json!(["2026-W45", "2026-W46"]));
+    assert_eq!(rooms["period"]["from_date"], "2026-11-02");
+    let busiest = s.get("/reports/busiest-doors").await;
+    assert_eq!(busiest["doors"][0]["door_id"], support::MACHINE_DOOR);
+    assert_eq!(busiest["doors"][0]["total"], 2, "{busiest}");
+    assert_eq!(busiest["doors"][0]["hours"].as_array().unwrap().len(), 24);
+
+    // Each CSV: its header, then its rows.
+    let mut busiest_header = vec!["door_id", "door_name", "total"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    busiest_header.extend((0..24).map(|h| format!("h{h:02}")));
+    for (path, header, rows) in [
+        (
+            "/reports/unused-cards.csv?days=90",
+            vec![
+                "card",
+                "person_id",
+                "person_name",
+                "issued_at",
+                "last_used_at",
+                "never_used",
+            ],
+            1,
+        ),
+        (
+            "/reports/denials.csv",
+            vec![
+                "card",
+                "person_id",
+                "person_name",
+                "door_id",
+                "door_name",
+                "reason",
+                "count",
+                "last_at",
+            ],
+            1,
+        ),
+        (
+            "/reports/door-alarms.csv",
+            vec![
+                "door_id",
+                "door_name",
+                "zone_id",
+                "zone_name",
+                "forced",
+                "held_open",
+                "last_at",
+            ],
+            0,
+        ),
+        (
+            "/reports/room-utilisation.csv",
+            vec![
+                "zone_id",
+                "zone_name",
+                "week",
+                "booked_hours",
+                "used_hours",
+                "booked_minutes",
+            ],
+            0,
+        ),
+    ] {
+        let lines = excel_csv_lines(&s, path).await;
+        let quoted: Vec<String> = header.iter().map(|h| format!("\"{h}\"")).collect();
+        assert_eq!(lines[0], quoted.join(","), "{path}");
+        assert_eq!(lines.len(), 1 + rows, "{path}: {lines:?}");
+    }
+    let lines = excel_csv_lines(&s, "/reports/busiest-doors.csv").await;
+    let quoted: Vec<String> = busiest_header.iter().map(|h| format!("\"{h}\"")).collect();
+    assert_eq!(lines[0], quoted.join(","));
+    assert!(
+        lines[1].starts_with(&format!(
+            "\"{}\",\"Machine room\",\"2\"",
+            support::MACHINE_DOOR
+        )),
+        "{lines:?}"
+    );
+    let unused = excel_csv_lines(&s, "/reports/unused-cards.csv").await;
+    assert!(
+        unused[1].contains("\"Ono\"") && unused[1].ends_with("\"\",\"yes\""),
+        "{unused:?}"
+    );
+
+    // Bad parameters: a 400 that says why.
+    for (bad, why) in [
+        ("/reports/denials?from=yesterday", "YYYY-MM-DD"),
+        ("/reports/denials?to=2026-02-30", "YYYY-MM-DD"),
+        (
+            "/reports/door-alarms?from=2026-11-10&to=2026-11-09",
+            "after",
+        ),
+        (
+            "/reports/busiest-doors?from=2025-01-01&to=2026-01-02",
+            "366",
+        ),
+        (
+            "/reports/room-utilisation.csv?from=2026-11-10&to=2026-11-01",
+            "after",
+        ),
+        ("/reports/unused-cards?days=0", "days"),
+        ("/reports/unused-cards?days=3651", "days"),
+        ("/reports/unused-cards.csv?days=-1", "days"),
+        ("/reports/unused-cards?days=many", "days"),
+    ] {
+        let (status, body) = s.call(Method::GET, bad, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"], "bad_request", "{bad}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(why),
+            "{bad}: {body}"
+        );
+    }
+    assert_eq!(audited(&s, "report.read").await.len(), 5);
+    assert_eq!(audited(&s, "report.export").await.len(), 6);
 }

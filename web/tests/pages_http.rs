@@ -2592,4 +2592,110 @@ async fn the_review_pages_prepare_a_month_sign_it_off_once_and_recertify_a_zone(
         "Sato is gone: {access}"
     );
     assert!(access.contains("left the team"), "the pass is listed");
+// ---- The reports ----
+
+#[tokio::test]
+async fn the_report_pages_show_their_texts_labelled_fields_the_room_chart_and_csv() {
+    let pages = start().await;
+    machine_room_events(&pages).await;
+    // A meeting room booked two hours the day before T0.
+    sqlx::query("INSERT INTO zones (id, site_id, name, level, settings) SELECT 14, 1, 'Room A', 2, settings FROM zones WHERE id = 11")
+        .execute(pages.store.pool())
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO bookings (person_id, room_zone_id, path, start_at, end_at) VALUES (100, 14, '[]', $1, $2)")
+        .bind(T0 - 24 * 60 * MIN)
+        .bind(T0 - 22 * 60 * MIN)
+        .execute(pages.store.pool())
+        .await
+        .unwrap();
+    let kenji = pages.login("kenji").await;
+    for (lang, index, rooms, never, booked) in [
+        ("ja", "レポート", "会議室の利用率", "未使用", "予約時間"),
+        (
+            "en",
+            "Reports",
+            "Meeting-room utilisation",
+            "never",
+            "Booked hours",
+        ),
+    ] {
+        let (status, html) = pages.page_as(&kenji, "/reports", lang).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains(index) && html.contains(rooms),
+            "{lang}: {html}"
+        );
+        for name in tobira_web::store::reports::REPORTS {
+            assert!(
+                html.contains(&format!("href=\"/reports/{name}\"")),
+                "{name}"
+            );
+        }
+        let (status, html) = pages.page_as(&kenji, "/reports/unused-cards", lang).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains("for=\"f-days\"") && html.contains(never),
+            "{lang}: {html}"
+        );
+        assert!(html.contains("Ono"), "Ono's card is unused");
+        assert!(html.contains("href=\"/reports/unused-cards.csv\""));
+        let (status, html) = pages.page_as(&kenji, "/reports/denials", lang).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("for=\"f-from\"") && html.contains("for=\"f-to\""));
+        assert!(
+            html.contains("escort_missing") && html.contains("Yamada"),
+            "{html}"
+        );
+        let (status, html) = pages
+            .page_as(&kenji, "/reports/room-utilisation", lang)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("<svg") && html.contains("Room A"), "{html}");
+        assert!(html.contains(booked));
+        // Each chart's legend has two swatches; two bars per week with a tooltip each.
+        let charts = html.matches("<svg").count();
+        let bars = html.matches("<rect class=\"bar ").count() - 2 * charts;
+        let weeks = html.matches("<th scope=\"row\">").count();
+        assert!(weeks >= 5, "30 days touch five or six weeks: {weeks}");
+        assert_eq!(bars, 2 * weeks);
+        assert!(html.contains("<title>"));
+        let (status, html) = pages.page_as(&kenji, "/reports/busiest-doors", lang).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains("Machine room") && html.contains("shade5"),
+            "{html}"
+        );
+        // A bad date names its field; an impossible period says so.
+        let (status, html) = pages
+            .page_as(&kenji, "/reports/denials?from=01%2F11%2F2026", lang)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(html.contains("aria-invalid=\"true\"") && html.contains("id=\"e-from\""));
+        let (status, html) = pages
+            .page_as(
+                &kenji,
+                "/reports/door-alarms?from=2026-11-10&to=2026-11-01",
+                lang,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(html.contains("role=\"alert\""), "{html}");
+        let (status, _) = pages.page_as(&kenji, "/reports/nothing", lang).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let csv = pages
+        .get("/reports/busiest-doors.csv", Some(&kenji.cookie))
+        .await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    let text = csv.text().await.unwrap();
+    assert!(
+        text.starts_with("\u{feff}\"door_id\",\"door_name\",\"total\",\"h00\""),
+        "{text}"
+    );
+    assert!(text.contains("\"Machine room\",\"2\""));
+    let bad = pages
+        .get("/reports/unused-cards.csv?days=0", Some(&kenji.cookie))
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }

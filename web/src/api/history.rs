@@ -174,11 +174,7 @@ pub(crate) async fn history_csv(
 ) -> WebResult<Response> {
     let period = filter.period(now)?;
     let mut out = Vec::new();
-    out.extend_from_slice("\u{feff}".as_bytes());
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .quote_style(csv::QuoteStyle::Always)
-        .from_writer(&mut out);
+    let mut w = excel_writer(&mut out);
     let csv_error = |e: csv::Error| WebError::Internal(e.to_string());
     w.write_record(HISTORY_HEADER).map_err(csv_error)?;
     let mut rows = 0usize;
@@ -223,17 +219,33 @@ pub(crate) async fn history_csv(
     store
         .audit_read(actor, "history.export", "history", query, rows)
         .await?;
-    Ok((
+    Ok(csv_attachment("history.csv", out))
+}
+
+/// A CSV writer for Excel into `out`: a UTF-8 byte-order mark first (so
+/// that Excel reads Japanese names as UTF-8), CRLF line ends, every field
+/// quoted. The history and the reports write through it.
+pub(crate) fn excel_writer(out: &mut Vec<u8>) -> csv::Writer<&mut Vec<u8>> {
+    out.extend_from_slice("\u{feff}".as_bytes());
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .quote_style(csv::QuoteStyle::Always)
+        .from_writer(out)
+}
+
+/// A CSV download named `file_name`.
+pub(crate) fn csv_attachment(file_name: &str, body: Vec<u8>) -> Response {
+    (
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                "attachment; filename=\"history.csv\"",
+                format!("attachment; filename=\"{file_name}\""),
             ),
         ],
-        out,
+        body,
     )
-        .into_response())
+        .into_response()
 }
 
 /// The history as CSV (UTF-8 with BOM, CRLF, a header row, quoted fields):

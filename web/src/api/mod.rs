@@ -13,6 +13,7 @@ mod imports;
 mod lockdowns;
 mod monitor;
 mod people;
+pub(crate) mod reports;
 mod review;
 mod reviews;
 mod sites;
@@ -196,6 +197,9 @@ impl utoipa::Modify for BearerAuth {
         lockdowns::release_lockdown,
         reviews::list_reviews, reviews::get_review, reviews::sign_off, reviews::zone_access,
         reviews::list_recertifications, reviews::recertify,
+        reports::unused_cards, reports::unused_cards_csv, reports::denials, reports::denials_csv,
+        reports::door_alarms, reports::door_alarms_csv, reports::room_utilisation,
+        reports::room_utilisation_csv, reports::busiest_doors, reports::busiest_doors_csv,
     ),
     components(schemas(ErrorBody, Id, Level, Millis, Uid, PersonKind, CardState, Outcome, ReasonCode, Order, AlarmState, LockdownState)),
     modifiers(&BearerAuth),
@@ -207,6 +211,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "events", description = "Event search, CSV export, level-4 occupancy"),
         (name = "review", description = "Alarms and the admin audit log"),
         (name = "credentials", description = "API tokens and controller credentials (admin)"),
+        (name = "reports", description = "Reports over a period: unused cards, denials, door alarms, room utilisation, busiest doors"),
     )
 )]
 #[derive(Debug)]
@@ -441,5 +446,30 @@ fn routes() -> Router<AppState> {
         .route(
             "/api/v1/recertifications",
             get(reviews::list_recertifications).post(reviews::recertify),
+        )
+        .route("/api/v1/reports/unused-cards", get(reports::unused_cards))
+        .route(
+            "/api/v1/reports/unused-cards.csv",
+            get(reports::unused_cards_csv),
+        )
+        .route("/api/v1/reports/denials", get(reports::denials))
+        .route("/api/v1/reports/denials.csv", get(reports::denials_csv))
+        .route("/api/v1/reports/door-alarms", get(reports::door_alarms))
+        .route(
+            "/api/v1/reports/door-alarms.csv",
+            get(reports::door_alarms_csv),
+        )
+        .route(
+            "/api/v1/reports/room-utilisation",
+            get(reports::room_utilisation),
+        )
+        .route(
+            "/api/v1/reports/room-utilisation.csv",
+            get(reports::room_utilisation_csv),
+        )
+        .route("/api/v1/reports/busiest-doors", get(reports::busiest_doors))
+        .route(
+            "/api/v1/reports/busiest-doors.csv",
+            get(reports::busiest_doors_csv),
         )
 }

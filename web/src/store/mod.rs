@@ -27,6 +27,7 @@ pub mod policy;
 pub mod presence;
 pub mod queries;
 pub mod recertification;
+pub mod reports;
 pub mod resources;
 pub mod retention;
 pub mod reviews;

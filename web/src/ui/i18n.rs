@@ -130,6 +130,7 @@ mod history;
 mod import;
 mod lockdown;
 mod monitor;
+mod reports;
 mod resources;
 mod reviews;
 mod users;
@@ -148,6 +149,7 @@ pub const CATALOG_PARTS: &[&[(&str, &str, &str)]] = &[
     lockdown::TEXTS,
     audit::TEXTS,
     reviews::TEXTS,
+    reports::TEXTS,
 ];
 
 /// Every catalog entry, all parts.

@@ -17,6 +17,7 @@ pub mod lockdown;
 pub mod login;
 pub mod monitor;
 pub mod page;
+pub mod reports;
 pub mod resources;
 pub mod reviews;
 pub mod session;
@@ -161,6 +162,12 @@ pub fn page_get_paths() -> Vec<String> {
         "/reviews",
         "/reviews/{month}",
         "/reviews/access",
+        "/reports",
+        "/reports/unused-cards",
+        "/reports/denials",
+        "/reports/door-alarms",
+        "/reports/room-utilisation",
+        "/reports/busiest-doors",
     ]
     .into_iter()
     .map(String::from)
@@ -206,6 +213,8 @@ pub fn router(state: AppState, options: UiOptions) -> Router<AppState> {
         .route("/reviews", get(reviews::list))
         .route("/reviews/access", get(reviews::access))
         .route("/reviews/{month}", get(reviews::month))
+        .route("/reports", get(reports::index))
+        .route("/reports/{name}", get(reports::report))
         .merge(posts)
         .layer(axum::middleware::from_fn(page_headers))
         .layer(axum::Extension(options))
