@@ -2854,6 +2854,8 @@ async fn the_audit_log_is_searched_by_actor_action_target_words_and_period(s: Se
             "{query}: {v}"
         );
     }
+}
+
 /// The monthly review and re-certification endpoints: a bad month is a 400,
 /// only the security reviewer or an admin signs off (with a comment, once,
 /// after the month), only facilities or admins re-certify.
@@ -3010,6 +3012,8 @@ async fn monthly_reviews_are_prepared_signed_off_once_and_zones_recertified(s: S
     let listed = s.get("/recertifications").await;
     assert_eq!(listed[0]["id"], done["id"]);
     assert_eq!(listed[0]["people"][0]["decision"], "revoke");
+}
+
 /// Fetches a CSV download and checks the Excel conventions: a BOM, CRLF
 /// only, quoted fields; answers its lines.
 async fn excel_csv_lines(s: &Server, path: &str) -> Vec<String> {

@@ -2301,6 +2301,9 @@ async fn a_lockdown_is_started_with_its_confirmation_and_released_only_by_an_adm
     );
     let (status, _, _) = pages.submit(&aiko, "/lockdown/99/release", &release).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn the_audit_trail_reads_as_old_to_new_is_searched_and_verifies_every_chain() {
     let pages = start().await;
     let tanaka = pages.login("tanaka").await;
@@ -2417,6 +2420,8 @@ async fn the_audit_trail_reads_as_old_to_new_is_searched_and_verifies_every_chai
     assert_eq!(status, StatusCode::OK);
     let anonymous = pages.get("/audit", None).await;
     assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+}
+
 /// The last completed month in the seeded site's time zone (Asia/Tokyo).
 fn last_month() -> String {
     tobira_web::store::reviews::Month::containing(tobira_web::store::now_ms(), "Asia/Tokyo")
@@ -2592,6 +2597,8 @@ async fn the_review_pages_prepare_a_month_sign_it_off_once_and_recertify_a_zone(
         "Sato is gone: {access}"
     );
     assert!(access.contains("left the team"), "the pass is listed");
+}
+
 // ---- The reports ----
 
 #[tokio::test]
