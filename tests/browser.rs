@@ -1271,7 +1271,7 @@ async fn review_steps(client: Client, base: String, db: String, screenshots: boo
     until_text(&client, "レベル4への入室").await;
     let text = main_text(&client).await;
     assert!(
-        text.contains("佐藤 花子") && text.contains("未承認"),
+        text.contains("佐藤 花子") && text.contains("この月を承認する"),
         "{text}"
     );
     fill(&client, "comment", "入室1件を確認。拒否・こじ開けなし。").await;
@@ -1288,7 +1288,7 @@ async fn review_steps(client: Client, base: String, db: String, screenshots: boo
         "{text}"
     );
     logout(&client).await;
-
+    until_path(&client, "/login?out=1").await;
     submit_login(&client, "tanaka", PASSWORD).await;
     until_path(&client, "/").await;
     client
@@ -1300,15 +1300,24 @@ async fn review_steps(client: Client, base: String, db: String, screenshots: boo
     fill(&client, "comment", "来訪者のため取り消し").await;
     click(
         &client,
-        "form[action='/reviews/access'] button[type=submit]",
+        "form[method='post'][action='/reviews/access'] button[type=submit]",
     )
     .await;
     until_text(&client, "再認証を記録しました。").await;
-    let text = main_text(&client).await;
+    // 山田 is gone from who can enter; the recorded pass names them.
+    let entrants = client
+        .find(Locator::Css("table.entrants"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
-        text.contains("佐藤 花子") && !text.contains("山田 太郎"),
-        "{text}"
+        entrants.contains("佐藤 花子") && !entrants.contains("山田 太郎"),
+        "{entrants}"
     );
+    let text = main_text(&client).await;
+    assert!(text.contains("(山田 太郎) 来訪者のため取り消し"), "{text}");
     if screenshots {
         client
             .goto(&format!(
