@@ -42,10 +42,24 @@ pub struct PeriodQuery {
     /// The first day (`YYYY-MM-DD`, the site's local date, included);
     /// default 29 days before `to`.
     #[param(value_type = Option<String>, format = Date)]
+    #[serde(default, deserialize_with = "given_date")]
     pub from: Option<String>,
     /// The last day (`YYYY-MM-DD`, included); default today. At most 366 days after `from`.
     #[param(value_type = Option<String>, format = Date)]
+    #[serde(default, deserialize_with = "given_date")]
     pub to: Option<String>,
+}
+
+/// A date given in a query must say something: `to=` is refused, not read
+/// as "today" (the API documents a date; the page form drops its blank
+/// fields itself before it builds a [`PeriodQuery`]).
+fn given_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(text) if text.trim().is_empty() => Err(serde::de::Error::custom(
+            "a date YYYY-MM-DD, not blank (leave the parameter out for the default)",
+        )),
+        given => Ok(given),
+    }
 }
 
 /// The unused-cards report's parameter.
